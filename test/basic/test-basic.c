@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "basic/encoding.h"
+#include "basic/fileio.h"
+#include "basic/secret.h"
+
+static void test_hex_roundtrip(void **state) {
+        const uint8_t in[] = { 0x00, 0x7f, 0xab, 0xff };
+        _cleanup_free_ char *hex = hex_encode(in, sizeof(in));
+        assert_string_equal(hex, "007fabff");
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t len;
+        assert_int_equal(hex_decode("007FABff", 8, &out, &len), 0);
+        assert_int_equal(len, 4);
+        assert_memory_equal(in, out, 4);
+}
+
+static void test_hex_rejects(void **state) {
+        uint8_t *out = NULL;
+        size_t len;
+        uint8_t fixed[2];
+        assert_int_equal(hex_decode("abc", 3, &out, &len), -EINVAL);
+        assert_int_equal(hex_decode("zz", 2, &out, &len), -EINVAL);
+        assert_int_equal(hex_decode_exact("abcd", fixed, 2), 0);
+        assert_int_equal(hex_decode_exact("abcdef", fixed, 2), -EINVAL);
+        assert_int_equal(hex_decode_exact("abc", fixed, 2), -EINVAL);
+}
+
+/* RFC 4648 §10 test vectors. */
+static void test_base64_rfc4648(void **state) {
+        static const struct {
+                const char *in, *std, *raw;
+        } v[] = {
+                { "", "", "" },           { "f", "Zg==", "Zg" },          { "fo", "Zm8=", "Zm8" },
+                { "foo", "Zm9v", "Zm9v" }, { "foob", "Zm9vYg==", "Zm9vYg" }, { "fooba", "Zm9vYmE=", "Zm9vYmE" },
+                { "foobar", "Zm9vYmFy", "Zm9vYmFy" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                _cleanup_free_ char *e = base64_encode(v[i].in, strlen(v[i].in), BASE64_STD);
+                _cleanup_free_ char *r = base64_encode(v[i].in, strlen(v[i].in), BASE64_STD_RAW);
+                assert_string_equal(e, v[i].std);
+                assert_string_equal(r, v[i].raw);
+                _cleanup_free_ uint8_t *d = NULL;
+                size_t len;
+                assert_int_equal(base64_decode(v[i].std, strlen(v[i].std), BASE64_STD, &d, &len), 0);
+                assert_int_equal(len, strlen(v[i].in));
+                assert_memory_equal(d, v[i].in, len);
+        }
+}
+
+static void test_base64_rejects(void **state) {
+        uint8_t *d = NULL;
+        size_t len;
+        assert_int_equal(base64_decode("Zg=", 3, BASE64_STD, &d, &len), -EINVAL);
+        assert_int_equal(base64_decode("Z", 1, BASE64_STD, &d, &len), -EINVAL);
+        assert_int_equal(base64_decode("Zh==", 4, BASE64_STD, &d, &len), -EINVAL); /* non-canonical */
+        assert_int_equal(base64_decode("a-_b", 4, BASE64_STD, &d, &len), -EINVAL);
+        assert_int_equal(base64_decode("a-_b", 4, BASE64_URL, &d, &len), 0);
+        free(d);
+}
+
+static void test_ct_memeq(void **state) {
+        assert_true(ct_memeq("abc", 3, "abc", 3));
+        assert_false(ct_memeq("abc", 3, "abd", 3));
+        assert_false(ct_memeq("abc", 3, "ab", 2));
+        assert_true(ct_memeq("", 0, "", 0));
+}
+
+static void test_secret(void **state) {
+        _cleanup_secret_ secret_t *s = secret_new_copy("topsecret", 9);
+        assert_non_null(s);
+        assert_int_equal(s->len, 9);
+        assert_string_equal((char *) s->data, "topsecret");
+        secret_free(NULL);
+}
+
+static void test_fileio(void **state) {
+        char dir[] = "/tmp/ct-basic-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char path[64];
+        snprintf(path, sizeof(path), "%s/f", dir);
+        assert_int_equal(write_file_atomic(path, "hello", 5, 0600), 0);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len;
+        assert_int_equal(read_full_file(path, 100, &buf, &len), 0);
+        assert_int_equal(len, 5);
+        assert_string_equal((char *) buf, "hello");
+        assert_int_equal(read_full_file(path, 4, &buf, &len), -EFBIG);
+        unlink(path);
+        rmdir(dir);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_hex_roundtrip),  cmocka_unit_test(test_hex_rejects),
+                cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_base64_rejects),
+                cmocka_unit_test(test_ct_memeq),       cmocka_unit_test(test_secret),
+                cmocka_unit_test(test_fileio),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
