@@ -13,6 +13,8 @@
 
 #include "basic/macro.h"
 
+/* jansson.h already defines json_decrefp() for use with __attribute__((cleanup)). */
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
@@ -28,7 +30,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ASN1_OBJECT *, ASN1_OBJECT_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ASN1_OCTET_STRING *, ASN1_OCTET_STRING_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SSL *, SSL_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SSL_CTX *, SSL_CTX_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 static inline void sk_X509_pop_freep(STACK_OF(X509) **p) {
         if (*p)
                 sk_X509_pop_free(*p, X509_free);
