@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cty <-> msgpack, as go-cty's msgpack package does it (terraform-plugin-protocol.md §6.2/§6.3). */
+#include <inttypes.h>
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+
+#include "cty/cty.h"
+
+#define CTY_MSGPACK_MAX_DEPTH 32 /* also msgpack-c's own unpacker stack limit */
+#define CTY_REFINEMENT_EXT 12
+
+/* msgpack-c allocates an array's element table before reading the elements, so a 5-byte
+ * "array of 4 billion" would ask for 64 GiB. Walk the headers first and refuse any count that the
+ * remaining bytes cannot possibly hold (each element needs at least one byte). Stage 1 of the
+ * STYLE.md validation order: sizes before allocation. */
+static int prescan(const uint8_t *p, size_t len) {
+        size_t off = 0, pending = 1;
+        while (pending > 0) {
+                if (off >= len)
+                        return -EBADMSG;
+                uint8_t b = p[off++];
+                pending--;
+                uint64_t count = 0, skip = 0;
+                size_t need = 0; /* bytes of length field */
+                if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
+                        continue;
+                if ((b & 0xf0) == 0x80) {
+                        count = 2u * (b & 0x0f);
+                } else if ((b & 0xf0) == 0x90) {
+                        count = b & 0x0f;
+                } else if ((b & 0xe0) == 0xa0) {
+                        skip = b & 0x1f;
+                } else {
+                        switch (b) {
+                        case 0xcc: case 0xd0: skip = 1; break;
+                        case 0xcd: case 0xd1: skip = 2; break;
+                        case 0xce: case 0xd2: case 0xca: skip = 4; break;
+                        case 0xcf: case 0xd3: case 0xcb: skip = 8; break;
+                        case 0xd4: skip = 2; break;
+                        case 0xd5: skip = 3; break;
+                        case 0xd6: skip = 5; break;
+                        case 0xd7: skip = 9; break;
+                        case 0xd8: skip = 17; break;
+                        case 0xc4: case 0xd9: need = 1; break;
+                        case 0xc5: case 0xda: need = 2; break;
+                        case 0xc6: case 0xdb: need = 4; break;
+                        case 0xc7: need = 1; break;
+                        case 0xc8: need = 2; break;
+                        case 0xc9: need = 4; break;
+                        case 0xdc: case 0xde: need = 2; break;
+                        case 0xdd: case 0xdf: need = 4; break;
+                        default:
+                                return -EBADMSG; /* 0xc1 is never used */
+                        }
+                        if (need > 0) {
+                                if (!bounds_ok(len, off, need))
+                                        return -EBADMSG;
+                                uint64_t n = 0;
+                                for (size_t i = 0; i < need; i++)
+                                        n = n << 8 | p[off + i];
+                                off += need;
+                                if (b == 0xdc || b == 0xdd)
+                                        count = n;
+                                else if (b == 0xde || b == 0xdf)
+                                        count = 2 * n;
+                                else if (b >= 0xc7 && b <= 0xc9)
+                                        skip = n + 1; /* ext type byte + payload */
+                                else
+                                        skip = n;
+                        }
+                }
+                if (skip > len - off)
+                        return -EBADMSG;
+                off += skip;
+                if (count > len - off || count > SIZE_MAX - pending)
+                        return -EBADMSG;
+                pending += count;
+        }
+        return off == len ? 0 : -EBADMSG;
+}
+
+struct dec {
+        char path[512];
+        char *error;
+};
+
+static int fail(struct dec *d, const char *what) {
+        if (!d->error && asprintf(&d->error, "%s%s%s", d->path[0] ? d->path : "(root)", ": ", what) < 0)
+                d->error = NULL;
+        return -EBADMSG;
+}
+
+/* Appends a path step (".name", "[\"key\"]" or "[index]"); returns the old length so the
+ * caller can cut it off again. */
+static size_t path_push(struct dec *d, const char *attr, const char *key, size_t index) {
+        size_t old = strlen(d->path);
+        if (attr)
+                snprintf(d->path + old, sizeof(d->path) - old, ".%s", attr);
+        else if (key)
+                snprintf(d->path + old, sizeof(d->path) - old, "[\"%s\"]", key);
+        else
+                snprintf(d->path + old, sizeof(d->path) - old, "[%zu]", index);
+        return old;
+}
+
+static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned depth, cty_value **ret);
+
+static int decode_number(struct dec *d, const msgpack_object *o, cty_value **ret) {
+        cty_value *v = NULL;
+        switch (o->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+                if (o->via.u64 <= INT64_MAX)
+                        v = cty_number_int((int64_t) o->via.u64);
+                else {
+                        char buf[32];
+                        snprintf(buf, sizeof(buf), "%" PRIu64, o->via.u64);
+                        v = cty_number_int(0);
+                        if (v) {
+                                v->num.form = CTY_NUM_STRING;
+                                v->num.text = strdup(buf);
+                                if (!v->num.text) {
+                                        cty_value_free(v);
+                                        v = NULL;
+                                }
+                        }
+                }
+                break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                v = cty_number_int(o->via.i64);
+                break;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+                if (isnan(o->via.f64))
+                        return fail(d, "NaN is not a number value");
+                v = cty_number_float(o->via.f64);
+                break;
+        case MSGPACK_OBJECT_STR: {
+                /* go-cty writes numbers it cannot hold exactly as decimal strings. */
+                if (o->via.str.size == 0 || o->via.str.size > 512)
+                        return fail(d, "number string has an invalid length");
+                char *text = strndup(o->via.str.ptr, o->via.str.size);
+                if (!text)
+                        return -ENOMEM;
+                char *end;
+                errno = 0;
+                long long i = strtoll(text, &end, 10);
+                if (*end == 0 && errno == 0) {
+                        free(text);
+                        v = cty_number_int(i);
+                        break;
+                }
+                errno = 0;
+                double f = strtod(text, &end);
+                if (*end != 0 || isnan(f) || text[0] == ' ' || text[0] == '+') {
+                        free(text);
+                        return fail(d, "string is not a decimal number");
+                }
+                v = cty_number_int(0);
+                if (!v) {
+                        free(text);
+                        return -ENOMEM;
+                }
+                v->num.form = CTY_NUM_STRING;
+                v->num.text = text;
+                v->num.f = f;
+                break;
+        }
+        default:
+                return fail(d, "number expected");
+        }
+        if (!v)
+                return -ENOMEM;
+        *ret = v;
+        return 0;
+}
+
+static int decode_dynamic(struct dec *d, const msgpack_object *o, unsigned depth, cty_value **ret) {
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
+                return fail(d, "dynamic value must be [type, value]");
+        const msgpack_object *to = &o->via.array.ptr[0];
+        const char *tj;
+        size_t tl;
+        if (to->type == MSGPACK_OBJECT_BIN) {
+                tj = to->via.bin.ptr;
+                tl = to->via.bin.size;
+        } else if (to->type == MSGPACK_OBJECT_STR) {
+                tj = to->via.str.ptr;
+                tl = to->via.str.size;
+        } else
+                return fail(d, "dynamic value type must be bytes");
+        _cleanup_(cty_type_unrefp) cty_type *t = NULL;
+        if (cty_type_from_json(tj, tl, &t) < 0)
+                return fail(d, "dynamic value has an invalid type");
+        if (t->kind == CTY_DYNAMIC)
+                return fail(d, "dynamic value cannot have type dynamic");
+        return decode(d, &o->via.array.ptr[1], t, depth + 1, ret);
+}
+
+static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned depth, cty_value **ret) {
+        int r;
+        if (depth > CTY_MSGPACK_MAX_DEPTH)
+                return fail(d, "value nested too deeply");
+        if (o->type == MSGPACK_OBJECT_NIL) {
+                *ret = cty_null(t);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (o->type == MSGPACK_OBJECT_EXT) {
+                /* Any ext of length <= 1 is unknown; type 12 carries refinements (§6.3). */
+                cty_value *v = cty_unknown(t);
+                if (!v)
+                        return -ENOMEM;
+                if (o->via.ext.size > 1) {
+                        if (o->via.ext.type != CTY_REFINEMENT_EXT) {
+                                cty_value_free(v);
+                                return fail(d, "unsupported extension type");
+                        }
+                        v->refinements = malloc(o->via.ext.size);
+                        if (!v->refinements) {
+                                cty_value_free(v);
+                                return -ENOMEM;
+                        }
+                        memcpy(v->refinements, o->via.ext.ptr, o->via.ext.size);
+                        v->refinements_len = o->via.ext.size;
+                }
+                *ret = v;
+                return 0;
+        }
+
+        switch (t->kind) {
+        case CTY_DYNAMIC:
+                return decode_dynamic(d, o, depth, ret);
+        case CTY_STRING:
+                if (o->type != MSGPACK_OBJECT_STR)
+                        return fail(d, "string expected");
+                *ret = cty_string_newn(o->via.str.ptr, o->via.str.size);
+                return *ret ? 0 : -ENOMEM;
+        case CTY_BOOL:
+                if (o->type != MSGPACK_OBJECT_BOOLEAN)
+                        return fail(d, "bool expected");
+                *ret = cty_bool_new(o->via.boolean);
+                return *ret ? 0 : -ENOMEM;
+        case CTY_NUMBER:
+                return decode_number(d, o, ret);
+        case CTY_LIST:
+        case CTY_SET:
+        case CTY_TUPLE: {
+                if (o->type != MSGPACK_OBJECT_ARRAY)
+                        return fail(d, "array expected");
+                if (t->kind == CTY_TUPLE && o->via.array.size != t->n)
+                        return fail(d, "tuple has the wrong number of elements");
+                _cleanup_(cty_value_freep) cty_value *v = cty_collection_new(t);
+                if (!v)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < o->via.array.size; i++) {
+                        cty_value *item;
+                        size_t old = path_push(d, NULL, NULL, i);
+                        r = decode(d, &o->via.array.ptr[i], t->kind == CTY_TUPLE ? t->types[i] : t->elem, depth + 1,
+                                   &item);
+                        if (r < 0)
+                                return r;
+                        d->path[old] = 0;
+                        if ((r = cty_collection_append(v, item)) < 0)
+                                return r;
+                }
+                *ret = TAKE_PTR(v);
+                return 0;
+        }
+        case CTY_MAP: {
+                if (o->type != MSGPACK_OBJECT_MAP)
+                        return fail(d, "map expected");
+                _cleanup_(cty_value_freep) cty_value *v = cty_collection_new(t);
+                if (!v)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < o->via.map.size; i++) {
+                        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+                        if (kv->key.type != MSGPACK_OBJECT_STR)
+                                return fail(d, "map key must be a string");
+                        _cleanup_free_ char *key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+                        if (!key)
+                                return -ENOMEM;
+                        if (strlen(key) != kv->key.via.str.size)
+                                return fail(d, "map key contains NUL");
+                        for (size_t k = 0; k < v->c.n; k++)
+                                if (streq(v->c.keys[k], key))
+                                        return fail(d, "duplicate map key");
+                        cty_value *item;
+                        size_t old = path_push(d, NULL, key, 0);
+                        if ((r = decode(d, &kv->val, t->elem, depth + 1, &item)) < 0)
+                                return r;
+                        d->path[old] = 0;
+                        if ((r = cty_map_put(v, key, item)) < 0)
+                                return r;
+                }
+                *ret = TAKE_PTR(v);
+                return 0;
+        }
+        case CTY_OBJECT: {
+                if (o->type != MSGPACK_OBJECT_MAP)
+                        return fail(d, "object expected");
+                if (o->via.map.size != t->n) {
+                        char msg[96];
+                        snprintf(msg, sizeof(msg), "an object with %zu attributes is required (%u given)", t->n,
+                                 o->via.map.size);
+                        return fail(d, msg);
+                }
+                _cleanup_(cty_value_freep) cty_value *v = cty_object_new(t);
+                if (!v)
+                        return -ENOMEM;
+                _cleanup_free_ bool *seen = calloc(t->n + 1, sizeof(bool));
+                if (!seen)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < o->via.map.size; i++) {
+                        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+                        if (kv->key.type != MSGPACK_OBJECT_STR)
+                                return fail(d, "object key must be a string");
+                        _cleanup_free_ char *key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+                        if (!key)
+                                return -ENOMEM;
+                        ssize_t idx = cty_type_attr_index(t, key);
+                        if (idx < 0 || strlen(key) != kv->key.via.str.size)
+                                return fail(d, "unsupported attribute");
+                        if (seen[idx])
+                                return fail(d, "duplicate attribute");
+                        seen[idx] = true;
+                        cty_value *item;
+                        size_t old = path_push(d, key, NULL, 0);
+                        if ((r = decode(d, &kv->val, t->types[idx], depth + 1, &item)) < 0)
+                                return r;
+                        d->path[old] = 0;
+                        cty_value_free(v->c.items[idx]);
+                        v->c.items[idx] = item;
+                }
+                *ret = TAKE_PTR(v);
+                return 0;
+        }
+        }
+        return fail(d, "unsupported type");
+}
+
+int cty_msgpack_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value **ret, char **ret_error) {
+        struct dec d = { .path = "" };
+        msgpack_unpacked result;
+        size_t off = 0;
+        int r;
+
+        if (!buf || len == 0) {
+                /* Empty DynamicValue: null of the schema type (§6.1). */
+                *ret = cty_null(type);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (prescan(buf, len) < 0) {
+                if (ret_error)
+                        *ret_error = strdup("malformed or truncated msgpack");
+                return -EBADMSG;
+        }
+        msgpack_unpacked_init(&result);
+        msgpack_unpack_return ur = msgpack_unpack_next(&result, (const char *) buf, len, &off);
+        if (ur != MSGPACK_UNPACK_SUCCESS || off != len) {
+                msgpack_unpacked_destroy(&result);
+                if (ret_error)
+                        *ret_error = strdup(ur == MSGPACK_UNPACK_NOMEM_ERROR ? "msgpack value too large or nested too deeply"
+                                                                             : "malformed msgpack");
+                return -EBADMSG;
+        }
+        r = decode(&d, &result.data, type, 0, ret);
+        msgpack_unpacked_destroy(&result);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(d.error);
+        }
+        free(d.error);
+        return r;
+}
+
+static int encode(msgpack_packer *pk, const cty_value *v, const cty_type *t);
+
+static int encode_known(msgpack_packer *pk, const cty_value *v) {
+        const cty_type *t = v->type;
+        int r;
+        switch (t->kind) {
+        case CTY_STRING:
+                msgpack_pack_str(pk, v->s.len);
+                msgpack_pack_str_body(pk, v->s.str, v->s.len);
+                return 0;
+        case CTY_BOOL:
+                return v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        case CTY_NUMBER:
+                switch (v->num.form) {
+                case CTY_NUM_INT:
+                        /* msgpack-c picks the smallest format, uint codes for positives (§6.2). */
+                        return msgpack_pack_int64(pk, v->num.i);
+                case CTY_NUM_FLOAT:
+                        return msgpack_pack_double(pk, v->num.f);
+                case CTY_NUM_STRING: {
+                        size_t n = strlen(v->num.text);
+                        msgpack_pack_str(pk, n);
+                        return msgpack_pack_str_body(pk, v->num.text, n);
+                }
+                }
+                return -EINVAL;
+        case CTY_LIST:
+        case CTY_SET:
+        case CTY_TUPLE:
+                msgpack_pack_array(pk, v->c.n);
+                for (size_t i = 0; i < v->c.n; i++)
+                        if ((r = encode(pk, v->c.items[i], t->kind == CTY_TUPLE ? t->types[i] : t->elem)) < 0)
+                                return r;
+                return 0;
+        case CTY_MAP: {
+                /* go-cty iterates map elements in key order. */
+                _cleanup_free_ size_t *order = calloc(v->c.n + 1, sizeof(size_t));
+                if (!order)
+                        return -ENOMEM;
+                for (size_t i = 0; i < v->c.n; i++) {
+                        size_t j = i;
+                        while (j > 0 && strcmp(v->c.keys[order[j - 1]], v->c.keys[i]) > 0) {
+                                order[j] = order[j - 1];
+                                j--;
+                        }
+                        order[j] = i;
+                }
+                msgpack_pack_map(pk, v->c.n);
+                for (size_t i = 0; i < v->c.n; i++) {
+                        const char *k = v->c.keys[order[i]];
+                        msgpack_pack_str(pk, strlen(k));
+                        msgpack_pack_str_body(pk, k, strlen(k));
+                        if ((r = encode(pk, v->c.items[order[i]], t->elem)) < 0)
+                                return r;
+                }
+                return 0;
+        }
+        case CTY_OBJECT:
+                msgpack_pack_map(pk, t->n);
+                for (size_t i = 0; i < t->n; i++) {
+                        msgpack_pack_str(pk, strlen(t->names[i]));
+                        msgpack_pack_str_body(pk, t->names[i], strlen(t->names[i]));
+                        if ((r = encode(pk, v->c.items[i], t->types[i])) < 0)
+                                return r;
+                }
+                return 0;
+        case CTY_DYNAMIC:
+                return -EINVAL; /* a known value always has a concrete type */
+        }
+        return -EINVAL;
+}
+
+static int encode(msgpack_packer *pk, const cty_value *v, const cty_type *t) {
+        if (!v || v->null)
+                return msgpack_pack_nil(pk);
+        if (v->unknown) {
+                if (v->refinements && v->refinements_len > 1) {
+                        msgpack_pack_ext(pk, v->refinements_len, CTY_REFINEMENT_EXT);
+                        return msgpack_pack_ext_body(pk, v->refinements, v->refinements_len);
+                }
+                static const uint8_t zero = 0;
+                msgpack_pack_ext(pk, 1, 0);
+                return msgpack_pack_ext_body(pk, &zero, 1);
+        }
+        if (t && t->kind == CTY_DYNAMIC) {
+                _cleanup_free_ char *tj = cty_type_to_json(v->type);
+                if (!tj)
+                        return -ENOMEM;
+                msgpack_pack_array(pk, 2);
+                msgpack_pack_bin(pk, strlen(tj));
+                msgpack_pack_bin_body(pk, tj, strlen(tj));
+        } else if (t && !cty_type_equal(t, v->type))
+                return -EINVAL;
+        return encode_known(pk, v);
+}
+
+int cty_msgpack_encode(const cty_value *v, const cty_type *type, uint8_t **ret, size_t *ret_len) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        int r = encode(&pk, v, type);
+        if (r < 0) {
+                msgpack_sbuffer_destroy(&sb);
+                return r < 0 ? r : -EINVAL;
+        }
+        size_t size = sb.size;
+        *ret = (uint8_t *) msgpack_sbuffer_release(&sb);
+        *ret_len = size;
+        return 0;
+}
