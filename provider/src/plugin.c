@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "basic/cleanup-openssl.h"
+#include "basic/encoding.h"
+#include "basic/log.h"
+#include "basic/secret.h"
+#include "plugin.h"
+#include "provider.h"
+#include "rpc/rpc.h"
+#include "x509/x509.h"
+
+bool plugin_cookie_ok(const char *value) {
+        return value && streq(value, PLUGIN_MAGIC_COOKIE_VALUE);
+}
+
+bool plugin_versions_offer(const char *list, int version) {
+        if (isempty(list))
+                return true;
+        /* "5,6" or "6,5": Go map order (§1.1). */
+        const char *s = list;
+        while (*s) {
+                char *end;
+                long v = strtol(s, &end, 10);
+                if (end != s && v == version && (*end == ',' || *end == 0))
+                        return true;
+                const char *comma = strchr(s, ',');
+                if (!comma)
+                        break;
+                s = comma + 1;
+        }
+        return false;
+}
+
+int plugin_handshake_line(const char *network, const char *address, const uint8_t *cert_der, size_t cert_der_len,
+                          char **ret) {
+        _cleanup_free_ char *b64 = NULL;
+        if (cert_der) {
+                /* base64.RawStdEncoding: padding makes Terraform fail (§1.2). */
+                b64 = base64_encode(cert_der, cert_der_len, BASE64_STD_RAW);
+                if (!b64)
+                        return -ENOMEM;
+        }
+        if (asprintf(ret, "1|%d|%s|%s|grpc|%s\n", PLUGIN_PROTOCOL_VERSION, network, address, b64 ?: "") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+int plugin_client_cert_check(const char *pem, size_t len) {
+        X509 *c = NULL;
+        int r = x509_from_pem(pem, len, &c);
+        X509_free(c);
+        return r;
+}
+
+static void on_shutdown(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        /* Reply, then exit: without it Terraform waits 2 s per provider process (§1.3). */
+        rpc_call_shutdown_server_after(call);
+        (void) rpc_call_reply(call, "", 0);
+}
+
+static void on_stdio(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        /* Nothing is ever forwarded: our logs go to stderr. Keep the stream open without blocking
+         * anything; it ends when Terraform disconnects or we shut down. */
+        rpc_call_hold(call);
+}
+
+static int make_socket_path(char *buf, size_t size) {
+        const char *dir = getenv("PLUGIN_UNIX_SOCKET_DIR");
+        if (isempty(dir))
+                dir = getenv("TMPDIR");
+        if (isempty(dir))
+                dir = "/tmp";
+        int n = snprintf(buf, size, "%s/tfprov-constellation-XXXXXX", dir);
+        if (n < 0 || (size_t) n >= size - 16)
+                return -ENAMETOOLONG;
+        if (!mkdtemp(buf))
+                return -errno;
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "/plugin.sock");
+        return 0;
+}
+
+int plugin_serve(void) {
+        int r;
+        if (!plugin_cookie_ok(getenv(PLUGIN_MAGIC_COOKIE_KEY))) {
+                fprintf(stderr, "This binary is a plugin. These are not meant to be executed directly.\n"
+                                "Please execute the program that consumes these plugins, which will\n"
+                                "load any plugins automatically.\n");
+                return 1;
+        }
+        if (!plugin_versions_offer(getenv("PLUGIN_PROTOCOL_VERSIONS"), PLUGIN_PROTOCOL_VERSION)) {
+                log_error("Terraform offers plugin protocol versions %s; this provider speaks only %d",
+                          getenv("PLUGIN_PROTOCOL_VERSIONS"), PLUGIN_PROTOCOL_VERSION);
+                return 1;
+        }
+        /* Ctrl-C reaches the whole process group; Terraform stops us itself (§1.3). */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+
+        const char *client_cert = getenv("PLUGIN_CLIENT_CERT");
+        bool tls = !isempty(client_cert);
+        if (tls && plugin_client_cert_check(client_cert, strlen(client_cert)) < 0) {
+                log_error("PLUGIN_CLIENT_CERT does not hold a PEM certificate");
+                return 1;
+        }
+
+        _cleanup_erase_free_ char *key_pem = NULL;
+        _cleanup_free_ char *cert_pem = NULL;
+        _cleanup_free_ uint8_t *cert_der = NULL;
+        size_t cert_der_len = 0;
+        if (tls) {
+                /* AutoMTLS: an ephemeral P-256 certificate, SAN localhost, serverAuth; go's TLS
+                 * client pins exactly this certificate from the handshake line (§2). */
+                const char *const sans[] = { "localhost", NULL };
+                x509_params params = { .common_name = "localhost", .organization = "HashiCorp", .dns_names = sans,
+                                       .server_auth = true, .client_auth = true, .is_ca = true,
+                                       .not_before_offset_s = -30, .lifetime_s = 30LL * 24 * 3600 };
+                _cleanup_(X509_freep) X509 *cert = NULL;
+                if ((r = x509_issue(&params, NULL, &cert, &key_pem, &cert_pem)) < 0 ||
+                    (r = x509_to_der(cert, &cert_der, &cert_der_len)) < 0) {
+                        log_error_errno(r, "cannot create the AutoMTLS certificate");
+                        return 1;
+                }
+        }
+
+        char path[256], address[300];
+        if ((r = make_socket_path(path, sizeof(path))) < 0) {
+                log_error_errno(r, "cannot create a directory for the plugin socket");
+                return 1;
+        }
+        snprintf(address, sizeof(address), "unix:%s", path);
+
+        tf_provider_state state = { 0 };
+        _cleanup_(rpc_server_freep) rpc_server *server = NULL;
+        rpc_server_options opts = { .max_receive_message_length = -1, .max_send_message_length = -1 };
+        rpc_tls_config tls_config = { .key_pem = key_pem, .cert_pem = cert_pem, .root_pem = client_cert,
+                                      .require_peer_cert = true };
+        if ((r = rpc_server_new(&opts, &server)) < 0 || (r = tfplugin_register(server, &state)) < 0 ||
+            (r = rpc_server_register(server, "/plugin.GRPCController/Shutdown", on_shutdown, NULL)) < 0 ||
+            (r = rpc_server_register(server, "/plugin.GRPCStdio/StreamStdio", on_stdio, NULL)) < 0 ||
+            (r = rpc_server_listen(server, address, tls ? &tls_config : NULL, NULL)) < 0 ||
+            (r = rpc_server_start(server)) < 0) {
+                log_error_errno(r, "cannot start the plugin server on %s", address);
+                return 1;
+        }
+        /* Only the socket owner may connect. */
+        (void) chmod(path, 0600);
+
+        _cleanup_free_ char *line = NULL;
+        if ((r = plugin_handshake_line("unix", path, cert_der, cert_der_len, &line)) < 0)
+                return 1;
+        /* Nothing else is ever written to stdout; the line must be flushed (§1.2). */
+        fputs(line, stdout);
+        fflush(stdout);
+        log_debug("serving plugin protocol %d on %s", PLUGIN_PROTOCOL_VERSION, path);
+
+        rpc_server_wait(server);
+        rpc_server_free(TAKE_PTR(server));
+        (void) unlink(path);
+        char *slash = strrchr(path, '/');
+        if (slash) {
+                *slash = 0;
+                (void) rmdir(path);
+        }
+        tf_provider_state_done(&state);
+        return 0;
+}
