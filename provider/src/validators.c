@@ -4,7 +4,17 @@
 
 #include "validators.h"
 
+/* The attribute named by its full path (network_config.ip_cidr_node): Terraform points nested
+ * attributes at the enclosing block, so the message itself must say which one. */
+static const char *path_name(const tf_attr *a, const tf_path *path, char *buf, size_t size) {
+        if (!path || path->n == 0)
+                return a->name;
+        tf_path_format(path, buf, size);
+        return buf;
+}
+
 void tf_validate_one_of(const tf_attr *a, const cty_value *v, const tf_path *path, tf_diags *diags) {
+        char name[256];
         const char *const *allowed = a->validate_arg;
         const char *s;
         if (cty_value_get_string(v, &s, NULL) < 0)
@@ -17,7 +27,7 @@ void tf_validate_one_of(const tf_attr *a, const cty_value *v, const tf_path *pat
                 snprintf(list + used, sizeof(list) - used, "%s\"%s\"", i ? ", " : "", allowed[i]);
         }
         tf_error(diags, path, "Invalid attribute value", "Attribute %s value must be one of: [%s], got: \"%s\".",
-                 a->name, list, s);
+                 path_name(a, path, name, sizeof(name)), list, s);
 }
 
 static bool is_hex(const char *s, size_t len) {
@@ -28,6 +38,7 @@ static bool is_hex(const char *s, size_t len) {
 }
 
 void tf_validate_hex64(const tf_attr *a, const cty_value *v, const tf_path *path, tf_diags *diags) {
+        char name[256];
         const char *s;
         size_t len;
         if (cty_value_get_string(v, &s, &len) < 0)
@@ -37,20 +48,23 @@ void tf_validate_hex64(const tf_attr *a, const cty_value *v, const tf_path *path
                 tf_error(diags, path, "Invalid attribute value",
                          "Attribute %s must be exactly 64 hexadecimal characters (32 bytes), got %zu characters%s. "
                          "Generate one with, for example, random_bytes { length = 32 } and its .hex attribute.",
-                         a->name, len, is_hex(s, len) ? "" : " including non-hex characters");
+                         path_name(a, path, name, sizeof(name)), len, is_hex(s, len) ? "" : " including non-hex characters");
 }
 
 void tf_validate_hex(const tf_attr *a, const cty_value *v, const tf_path *path, tf_diags *diags) {
+        char name[256];
         const char *s;
         size_t len;
         if (cty_value_get_string(v, &s, &len) < 0)
                 return;
         if (len % 2 != 0 || !is_hex(s, len))
                 tf_error(diags, path, "Invalid attribute value",
-                         "Attribute %s must be a hexadecimal string with an even number of digits.", a->name);
+                         "Attribute %s must be a hexadecimal string with an even number of digits.",
+                         path_name(a, path, name, sizeof(name)));
 }
 
 void tf_validate_regex(const tf_attr *a, const cty_value *v, const tf_path *path, tf_diags *diags) {
+        char name[256];
         const char *s;
         if (cty_value_get_string(v, &s, NULL) < 0)
                 return;
@@ -61,11 +75,12 @@ void tf_validate_regex(const tf_attr *a, const cty_value *v, const tf_path *path
         regfree(&re);
         if (!ok)
                 tf_error(diags, path, "Invalid attribute value",
-                         "Attribute %s value must match the pattern %s, got: \"%s\".", a->name,
+                         "Attribute %s value must match the pattern %s, got: \"%s\".", path_name(a, path, name, sizeof(name)),
                          (const char *) a->validate_arg, s);
 }
 
 void tf_validate_pcr_keys(const tf_attr *a, const cty_value *v, const tf_path *path, tf_diags *diags) {
+        char name[256];
         for (size_t i = 0; i < v->c.n; i++) {
                 const char *k = v->c.keys[i];
                 char *end;
@@ -75,7 +90,8 @@ void tf_validate_pcr_keys(const tf_attr *a, const cty_value *v, const tf_path *p
                         snprintf(step, sizeof(step), "[%s]", k);
                         tf_path p = tf_path_child(path, step);
                         tf_error(diags, &p, "Invalid measurement index",
-                                 "Keys of %s are PCR indexes from 0 to 31 written in decimal, got \"%s\".", a->name, k);
+                                 "Keys of %s are PCR indexes from 0 to 31 written in decimal, got \"%s\".",
+                                 path_name(a, path, name, sizeof(name)), k);
                 }
         }
 }
