@@ -24,3 +24,9 @@ int snp_x509_load(const uint8_t *data, size_t len, X509 **ret);
 int snp_cert_info_from_x509(X509 *cert, struct snp_cert_info *ret, struct snp_verdict *v);
 /* The product a productName names ("Milan-B0" -> Milan), UNKNOWN if none. */
 enum snp_product snp_product_from_name(const char *name);
+
+/* As snp_chain_new(), but trusting exactly the root whose DER SHA-256 is root_sha256 (for
+ * `product`) instead of the built-in AMD pins. For tests with a synthetic PKI only: not in the
+ * public header, so no caller can weaken the pinning by accident. */
+int snp_chain_new_with_root(const uint8_t *pem, size_t len, const struct snp_options *opts, enum snp_product product,
+                            const uint8_t root_sha256[32], snp_chain **ret, struct snp_verdict *v);

@@ -144,8 +144,9 @@ enum snp_signer_kind snp_chain_signer_kind(const snp_chain *c) {
 
 #define CHAIN_MAX_CERTS 2
 
-int snp_chain_new(const uint8_t *pem, size_t len, const struct snp_options *opts, snp_chain **ret,
-                  struct snp_verdict *v) {
+/* root_sha256 == NULL: the built-in pins; otherwise exactly that root, for root_product. */
+static int chain_new(const uint8_t *pem, size_t len, const struct snp_options *opts, enum snp_product root_product,
+                     const uint8_t *root_sha256, snp_chain **ret, struct snp_verdict *v) {
         if (!pem || !ret)
                 return snp_fail(v, SNP_REASON_INVALID_ARGUMENT, "no chain");
         if (len == 0 || len > SNP_CHAIN_MAX_SIZE)
@@ -185,7 +186,9 @@ int snp_chain_new(const uint8_t *pem, size_t len, const struct snp_options *opts
                         r = snp_fail(v, SNP_REASON_INTERNAL, "cannot hash certificate");
                         goto out;
                 }
-                enum snp_product p = snp_ark_pinned(md[i]);
+                enum snp_product p = !root_sha256        ? snp_ark_pinned(md[i])
+                                     : ct_memeq(md[i], 32, root_sha256, 32) ? root_product
+                                                                         : SNP_PRODUCT_UNKNOWN;
                 if (p != SNP_PRODUCT_UNKNOWN && ark_idx == SIZE_MAX) {
                         ark_idx = i;
                         product = p;
@@ -257,6 +260,18 @@ out:
         for (size_t i = 0; i < ELEMENTSOF(certs); i++)
                 X509_free(certs[i]);
         return r;
+}
+
+int snp_chain_new(const uint8_t *pem, size_t len, const struct snp_options *opts, snp_chain **ret,
+                  struct snp_verdict *v) {
+        return chain_new(pem, len, opts, SNP_PRODUCT_UNKNOWN, NULL, ret, v);
+}
+
+int snp_chain_new_with_root(const uint8_t *pem, size_t len, const struct snp_options *opts, enum snp_product product,
+                            const uint8_t root_sha256[32], snp_chain **ret, struct snp_verdict *v) {
+        if (!root_sha256 || product <= SNP_PRODUCT_UNKNOWN || product >= _SNP_PRODUCT_MAX)
+                return snp_fail(v, SNP_REASON_INVALID_ARGUMENT, "no root fingerprint or product");
+        return chain_new(pem, len, opts, product, root_sha256, ret, v);
 }
 
 /* Signer */
