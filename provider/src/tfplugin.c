@@ -99,6 +99,8 @@ static ProtobufCMessage *h_get_provider_schema(tf_provider_state *p, const Proto
         }
         r->server_capabilities = calloc(1, sizeof(*r->server_capabilities));
         tfplugin6__server_capabilities__init(r->server_capabilities);
+        /* The schema never changes between processes: let Terraform skip asking again (§4.3). */
+        r->server_capabilities->get_provider_schema_optional = true;
         return &r->base;
 }
 
