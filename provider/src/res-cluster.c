@@ -260,7 +260,10 @@ static char *url_unescape(const char *s, size_t len) {
                         uint8_t byte;
                         char hex[3] = { len - i >= 3 ? s[i + 1] : 0, len - i >= 3 ? s[i + 2] : 0, 0 };
                         if (hex_decode_exact(hex, &byte, 1) < 0) {
-                                erase_and_free(out);
+                                /* Not NUL-terminated yet: wipe by length (fuzz regression
+                                 * import-bad-percent-escape). */
+                                erase_memory(out, len + 1);
+                                free(out);
                                 return NULL;
                         }
                         *o++ = (char) byte;
