@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* constellation-attest snp verify --report FILE --cert FILE --chain FILE [--at RFC3339]
+/* constellation-attest snp verify --report FILE --cert FILE [--chain FILE] [--at RFC3339]
  *     [--min-tcb [FMC:]BL:TEE:SNP:UCODE] [--allow-debug] [--vmpl N]... [--report-data HEX]
  *     [--measurement HEX] [--json]
  *
  * Verifies a raw 1184-byte SEV-SNP report (or an Azure HCL report, recognised by its "HCLA"
  * magic) with its VCEK/VLEK (DER or PEM) and the KDS cert_chain (ASK/ASVK + ARK, PEM) against the
- * AMD roots pinned in lib/snp. Prints one line (or a JSON object) on success; on failure names
+ * AMD roots pinned in lib/snp (without --chain: the
+ * chain built into lib/snp for the certificate's product). Prints one line (or a JSON object) on success; on failure names
  * the file and field at fault and exits 1. Usage errors exit 2, unreadable files 3. */
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,13 +28,14 @@ int attest_cmd_snp(int argc, char **argv);
 #define SNP_REPORT_FILE_MAX (64u * 1024)
 
 static void usage(FILE *f) {
-        fputs("Usage: constellation-attest snp verify --report FILE --cert FILE --chain FILE\n"
+        fputs("Usage: constellation-attest snp verify --report FILE --cert FILE [--chain FILE]\n"
               "           [--at RFC3339] [--min-tcb [FMC:]BL:TEE:SNP:UCODE] [--allow-debug]\n"
               "           [--vmpl N]... [--report-data HEX] [--measurement HEX] [--json]\n"
               "\n"
               "  --report FILE       raw 1184-byte SEV-SNP report, or an Azure HCL report\n"
               "  --cert FILE         VCEK or VLEK certificate (DER or PEM)\n"
-              "  --chain FILE        AMD KDS cert_chain: ASK or ASVK, and ARK (PEM)\n"
+              "  --chain FILE        AMD KDS cert_chain: ASK or ASVK, and ARK (PEM); default: the\n"
+              "                      built-in AMD chain for the certificate's product\n"
               "  --at TIME           verify certificate validity at TIME (e.g. 2025-06-15T00:00:00Z)\n"
               "  --min-tcb SPEC      minimum TCB, e.g. 3:0:8:115 (Turin: FMC:BL:TEE:SNP:UCODE)\n"
               "  --allow-debug       accept a guest policy that allows debugging\n"
@@ -255,18 +257,19 @@ static int verify(int argc, char **argv) {
                         return EXIT_USAGE;
                 }
         }
-        if (optind != argc || !report_path || !cert_path || !chain_path) {
-                fprintf(stderr, "snp verify: --report, --cert and --chain are required%s\n",
+        if (optind != argc || !report_path || !cert_path) {
+                fprintf(stderr, "snp verify: --report and --cert are required%s\n",
                         optind != argc ? "; no positional arguments" : "");
                 usage(stderr);
                 return EXIT_USAGE;
         }
 
         _cleanup_free_ uint8_t *report = NULL, *cert = NULL, *chain = NULL;
-        size_t report_len, cert_len, chain_len;
+        size_t report_len, cert_len;
+        size_t chain_len = 0;
         if (read_file("report", report_path, SNP_REPORT_FILE_MAX, &report, &report_len) < 0 ||
             read_file("certificate", cert_path, SNP_CERT_MAX_SIZE, &cert, &cert_len) < 0 ||
-            read_file("chain", chain_path, SNP_CHAIN_MAX_SIZE, &chain, &chain_len) < 0)
+            (chain_path && read_file("chain", chain_path, SNP_CHAIN_MAX_SIZE, &chain, &chain_len) < 0))
                 return EXIT_IO;
 
         struct snp_verdict v = {};
@@ -282,8 +285,20 @@ static int verify(int argc, char **argv) {
         }
 
         _cleanup_(snp_chain_freep) snp_chain *ch = NULL;
-        if (snp_chain_new(chain, chain_len, &o, &ch, &v) < 0)
-                return fail(json, "chain", chain_path, &v);
+        if (chain_path) {
+                if (snp_chain_new(chain, chain_len, &o, &ch, &v) < 0)
+                        return fail(json, "chain", chain_path, &v);
+        } else {
+                /* The built-in AMD chain: product from the certificate, VCEK/VLEK from the report. */
+                struct snp_report parsed;
+                struct snp_cert_info info;
+                if (snp_report_parse(raw, raw_len, &parsed, &v) < 0)
+                        return fail(json, "report", report_path, &v);
+                if (snp_cert_info_parse(cert, cert_len, &info, &v) < 0)
+                        return fail(json, "certificate", cert_path, &v);
+                if (snp_chain_new_builtin(info.product, parsed.signer, &o, &ch, &v) < 0)
+                        return fail(json, "built-in chain for", info.product_name, &v);
+        }
         _cleanup_(snp_signer_freep) snp_signer *signer = NULL;
         if (snp_signer_new(ch, cert, cert_len, &o, &signer, &v) < 0)
                 return fail(json, "certificate", cert_path, &v);

@@ -213,10 +213,28 @@ int snp_signer_verify_report(snp_signer *signer, const uint8_t *report, size_t l
                              const struct snp_options *opts, struct snp_report *ret_report,
                              struct snp_verdict *verdict);
 
-/* One-shot: chain + signer + report. */
+/* The compiled-in AMD KDS chain (lib/snp/roots) for a product and signer kind, checked like a
+ * caller's chain. */
+int snp_chain_new_builtin(enum snp_product product, enum snp_signer_kind kind, const struct snp_options *opts,
+                          snp_chain **ret, struct snp_verdict *verdict);
+
+/* One-shot: chain + signer + report. chain_pem NULL: the built-in chain for the certificate's
+ * productName and the report's signing key (VCEK/VLEK). */
 int snp_verify(const uint8_t *report, size_t report_len, const uint8_t *cert, size_t cert_len,
                const uint8_t *chain_pem, size_t chain_len, const struct snp_options *opts,
                struct snp_report *ret_report, struct snp_verdict *verdict);
+
+/* A thread-safe cache of verified chains + signers (up to 32, least recently used evicted),
+ * keyed by SHA-256 of the exact certificate and chain bytes: snp_verify() for services that see
+ * the same VCEKs repeatedly. Certificate validity is still checked per report at opts->time. */
+typedef struct snp_verifier snp_verifier;
+int snp_verifier_new(snp_verifier **ret);
+snp_verifier *snp_verifier_free(snp_verifier *verifier);
+DEFINE_TRIVIAL_CLEANUP_FUNC(snp_verifier *, snp_verifier_free);
+int snp_verifier_verify(snp_verifier *verifier, const uint8_t *report, size_t report_len, const uint8_t *cert,
+                        size_t cert_len, const uint8_t *chain_pem, size_t chain_len, const struct snp_options *opts,
+                        struct snp_report *ret_report, struct snp_verdict *verdict);
+void snp_verifier_stats(snp_verifier *verifier, uint64_t *ret_hits, uint64_t *ret_misses);
 
 /* Is sha256 (of a DER certificate) one of the pinned AMD roots (amd-roots/FINGERPRINTS.md)?
  * Returns the product, or SNP_PRODUCT_UNKNOWN if not pinned. */

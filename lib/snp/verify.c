@@ -557,17 +557,3 @@ int snp_signer_verify_report(snp_signer *s, const uint8_t *data, size_t len, con
         snp_verdict_set(v, SNP_REASON_OK, NULL);
         return 0;
 }
-
-int snp_verify(const uint8_t *report, size_t report_len, const uint8_t *cert, size_t cert_len,
-               const uint8_t *chain_pem, size_t chain_len, const struct snp_options *opts,
-               struct snp_report *ret_report, struct snp_verdict *v) {
-        _cleanup_(snp_chain_freep) snp_chain *chain = NULL;
-        _cleanup_(snp_signer_freep) snp_signer *signer = NULL;
-        int r = snp_chain_new(chain_pem, chain_len, opts, &chain, v);
-        if (r < 0)
-                return r;
-        r = snp_signer_new(chain, cert, cert_len, opts, &signer, v);
-        if (r < 0)
-                return r;
-        return snp_signer_verify_report(signer, report, report_len, opts, ret_report, v);
-}

@@ -76,8 +76,14 @@ run "wrong measurement" 1 "" "measurement: expected 0{96}, got 5feee30d.* \(meas
         "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$msft/milan_vcek.pem" --chain "$msft/ask_ark_milan.pem" "${at[@]}" --measurement "$(printf '0%.0s' $(seq 96))"
 run "missing file" 3 "" "^certificate .*nonexistent.pem: cannot read" -- \
         "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$tmp/nonexistent.pem" --chain "$msft/ask_ark_milan.pem"
-run "usage: missing --chain" 2 "" "--report, --cert and --chain are required" -- \
-        "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$msft/milan_vcek.pem"
+run "usage: missing --cert" 2 "" "--report and --cert are required" -- \
+        "${V[@]}" --report "$msft/milan_attestation_report.bin"
+run "built-in chain (genoa, no --chain)" 0 "^OK .*SEV-SNP Genoa report v3 signed by VCEK" "" -- \
+        "${V[@]}" --report "$msft/genoa_attestation_report.bin" --cert "$msft/genoa_vcek.pem" "${at[@]}"
+run "built-in chain, VLEK expired" 1 "" "^certificate .*vlek.der: VLEK: expired .*\(cert-expired\)" -- \
+        "${V[@]}" --report "$aws/vlek-report.bin" --cert "$aws/vlek.der" --vmpl 1
+run "built-in chain, garbage certificate" 1 "" "^certificate .*SOURCE.md: not one DER or PEM certificate.*\(cert-malformed\)" -- \
+        "${V[@]}" --report "$aws/vlek-report.bin" --cert "$aws/SOURCE.md"
 run "usage: bad --at" 2 "" "--at yesterday: not an RFC 3339 time" -- \
         "${V[@]}" --report a --cert b --chain c --at yesterday
 run "usage: bad --min-tcb" 2 "" "--min-tcb 1:2:3: expected" -- \

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "basic/cleanup-openssl.h"
@@ -671,6 +672,147 @@ static void test_names_and_decode(void **state) {
         assert_int_equal(t.microcode, 81);
 }
 
+static void test_builtin_chains(void **state) {
+        struct snp_options o = opts_at(T_2026_06_01);
+        struct snp_verdict v = {};
+        const enum snp_product products[] = { SNP_PRODUCT_MILAN, SNP_PRODUCT_GENOA, SNP_PRODUCT_TURIN };
+        for (size_t i = 0; i < ELEMENTSOF(products); i++)
+                for (int k = SNP_SIGNER_VCEK; k <= SNP_SIGNER_VLEK; k++) {
+                        _cleanup_(snp_chain_freep) snp_chain *c = NULL;
+                        int r = snp_chain_new_builtin(products[i], (enum snp_signer_kind) k, &o, &c, &v);
+                        if (r != 0)
+                                fail_msg("%s: %s", snp_reason_to_string(v.reason), v.detail);
+                        assert_int_equal(snp_chain_product(c), products[i]);
+                        assert_int_equal(snp_chain_signer_kind(c), k);
+                }
+        snp_chain *c = NULL;
+        assert_int_equal(snp_chain_new_builtin(SNP_PRODUCT_UNKNOWN, SNP_SIGNER_VCEK, &o, &c, &v), -EINVAL);
+        assert_int_equal(v.reason, SNP_REASON_INVALID_ARGUMENT);
+
+        /* snp_verify without a chain picks the built-in one from productName and SIGNING_KEY. */
+        static const struct {
+                const char *report, *cert;
+        } cases[] = {
+                { "snp-msft-milan-genoa-turin/milan_attestation_report.bin", "snp-msft-milan-genoa-turin/milan_vcek.pem" },
+                { "snp-msft-milan-genoa-turin/genoa_attestation_report.bin", "snp-msft-milan-genoa-turin/genoa_vcek.pem" },
+                { "snp-msft-milan-genoa-turin/turin_attestation_report.bin", "snp-msft-milan-genoa-turin/turin_vcek.pem" },
+                { "azure-genoa-vtpm/snp_report.bin", "azure-genoa-vtpm/vcek-genoa.pem" },
+                { "azure-milan-vtpm-v2/snp_report.bin", "azure-milan-vtpm-v2/vcek.der" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_blob_ struct blob rb = load(cases[i].report), cb = load(cases[i].cert);
+                int r = snp_verify(rb.data, rb.len, cb.data, cb.len, NULL, 0, &o, NULL, &v);
+                if (r != 0)
+                        fail_msg("%s: %s: %s", cases[i].report, snp_reason_to_string(v.reason), v.detail);
+        }
+        _cleanup_blob_ struct blob vr = load("snp-milan-aws-vlek/vlek-report.bin"), vc = load("snp-milan-aws-vlek/vlek.der");
+        o = opts_at(T_2025_06_15);
+        o.allowed_vmpls = 1u << 1;
+        assert_int_equal(snp_verify(vr.data, vr.len, vc.data, vc.len, NULL, 0, &o, NULL, &v), 0);
+        o.time_set = false;
+        assert_int_equal(snp_verify(vr.data, vr.len, vc.data, vc.len, NULL, 0, &o, NULL, &v), -EKEYEXPIRED);
+        assert_int_equal(v.reason, SNP_REASON_CERT_EXPIRED);
+}
+
+static void test_verifier_cache(void **state) {
+        _cleanup_(snp_verifier_freep) snp_verifier *vf = NULL;
+        assert_int_equal(snp_verifier_new(&vf), 0);
+        struct snp_verdict v = {};
+        struct snp_report rep;
+        uint64_t hits, misses;
+
+        /* AWS first without a time override: refused and not cached. */
+        _cleanup_blob_ struct blob vr = load("snp-milan-aws-vlek/vlek-report.bin"), vc = load("snp-milan-aws-vlek/vlek.der"),
+                                   vk = load("snp-milan-aws-vlek/ask_ark_milan_vlek.pem");
+        struct snp_options o = { .allowed_vmpls = 1u << 1 };
+        assert_int_equal(snp_verifier_verify(vf, vr.data, vr.len, vc.data, vc.len, vk.data, vk.len, &o, NULL, &v), -EKEYEXPIRED);
+        assert_int_equal(v.reason, SNP_REASON_CERT_EXPIRED);
+        o.time_set = true;
+        o.time = T_2025_06_15;
+        assert_int_equal(snp_verifier_verify(vf, vr.data, vr.len, vc.data, vc.len, vk.data, vk.len, &o, &rep, &v), 0);
+        assert_int_equal(rep.signer, SNP_SIGNER_VLEK);
+        assert_int_equal(snp_verifier_verify(vf, vr.data, vr.len, vc.data, vc.len, vk.data, vk.len, &o, NULL, &v), 0);
+        /* Cached, yet the expiry is re-checked per report. */
+        o.time_set = false;
+        assert_int_equal(snp_verifier_verify(vf, vr.data, vr.len, vc.data, vc.len, vk.data, vk.len, &o, NULL, &v), -EKEYEXPIRED);
+        snp_verifier_stats(vf, &hits, &misses);
+        assert_int_equal(misses, 2);
+        assert_int_equal(hits, 2);
+
+        /* Three GCP reports under one VCEK, with the built-in chain: one miss, then hits. */
+        o = opts_at(T_2026_06_01);
+        o.allowed_vmpls = 3;
+        _cleanup_blob_ struct blob gc = load("snp-milan-gcp-v5-teekit/sev-gcp-vcek.pem");
+        const char *reports[] = { "snp-milan-gcp-v5-teekit/sev-gcp.bin", "snp-milan-gcp-v5-teekit/sev-gcp-reportdata.bin",
+                                  "snp-milan-gcp-v5-teekit/sev-gcp-x25519-bound.bin" };
+        for (size_t i = 0; i < ELEMENTSOF(reports); i++) {
+                _cleanup_blob_ struct blob rb = load(reports[i]);
+                assert_int_equal(snp_verifier_verify(vf, rb.data, rb.len, gc.data, gc.len, NULL, 0, &o, &rep, &v), 0);
+                assert_int_equal(rep.version, 5);
+                /* A tampered report through the cached signer. */
+                rb.data[0x50] ^= 1;
+                assert_int_equal(snp_verifier_verify(vf, rb.data, rb.len, gc.data, gc.len, NULL, 0, &o, NULL, &v), -EKEYREJECTED);
+                assert_int_equal(v.reason, SNP_REASON_REPORT_SIGNATURE);
+        }
+        snp_verifier_stats(vf, &hits, &misses);
+        assert_int_equal(misses, 3);
+        assert_int_equal(hits, 2 + 5);
+
+        /* More distinct entries than slots: eviction keeps everything working. */
+        _cleanup_blob_ struct blob mr = load("snp-msft-milan-genoa-turin/milan_attestation_report.bin"),
+                                   mc = load("snp-msft-milan-genoa-turin/milan_vcek.pem");
+        _cleanup_free_ uint8_t *padded = malloc(mc.len + 40);
+        assert_non_null(padded);
+        for (size_t i = 0; i < 40; i++) {
+                /* Same certificate, different bytes (trailing newlines after the PEM): new keys. */
+                memcpy(padded, mc.data, mc.len);
+                memset(padded + mc.len, '\n', i);
+                assert_int_equal(snp_verifier_verify(vf, mr.data, mr.len, padded, mc.len + i, NULL, 0, &o, NULL, &v), 0);
+        }
+        assert_int_equal(snp_verifier_verify(vf, mr.data, mr.len, mc.data, mc.len, NULL, 0, &o, NULL, &v), 0);
+}
+
+struct thread_arg {
+        snp_verifier *vf;
+        struct blob report, cert;
+        int failures;
+};
+
+static void *verify_thread(void *p) {
+        struct thread_arg *a = p;
+        struct snp_options o = opts_at(T_2026_06_01);
+        for (int i = 0; i < 100; i++) {
+                struct snp_verdict v;
+                if (snp_verifier_verify(a->vf, a->report.data, a->report.len, a->cert.data, a->cert.len, NULL, 0, &o, NULL, &v) != 0)
+                        a->failures++;
+        }
+        return NULL;
+}
+
+static void test_verifier_threads(void **state) {
+        _cleanup_(snp_verifier_freep) snp_verifier *vf = NULL;
+        assert_int_equal(snp_verifier_new(&vf), 0);
+        struct thread_arg args[2] = {
+                { .vf = vf, .report = load("snp-msft-milan-genoa-turin/genoa_attestation_report.bin"),
+                  .cert = load("snp-msft-milan-genoa-turin/genoa_vcek.pem") },
+                { .vf = vf, .report = load("snp-msft-milan-genoa-turin/turin_attestation_report.bin"),
+                  .cert = load("snp-msft-milan-genoa-turin/turin_vcek.pem") },
+        };
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, verify_thread, &args[i]), 0);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(args[i].failures, 0);
+                blob_free(&args[i].report);
+                blob_free(&args[i].cert);
+        }
+        uint64_t hits, misses;
+        snp_verifier_stats(vf, &hits, &misses);
+        assert_int_equal(misses, 2);
+        assert_int_equal(hits, 198);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_gsg_milan_v2),
@@ -697,6 +839,9 @@ int main(void) {
                 cmocka_unit_test(test_azure_hcl_rejects),
                 cmocka_unit_test(test_cert_info),
                 cmocka_unit_test(test_names_and_decode),
+                cmocka_unit_test(test_builtin_chains),
+                cmocka_unit_test(test_verifier_cache),
+                cmocka_unit_test(test_verifier_threads),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
