@@ -13,6 +13,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void) snp_report_parse(data, size, &r, &v);
         (void) snp_signer_verify_report(fuzz_snp_signer(), data, size, &fuzz_snp_options, &r, &v);
 
+        /* The built-in chain path: product from the VCEK, kind from the report. */
+        (void) snp_verify(data, size, fuzz_snp_vcek_bytes, sizeof(fuzz_snp_vcek_bytes), NULL, 0, &fuzz_snp_options, &r, &v);
+
         struct snp_azure_hcl hcl;
         if (snp_azure_hcl_parse(data, size, &hcl, &v) == 0) {
                 (void) snp_signer_verify_report(fuzz_snp_signer(), hcl.report, SNP_REPORT_SIZE, &fuzz_snp_options, &r, &v);
