@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* constellation-attest snp verify --report FILE --cert FILE [--chain FILE] [--at RFC3339]
  *     [--min-tcb [FMC:]BL:TEE:SNP:UCODE] [--allow-debug] [--vmpl N]... [--report-data HEX]
- *     [--measurement HEX] [--json]
+ *     [--measurement HEX] [--id-key-digest HEX]... [--json]
  *
  * Verifies a raw 1184-byte SEV-SNP report (or an Azure HCL report, recognised by its "HCLA"
  * magic) with its VCEK/VLEK (DER or PEM) and the KDS cert_chain (ASK/ASVK + ARK, PEM) against the
@@ -30,7 +30,8 @@ int attest_cmd_snp(int argc, char **argv);
 static void usage(FILE *f) {
         fputs("Usage: constellation-attest snp verify --report FILE --cert FILE [--chain FILE]\n"
               "           [--at RFC3339] [--min-tcb [FMC:]BL:TEE:SNP:UCODE] [--allow-debug]\n"
-              "           [--vmpl N]... [--report-data HEX] [--measurement HEX] [--json]\n"
+              "           [--vmpl N]... [--report-data HEX] [--measurement HEX]\n"
+              "           [--id-key-digest HEX]... [--json]\n"
               "\n"
               "  --report FILE       raw 1184-byte SEV-SNP report, or an Azure HCL report\n"
               "  --cert FILE         VCEK or VLEK certificate (DER or PEM)\n"
@@ -42,6 +43,7 @@ static void usage(FILE *f) {
               "  --vmpl N            accept VMPL N (repeatable; default only 0)\n"
               "  --report-data HEX   expected REPORT_DATA (up to 64 bytes, zero-padded)\n"
               "  --measurement HEX   expected launch measurement (48 bytes)\n"
+              "  --id-key-digest HEX accepted ID key digest (48 bytes; repeatable, up to 16)\n"
               "  --json              print the result as JSON\n",
               f);
 }
@@ -181,6 +183,7 @@ static int verify(int argc, char **argv) {
                 { "vmpl", required_argument, NULL, 'V' },
                 { "report-data", required_argument, NULL, 'R' },
                 { "measurement", required_argument, NULL, 'M' },
+                { "id-key-digest", required_argument, NULL, 'I' },
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
                 {},
@@ -189,6 +192,8 @@ static int verify(int argc, char **argv) {
         bool json = false;
         struct snp_options o = {};
         uint8_t report_data[64] = {}, measurement[48];
+        static uint8_t id_key_digests[16][48]; /* static: 768 bytes off the stack */
+        size_t n_id_key_digests = 0;
 
         optind = 0; /* re-initialise getopt: the dispatcher may have used it */
         int c;
@@ -245,6 +250,17 @@ static int verify(int argc, char **argv) {
                                 return EXIT_USAGE;
                         }
                         o.expected_measurement = measurement;
+                        break;
+                case 'I':
+                        if (n_id_key_digests >= ELEMENTSOF(id_key_digests) ||
+                            hex_decode_exact(optarg, id_key_digests[n_id_key_digests], 48) < 0) {
+                                fprintf(stderr, "--id-key-digest: expected 96 hex digits, at most %zu times\n",
+                                        ELEMENTSOF(id_key_digests));
+                                return EXIT_USAGE;
+                        }
+                        n_id_key_digests++;
+                        o.accepted_id_key_digests = (const uint8_t(*)[48]) id_key_digests;
+                        o.n_accepted_id_key_digests = n_id_key_digests;
                         break;
                 case 'j':
                         json = true;

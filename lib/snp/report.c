@@ -124,6 +124,7 @@ static const char *const reason_names[_SNP_REASON_MAX] = {
         [SNP_REASON_MEASUREMENT] = "measurement",
         [SNP_REASON_HOST_DATA] = "host-data",
         [SNP_REASON_BINDING] = "binding",
+        [SNP_REASON_ID_KEY_DIGEST] = "id-key-digest",
 };
 
 const char *snp_reason_to_string(enum snp_reason reason) {

@@ -55,6 +55,7 @@ enum snp_reason {
         SNP_REASON_MEASUREMENT,       /* measurement differs from the expected value */
         SNP_REASON_HOST_DATA,         /* host_data differs from the expected value */
         SNP_REASON_BINDING,           /* report_data does not bind the given key / runtime data */
+        SNP_REASON_ID_KEY_DIGEST,     /* id_key_digest is not one of the accepted ones */
         _SNP_REASON_MAX,
 };
 
@@ -180,6 +181,11 @@ struct snp_options {
         const uint8_t *expected_report_data; /* 64 bytes, or NULL */
         const uint8_t *expected_measurement; /* 48 bytes, or NULL */
         const uint8_t *expected_host_data;   /* 32 bytes, or NULL */
+        /* If n_accepted_id_key_digests > 0, id_key_digest (SHA-384 of the ID key that signed the
+         * launch ID block) must equal one of these (Constellation acceptedKeyDigests, policy
+         * "equal"); an all-zero digest (no ID block) then fails too. */
+        const uint8_t (*accepted_id_key_digests)[48];
+        size_t n_accepted_id_key_digests;
 };
 
 /* A verified ASK/ASVK + pinned ARK. Immutable after creation: may be shared between threads. */

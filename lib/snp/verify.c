@@ -552,6 +552,18 @@ int snp_signer_verify_report(snp_signer *s, const uint8_t *data, size_t len, con
         if (ret < 0)
                 return ret;
 
+        if (opts->n_accepted_id_key_digests > 0) {
+                bool found = false;
+                for (size_t i = 0; i < opts->n_accepted_id_key_digests; i++)
+                        found |= ct_memeq(r.id_key_digest, sizeof(r.id_key_digest), opts->accepted_id_key_digests[i], 48);
+                if (!found) {
+                        char g[2 * 48 + 1];
+                        hex_short(r.id_key_digest, sizeof(r.id_key_digest), g, sizeof(g));
+                        return snp_fail(v, SNP_REASON_ID_KEY_DIGEST, "id_key_digest: %s is not one of the %zu accepted digests", g,
+                                        opts->n_accepted_id_key_digests);
+                }
+        }
+
         if (ret_report)
                 *ret_report = r;
         snp_verdict_set(v, SNP_REASON_OK, NULL);

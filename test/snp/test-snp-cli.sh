@@ -74,6 +74,13 @@ run "ark not pinned" 1 "" "^chain .*no-ark.pem: no certificate is a pinned AMD r
         "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$msft/milan_vcek.pem" --chain "$tmp/no-ark.pem" "${at[@]}"
 run "wrong measurement" 1 "" "measurement: expected 0{96}, got 5feee30d.* \(measurement\)" -- \
         "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$msft/milan_vcek.pem" --chain "$msft/ask_ark_milan.pem" "${at[@]}" --measurement "$(printf '0%.0s' $(seq 96))"
+azc=$data/snp-milan-azure-constellation
+head -c 1184 "$azc/attestation_azure.bin" >"$tmp/azure.bin"
+run "id key digest accepted" 0 "^OK " "" -- \
+        "${V[@]}" --report "$tmp/azure.bin" --cert "$azc/vcek.der" "${at[@]}" \
+        --id-key-digest "$(printf '0%.0s' $(seq 96))" --id-key-digest 57e229e0ffe5fa92d0faddff6cae0e61c926fc9ef9afd20a8b8cfcf7129db9338cbe5bf3f6987733a2bf65d06dc38fc1
+run "id key digest refused" 1 "" "id_key_digest: 57e229e0.* is not one of the 1 accepted digests \(id-key-digest\)" -- \
+        "${V[@]}" --report "$tmp/azure.bin" --cert "$azc/vcek.der" "${at[@]}" --id-key-digest "$(printf '0%.0s' $(seq 96))"
 run "missing file" 3 "" "^certificate .*nonexistent.pem: cannot read" -- \
         "${V[@]}" --report "$msft/milan_attestation_report.bin" --cert "$tmp/nonexistent.pem" --chain "$msft/ask_ark_milan.pem"
 run "usage: missing --cert" 2 "" "--report and --cert are required" -- \

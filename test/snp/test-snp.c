@@ -111,6 +111,19 @@ static void test_azure_constellation_milan_v2(void **state) {
         assert_int_equal(rep.reported_tcb.microcode, 93);
         assert_hex_prefix(rep.id_key_digest, "57e229e0ffe5fa92d0faddff6cae0e61c926fc9ef9afd20a8b8cfcf7129db9338cbe5bf3f6987733a2bf65d06dc38fc1");
 
+        /* Constellation's acceptedKeyDigests ("equal" policy). */
+        uint8_t digests[2][48] = {};
+        assert_int_equal(hex_decode_exact("57e229e0ffe5fa92d0faddff6cae0e61c926fc9ef9afd20a8b8cfcf7129db9338cbe5bf3f6987733a2bf65d06dc38fc1", digests[1], 48), 0);
+        o.accepted_id_key_digests = (const uint8_t(*)[48]) digests;
+        o.n_accepted_id_key_digests = 2;
+        verify_ok("snp-milan-azure-constellation/attestation_azure.bin", "snp-milan-azure-constellation/vcek.der",
+                  "snp-milan-azure-constellation/ask_ark_milan.pem", &o, &rep);
+        o.n_accepted_id_key_digests = 1;
+        _cleanup_blob_ struct blob ab = load("snp-milan-azure-constellation/attestation_azure.bin");
+        verify_fails(ab.data, SNP_REPORT_SIZE, "snp-milan-azure-constellation/vcek.der", "snp-milan-azure-constellation/ask_ark_milan.pem",
+                     &o, SNP_REASON_ID_KEY_DIGEST, "id_key_digest: 57e229e0");
+        o.n_accepted_id_key_digests = 0;
+
         _cleanup_blob_ struct blob rt = load("snp-milan-azure-constellation/runtimedata.bin");
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = NULL;
         struct snp_verdict v = {};
