@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* constellation-attest subcommands. Each gets argv[0] = its own word ("snp", "derive", ...) and
+ * returns the process exit code: */
+#pragma once
+
+#define ATTEST_EXIT_OK 0
+#define ATTEST_EXIT_REJECTED 1 /* the evidence, signature or input was checked and refused */
+#define ATTEST_EXIT_USAGE 2    /* bad command line */
+#define ATTEST_EXIT_IO 3       /* a file could not be read */
+
+int attest_cmd_derive(int argc, char **argv);
+int attest_cmd_measurements(int argc, char **argv);
+#ifdef CT_HAVE_SNP_CMD
+int attest_cmd_snp(int argc, char **argv);
+#endif
+#ifdef CT_HAVE_QUOTE_CMD
+int attest_cmd_quote(int argc, char **argv);
+#endif
+#ifdef CT_HAVE_REKOR_CMD
+int attest_cmd_rekor(int argc, char **argv);
+#endif

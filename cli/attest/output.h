@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One way to report a verdict: a single line on stdout (success) or stderr (failure), or with
+ * --json a JSON object on stdout {"ok":bool,"verdict":"…","reason":"…",…extra}. */
+#pragma once
+
+#include <jansson.h>
+
+#include "basic/macro.h"
+
+/* Prints the verdict; takes ownership of extra (may be NULL). Returns exit_code. */
+int attest_output(bool json, int exit_code, json_t *extra, const char *fmt, ...) _printf_(4, 5);
+/* Reads a whole file for a command, printing "<file>: <reason>" on failure (exit code 3). */
+int attest_read_file(const char *what, const char *path, size_t max, uint8_t **ret, size_t *ret_len);
