@@ -245,3 +245,9 @@ void snp_verifier_stats(snp_verifier *verifier, uint64_t *ret_hits, uint64_t *re
 /* Is sha256 (of a DER certificate) one of the pinned AMD roots (amd-roots/FINGERPRINTS.md)?
  * Returns the product, or SNP_PRODUCT_UNKNOWN if not pinned. */
 enum snp_product snp_ark_pinned(const uint8_t sha256[32]);
+
+/* AMD KDS URLs (go-sev-guest kds.VCEKCertURL form): the VCEK for a report's chip and
+ * reported_tcb (-EINVAL if the report's product is unknown, i.e. a v2 report not yet verified),
+ * and the cert_chain for a product and signer kind. Malloc'd. */
+int snp_kds_vcek_url(const struct snp_report *report, char **ret);
+int snp_kds_chain_url(enum snp_product product, enum snp_signer_kind kind, char **ret);

@@ -826,6 +826,40 @@ static void test_verifier_threads(void **state) {
         assert_int_equal(hits, 198);
 }
 
+static void test_kds_urls(void **state) {
+        struct snp_options o = opts_at(T_2026_06_01);
+        struct snp_report rep;
+        verify_ok("snp-msft-milan-genoa-turin/turin_attestation_report.bin", "snp-msft-milan-genoa-turin/turin_vcek.pem",
+                  "snp-msft-milan-genoa-turin/ask_ark_turin_vcek.pem", &o, &rep);
+        _cleanup_free_ char *turin = NULL;
+        assert_int_equal(snp_kds_vcek_url(&rep, &turin), 0);
+        assert_string_equal(turin, "https://kdsintf.amd.com/vcek/v1/Turin/59790fb1c39f35c1?blSPL=1&teeSPL=1&snpSPL=4&ucodeSPL=81&fmcSPL=1");
+
+        verify_ok("snp-msft-milan-genoa-turin/milan_attestation_report.bin", "snp-msft-milan-genoa-turin/milan_vcek.pem",
+                  "snp-msft-milan-genoa-turin/ask_ark_milan.pem", &o, &rep);
+        _cleanup_free_ char *milan = NULL;
+        assert_int_equal(snp_kds_vcek_url(&rep, &milan), 0);
+        assert_string_equal(milan, "https://kdsintf.amd.com/vcek/v1/Milan/"
+                                   "4ffb5cb4fd594f3fee6528fc3fb10370bb38abe89dcd5ba2cf0ab6a11df2ca28"
+                                   "2add516bef45a890a8c9f9732bdca68f9f3f16c42e846030a800295dbeb19ba5"
+                                   "?blSPL=4&teeSPL=0&snpSPL=24&ucodeSPL=219");
+
+        /* A v2 report names no product until verified. */
+        _cleanup_blob_ struct blob v2 = load("snp-milan-gsg/attestation.bin");
+        struct snp_verdict v;
+        assert_int_equal(snp_report_parse(v2.data, v2.len, &rep, &v), 0);
+        char *url = NULL;
+        assert_int_equal(snp_kds_vcek_url(&rep, &url), -EINVAL);
+        assert_null(url);
+
+        _cleanup_free_ char *chain = NULL, *vlek = NULL;
+        assert_int_equal(snp_kds_chain_url(SNP_PRODUCT_GENOA, SNP_SIGNER_VCEK, &chain), 0);
+        assert_string_equal(chain, "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain");
+        assert_int_equal(snp_kds_chain_url(SNP_PRODUCT_MILAN, SNP_SIGNER_VLEK, &vlek), 0);
+        assert_string_equal(vlek, "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain");
+        assert_int_equal(snp_kds_chain_url(SNP_PRODUCT_UNKNOWN, SNP_SIGNER_VCEK, &url), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_gsg_milan_v2),
@@ -855,6 +889,7 @@ int main(void) {
                 cmocka_unit_test(test_builtin_chains),
                 cmocka_unit_test(test_verifier_cache),
                 cmocka_unit_test(test_verifier_threads),
+                cmocka_unit_test(test_kds_urls),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
