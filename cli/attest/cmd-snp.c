@@ -12,19 +12,16 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#if __has_include("commands.h")
-#include "commands.h"
-#endif
+#include <jansson.h>
+
 #include "basic/encoding.h"
-#include "basic/fileio.h"
+#include "commands.h"
+#include "output.h"
 #include "snp/snp-binding.h"
 #include "snp/snp.h"
 
+/* commands.h declares it only when CMake found ct-snp; declare it for the -Wmissing-prototypes check. */
 int attest_cmd_snp(int argc, char **argv);
-
-#define EXIT_REJECTED 1
-#define EXIT_USAGE 2
-#define EXIT_IO 3
 #define SNP_REPORT_FILE_MAX (64u * 1024)
 
 static void usage(FILE *f) {
@@ -124,52 +121,26 @@ static int parse_min_tcb(const char *s, struct snp_tcb *ret) {
         return 0;
 }
 
-static int read_file(const char *what, const char *path, size_t max, uint8_t **ret, size_t *ret_len) {
-        int r = read_full_file(path, max, ret, ret_len);
-        if (r < 0)
-                fprintf(stderr, "%s %s: cannot read: %s\n", what, path, r == -EFBIG ? "file too large" : strerror(-r));
-        return r;
-}
-
-static void json_hex(FILE *f, const char *key, const uint8_t *d, size_t n, bool last) {
+static json_t *json_hex(const uint8_t *d, size_t n) {
         _cleanup_free_ char *h = hex_encode(d, n);
-        fprintf(f, "\"%s\":\"%s\"%s", key, h ? h : "", last ? "" : ",");
+        return json_string(h ? h : "");
 }
 
-static void json_tcb(FILE *f, const char *key, const struct snp_tcb *t) {
-        fprintf(f, "\"%s\":{", key);
-        if (t->has_fmc)
-                fprintf(f, "\"fmc\":%u,", t->fmc);
-        fprintf(f, "\"bootloader\":%u,\"tee\":%u,\"snp\":%u,\"microcode\":%u},", t->bootloader, t->tee, t->snp,
-                t->microcode);
+static json_t *json_tcb(const struct snp_tcb *t) {
+        json_t *o = json_pack("{s:i,s:i,s:i,s:i}", "bootloader", t->bootloader, "tee", t->tee, "snp", t->snp, "microcode",
+                              t->microcode);
+        if (o && t->has_fmc)
+                json_object_set_new(o, "fmc", json_integer(t->fmc));
+        return o;
 }
 
-/* Detail strings come from lib/snp (fixed text, hex, numbers) and hold no quotes or backslashes
- * from outside input except certificate names; escape them anyway. */
-static void json_string(FILE *f, const char *s) {
-        fputc('"', f);
-        for (; *s; s++) {
-                unsigned char c = (unsigned char) *s;
-                if (c == '"' || c == '\\')
-                        fprintf(f, "\\%c", c);
-                else if (c < 0x20 || c > 0x7e)
-                        fprintf(f, "\\u%04x", c);
-                else
-                        fputc(c, f);
-        }
-        fputc('"', f);
-}
-
+/* "<what> <file>: <field: expected vs got> (<reason>)"; with --json also file, snp_reason, detail. */
 static int fail(bool json, const char *what, const char *path, const struct snp_verdict *v) {
-        fprintf(stderr, "%s %s: %s (%s)\n", what, path, v->detail[0] ? v->detail : "rejected", snp_reason_to_string(v->reason));
-        if (json) {
-                printf("{\"verified\":false,\"file\":");
-                json_string(stdout, path);
-                printf(",\"reason\":\"%s\",\"detail\":", snp_reason_to_string(v->reason));
-                json_string(stdout, v->detail);
-                printf("}\n");
-        }
-        return v->reason == SNP_REASON_INTERNAL ? EXIT_IO : EXIT_REJECTED;
+        json_t *extra = json_pack("{s:s,s:s,s:s}", "file", path, "snp_reason", snp_reason_to_string(v->reason), "detail",
+                                  v->detail);
+        return attest_output(json, v->reason == SNP_REASON_INTERNAL ? ATTEST_EXIT_IO : ATTEST_EXIT_REJECTED, extra,
+                             "%s %s: %s (%s)", what, path, v->detail[0] ? v->detail : "rejected",
+                             snp_reason_to_string(v->reason));
 }
 
 static int verify(int argc, char **argv) {
@@ -211,7 +182,7 @@ static int verify(int argc, char **argv) {
                 case 't':
                         if (parse_rfc3339(optarg, &o.time) < 0) {
                                 fprintf(stderr, "--at %s: not an RFC 3339 time (e.g. 2025-06-15T00:00:00Z)\n", optarg);
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         o.time_set = true;
                         break;
@@ -219,7 +190,7 @@ static int verify(int argc, char **argv) {
                         if (parse_min_tcb(optarg, &o.min_tcb) < 0) {
                                 fprintf(stderr, "--min-tcb %s: expected BL:TEE:SNP:UCODE or FMC:BL:TEE:SNP:UCODE, each 0-255\n",
                                         optarg);
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         o.min_tcb_set = true;
                         break;
@@ -230,7 +201,7 @@ static int verify(int argc, char **argv) {
                         uint8_t n;
                         if (parse_u8(optarg, strlen(optarg), &n) < 0 || n > 3) {
                                 fprintf(stderr, "--vmpl %s: expected 0, 1, 2 or 3\n", optarg);
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         o.allowed_vmpls |= (uint8_t) (1u << n);
                         break;
@@ -239,7 +210,7 @@ static int verify(int argc, char **argv) {
                         size_t n = strlen(optarg);
                         if (n % 2 || n > 128 || hex_decode_exact(optarg, report_data, n / 2) < 0) {
                                 fprintf(stderr, "--report-data: expected up to 128 hex digits\n");
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         o.expected_report_data = report_data;
                         break;
@@ -247,7 +218,7 @@ static int verify(int argc, char **argv) {
                 case 'M':
                         if (hex_decode_exact(optarg, measurement, sizeof(measurement)) < 0) {
                                 fprintf(stderr, "--measurement: expected 96 hex digits\n");
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         o.expected_measurement = measurement;
                         break;
@@ -256,7 +227,7 @@ static int verify(int argc, char **argv) {
                             hex_decode_exact(optarg, id_key_digests[n_id_key_digests], 48) < 0) {
                                 fprintf(stderr, "--id-key-digest: expected 96 hex digits, at most %zu times\n",
                                         ELEMENTSOF(id_key_digests));
-                                return EXIT_USAGE;
+                                return ATTEST_EXIT_USAGE;
                         }
                         n_id_key_digests++;
                         o.accepted_id_key_digests = (const uint8_t(*)[48]) id_key_digests;
@@ -270,23 +241,26 @@ static int verify(int argc, char **argv) {
                         return 0;
                 default:
                         usage(stderr);
-                        return EXIT_USAGE;
+                        return ATTEST_EXIT_USAGE;
                 }
         }
         if (optind != argc || !report_path || !cert_path) {
                 fprintf(stderr, "snp verify: --report and --cert are required%s\n",
                         optind != argc ? "; no positional arguments" : "");
                 usage(stderr);
-                return EXIT_USAGE;
+                return ATTEST_EXIT_USAGE;
         }
 
         _cleanup_free_ uint8_t *report = NULL, *cert = NULL, *chain = NULL;
         size_t report_len, cert_len;
         size_t chain_len = 0;
-        if (read_file("report", report_path, SNP_REPORT_FILE_MAX, &report, &report_len) < 0 ||
-            read_file("certificate", cert_path, SNP_CERT_MAX_SIZE, &cert, &cert_len) < 0 ||
-            (chain_path && read_file("chain", chain_path, SNP_CHAIN_MAX_SIZE, &chain, &chain_len) < 0))
-                return EXIT_IO;
+        int io = attest_read_file("report", report_path, SNP_REPORT_FILE_MAX, &report, &report_len);
+        if (io == 0)
+                io = attest_read_file("certificate", cert_path, SNP_CERT_MAX_SIZE, &cert, &cert_len);
+        if (io == 0 && chain_path)
+                io = attest_read_file("chain", chain_path, SNP_CHAIN_MAX_SIZE, &chain, &chain_len);
+        if (io != 0)
+                return io;
 
         struct snp_verdict v = {};
         const uint8_t *raw = report;
@@ -324,26 +298,31 @@ static int verify(int argc, char **argv) {
 
         char tcb[64];
         _cleanup_free_ char *meas = hex_encode(r.measurement, sizeof(r.measurement));
+        char policy[24], firmware[16];
+        (void) snprintf(policy, sizeof(policy), "0x%" PRIx64, r.policy);
+        (void) snprintf(firmware, sizeof(firmware), "%u.%u.%u", r.current_major, r.current_minor, r.current_build);
+        json_t *extra = NULL;
         if (json) {
-                printf("{\"verified\":true,\"product\":\"%s\",\"version\":%" PRIu32 ",\"signer\":\"%s\",\"vmpl\":%" PRIu32
-                       ",\"guest_svn\":%" PRIu32 ",\"policy\":\"0x%" PRIx64 "\",\"azure_hcl\":%s,\"firmware\":\"%u.%u.%u\",",
-                       snp_product_to_string(r.product), r.version, snp_signer_kind_to_string(r.signer), r.vmpl,
-                       r.guest_svn, r.policy, hcl ? "true" : "false", r.current_major, r.current_minor, r.current_build);
-                json_tcb(stdout, "reported_tcb", &r.reported_tcb);
-                json_tcb(stdout, "current_tcb", &r.current_tcb);
-                json_tcb(stdout, "committed_tcb", &r.committed_tcb);
-                json_tcb(stdout, "launch_tcb", &r.launch_tcb);
-                json_hex(stdout, "measurement", r.measurement, sizeof(r.measurement), false);
-                json_hex(stdout, "report_data", r.report_data, sizeof(r.report_data), false);
-                json_hex(stdout, "host_data", r.host_data, sizeof(r.host_data), false);
-                json_hex(stdout, "id_key_digest", r.id_key_digest, sizeof(r.id_key_digest), false);
-                json_hex(stdout, "chip_id", r.chip_id, sizeof(r.chip_id), true);
-                printf("}\n");
-        } else
-                printf("OK %s: SEV-SNP %s report v%" PRIu32 " signed by %s, vmpl %" PRIu32 ", reported_tcb %s, measurement %s\n",
-                       report_path, snp_product_to_string(r.product), r.version, snp_signer_kind_to_string(r.signer),
-                       r.vmpl, snp_tcb_format(&r.reported_tcb, tcb, sizeof(tcb)), meas ? meas : "");
-        return 0;
+                extra = json_pack("{s:s,s:s,s:i,s:s,s:i,s:i,s:s,s:b,s:s}", "file", report_path, "product",
+                                  snp_product_to_string(r.product), "version", (int) r.version, "signer",
+                                  snp_signer_kind_to_string(r.signer), "vmpl", (int) r.vmpl, "guest_svn", (int) r.guest_svn,
+                                  "policy", policy, "azure_hcl", hcl, "firmware", firmware);
+                if (extra) {
+                        json_object_set_new(extra, "reported_tcb", json_tcb(&r.reported_tcb));
+                        json_object_set_new(extra, "current_tcb", json_tcb(&r.current_tcb));
+                        json_object_set_new(extra, "committed_tcb", json_tcb(&r.committed_tcb));
+                        json_object_set_new(extra, "launch_tcb", json_tcb(&r.launch_tcb));
+                        json_object_set_new(extra, "measurement", json_hex(r.measurement, sizeof(r.measurement)));
+                        json_object_set_new(extra, "report_data", json_hex(r.report_data, sizeof(r.report_data)));
+                        json_object_set_new(extra, "host_data", json_hex(r.host_data, sizeof(r.host_data)));
+                        json_object_set_new(extra, "id_key_digest", json_hex(r.id_key_digest, sizeof(r.id_key_digest)));
+                        json_object_set_new(extra, "chip_id", json_hex(r.chip_id, sizeof(r.chip_id)));
+                }
+        }
+        return attest_output(json, ATTEST_EXIT_OK, extra,
+                             "OK %s: SEV-SNP %s report v%" PRIu32 " signed by %s, vmpl %" PRIu32 ", reported_tcb %s, measurement %s",
+                             report_path, snp_product_to_string(r.product), r.version, snp_signer_kind_to_string(r.signer),
+                             r.vmpl, snp_tcb_format(&r.reported_tcb, tcb, sizeof(tcb)), meas ? meas : "");
 }
 
 int attest_cmd_snp(int argc, char **argv) {
@@ -354,11 +333,11 @@ int attest_cmd_snp(int argc, char **argv) {
         }
         if (argc < 1 || streq(argv[0], "--help") || streq(argv[0], "-h")) {
                 usage(argc < 1 ? stderr : stdout);
-                return argc < 1 ? EXIT_USAGE : 0;
+                return argc < 1 ? ATTEST_EXIT_USAGE : 0;
         }
         if (streq(argv[0], "verify"))
                 return verify(argc, argv);
         fprintf(stderr, "snp: unknown subcommand '%s'\n", argv[0]);
         usage(stderr);
-        return EXIT_USAGE;
+        return ATTEST_EXIT_USAGE;
 }
