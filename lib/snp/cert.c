@@ -88,19 +88,28 @@ static int parse_spl(const ASN1_OCTET_STRING *os, uint8_t *ret) {
         return 0;
 }
 
-/* A string extension: DER IA5String (productName) or UTF8String (cspID) filling the extnValue. */
+/* A string extension: DER IA5String (productName) or UTF8String (cspID) filling the extnValue,
+ * with a short or one-byte long-form length (X.690 §8.1.3). */
 static int parse_string(const ASN1_OCTET_STRING *os, char *buf, size_t size) {
         const unsigned char *p = ASN1_STRING_get0_data(os);
-        long n = ASN1_STRING_length(os);
-        /* tag, short length, content: the names are short */
-        if (n < 2 || (p[0] != V_ASN1_IA5STRING && p[0] != V_ASN1_UTF8STRING) || p[1] >= 0x80 ||
-            (long) p[1] != n - 2 || (size_t) p[1] >= size)
+        size_t n = (size_t) ASN1_STRING_length(os), hdr, len;
+        if (n < 2 || (p[0] != V_ASN1_IA5STRING && p[0] != V_ASN1_UTF8STRING))
                 return -EBADMSG;
-        for (size_t i = 0; i < p[1]; i++)
-                if (p[2 + i] < 0x20 || p[2 + i] > 0x7E)
+        if (p[1] < 0x80) {
+                hdr = 2;
+                len = p[1];
+        } else if (p[1] == 0x81 && n >= 3 && p[2] >= 0x80) {
+                hdr = 3;
+                len = p[2];
+        } else
+                return -EBADMSG;
+        if (n - hdr != len || len >= size)
+                return -EBADMSG;
+        for (size_t i = 0; i < len; i++)
+                if (p[hdr + i] < 0x20 || p[hdr + i] > 0x7E)
                         return -EBADMSG;
-        memcpy(buf, p + 2, p[1]);
-        buf[p[1]] = 0;
+        memcpy(buf, p + hdr, len);
+        buf[len] = 0;
         return 0;
 }
 

@@ -161,7 +161,7 @@ struct snp_cert_info {
         uint8_t hwid[64];      /* hwID (1.4): 64 bytes, Turin 8; absent on VLEKs */
         size_t hwid_len;
         bool has_csp_id;       /* cspID (1.5): VLEKs name the cloud provider */
-        char csp_id[128];
+        char csp_id[256];
 };
 /* Parses the AMD extensions of a DER or PEM certificate (outside input, at most
  * SNP_CERT_MAX_SIZE). Does not verify anything. -EBADMSG on malformed input. */

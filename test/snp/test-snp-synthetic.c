@@ -47,10 +47,23 @@ static void add_ext_int(X509 *cert, const char *oid, uint8_t v) {
         add_ext_der(cert, oid, der, len);
 }
 
+static void add_ext_string(X509 *cert, const char *oid, uint8_t tag, const char *s) {
+        uint8_t der[512] = { tag };
+        size_t n = strlen(s), hdr = 2;
+        assert_true(n < 256);
+        if (n < 0x80)
+                der[1] = (uint8_t) n;
+        else {
+                der[1] = 0x81;
+                der[2] = (uint8_t) n;
+                hdr = 3;
+        }
+        memcpy(der + hdr, s, n);
+        add_ext_der(cert, oid, der, hdr + n);
+}
+
 static void add_ext_ia5(X509 *cert, const char *oid, const char *s) {
-        uint8_t der[64] = { 0x16, (uint8_t) strlen(s) };
-        memcpy(der + 2, s, strlen(s));
-        add_ext_der(cert, oid, der, 2 + strlen(s));
+        add_ext_string(cert, oid, 0x16, s);
 }
 
 static X509 *make_cert(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, EVP_PKEY *subject_key) {
@@ -80,7 +93,8 @@ struct vcek_spec {
         size_t hwid_len;
         bool hwid_wrapped;
         bool duplicate_snp;
-        EVP_PKEY *key; /* NULL: vcek_key */
+        const char *csp_id; /* UTF8String cspID (VLEK), or NULL */
+        EVP_PKEY *key;      /* NULL: vcek_key */
 };
 
 static uint8_t *make_vcek(const struct vcek_spec *s, size_t *ret_len) {
@@ -101,6 +115,8 @@ static uint8_t *make_vcek(const struct vcek_spec *s, size_t *ret_len) {
                 } else
                         add_ext_der(c, "1.3.6.1.4.1.3704.1.4", s->hwid, s->hwid_len);
         }
+        if (s->csp_id)
+                add_ext_string(c, "1.3.6.1.4.1.3704.1.5", 0x0c, s->csp_id);
         sign_cert(c, ask_key);
         unsigned char *der = NULL;
         int n = i2d_X509(c, &der);
@@ -344,6 +360,27 @@ static void test_synthetic_chain_signature(void **state) {
         assert_null(s);
 }
 
+static void test_synthetic_csp_id(void **state) {
+        /* A cspID longer than 127 bytes uses the long-form DER length. */
+        char long_id[201];
+        memset(long_id, 'a', 200);
+        long_id[200] = 0;
+        memcpy(long_id, "CN=", 3);
+        struct vcek_spec s = good;
+        s.csp_id = long_id;
+        size_t len;
+        _cleanup_free_ uint8_t *cert = make_vcek(&s, &len);
+        struct snp_cert_info info;
+        struct snp_verdict v = {};
+        assert_int_equal(snp_cert_info_parse(cert, len, &info, &v), 0);
+        assert_true(info.has_csp_id);
+        assert_string_equal(info.csp_id, long_id);
+        s.csp_id = "CN=short";
+        _cleanup_free_ uint8_t *cert2 = make_vcek(&s, &len);
+        assert_int_equal(snp_cert_info_parse(cert2, len, &info, &v), 0);
+        assert_string_equal(info.csp_id, "CN=short");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_synthetic_ok),
@@ -351,6 +388,7 @@ int main(void) {
                 cmocka_unit_test(test_synthetic_chip_id_mismatch),
                 cmocka_unit_test(test_synthetic_bad_vcek),
                 cmocka_unit_test(test_synthetic_chain_signature),
+                cmocka_unit_test(test_synthetic_csp_id),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
