@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* TPM 2.0 quote verification, from raw TCG structures (TCG TPM 2.0 Library Part 2, Structures):
+ * TPMS_ATTEST (§10.12.12), TPMT_SIGNATURE (§11.3.4), TPMT_PUBLIC (§12.2.4). Parsers are written for
+ * untrusted input: every read is bounds-checked before it advances.
+ *
+ * The quote is checked against the PCR values of exactly the bank it quotes: the caller says which
+ * bank its PCRs are from, and a quote over another bank is refused ("quote-bank confusion":
+ * Constellation's verifier accepted whichever bank's quote passed, then compared SHA-256 PCRs). */
+#pragma once
+
+#include <openssl/evp.h>
+
+#include "basic/macro.h"
+
+#define TPM_ALG_RSA 0x0001
+#define TPM_ALG_SHA1 0x0004
+#define TPM_ALG_SHA256 0x000B
+#define TPM_ALG_SHA384 0x000C
+#define TPM_ALG_SHA512 0x000D
+#define TPM_ALG_NULL 0x0010
+#define TPM_ALG_RSASSA 0x0014
+#define TPM_ALG_RSAPSS 0x0016
+#define TPM_ALG_ECDSA 0x0018
+#define TPM_ALG_ECC 0x0023
+#define TPM_GENERATED_VALUE 0xff544347u
+#define TPM_ST_ATTEST_QUOTE 0x8018
+#define TPMQ_NUM_PCRS 24
+#define TPMQ_MAX_DIGEST 64
+
+typedef enum tpmq_reason {
+        TPMQ_OK = 0,
+        TPMQ_MALFORMED_ATTEST,    /* TPMS_ATTEST truncated or inconsistent */
+        TPMQ_NOT_GENERATED,       /* magic is not TPM_GENERATED_VALUE: not made by a TPM */
+        TPMQ_NOT_A_QUOTE,         /* attestation type is not TPM_ST_ATTEST_QUOTE */
+        TPMQ_MALFORMED_SIGNATURE, /* TPMT_SIGNATURE truncated or unsupported */
+        TPMQ_BAD_KEY,             /* AK public key unusable for this signature scheme */
+        TPMQ_SIGNATURE_INVALID,   /* signature does not verify with the AK */
+        TPMQ_NONCE_MISMATCH,      /* extraData is not the expected nonce */
+        TPMQ_BANK_MISMATCH,       /* the quote covers another PCR bank than the values compared */
+        TPMQ_PCR_MISSING,         /* the quote selects a PCR whose value was not given */
+        TPMQ_PCR_DIGEST_MISMATCH, /* the given PCR values do not hash to the quoted pcrDigest */
+} tpmq_reason;
+
+const char *tpmq_reason_to_string(tpmq_reason r);
+const char *tpmq_alg_name(uint16_t alg);
+size_t tpmq_digest_size(uint16_t alg);
+
+typedef struct tpmq_pcr_selection {
+        uint16_t hash;
+        uint32_t mask; /* bit i = PCR i */
+} tpmq_pcr_selection;
+
+typedef struct tpmq_attest {
+        uint32_t magic;
+        uint16_t type;
+        uint8_t extra_data[64];
+        size_t extra_data_len;
+        uint64_t clock;
+        uint32_t reset_count, restart_count;
+        uint64_t firmware_version;
+        size_t n_selections;
+        tpmq_pcr_selection selections[4];
+        uint8_t pcr_digest[TPMQ_MAX_DIGEST];
+        size_t pcr_digest_len;
+} tpmq_attest;
+
+typedef struct tpmq_signature {
+        uint16_t sig_alg;
+        uint16_t hash_alg;
+        uint8_t sig[512]; /* RSA: the signature; ECDSA: DER ECDSA-Sig-Value built from r, s */
+        size_t sig_len;
+} tpmq_signature;
+
+/* A PCR bank as the verifier knows it (read from the TPM or from an attestation document). */
+typedef struct tpmq_pcr_bank {
+        uint16_t alg;
+        bool present[TPMQ_NUM_PCRS];
+        uint8_t value[TPMQ_NUM_PCRS][TPMQ_MAX_DIGEST];
+} tpmq_pcr_bank;
+
+int tpmq_attest_parse(const uint8_t *buf, size_t len, tpmq_attest *ret);
+int tpmq_signature_parse(const uint8_t *buf, size_t len, tpmq_signature *ret);
+/* TPMT_PUBLIC of an RSA or ECC signing key -> EVP_PKEY. */
+int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret);
+
+/* Verifies a quote: structure, TPM magic and type, signature with ak, extraData == nonce, the
+ * quote selects pcrs->alg (and only that bank), every selected PCR is in pcrs, and the quoted
+ * pcrDigest equals the hash (the signature's hash algorithm) of the selected PCR values in order.
+ * Returns 0 or -EBADMSG with the reason and a detail naming the field. */
+int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len, EVP_PKEY *ak,
+                      const tpmq_pcr_bank *pcrs, const uint8_t *nonce, size_t nonce_len, tpmq_reason *ret_reason,
+                      char **ret_detail);
