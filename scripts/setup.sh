@@ -16,7 +16,7 @@ packages=(
   swtpm swtpm-tools tpm2-tools openssl python3 python3-pykmip curl
   # image build and boot
   qemu-system-x86 ovmf debootstrap systemd-container systemd-boot systemd-boot-efi sbsigntool
-  dosfstools mtools fdisk e2fsprogs cpio binutils zstd
+  dosfstools mtools fdisk e2fsprogs cpio binutils zstd squashfs-tools
   mkosi python3-cryptography
 )
 
