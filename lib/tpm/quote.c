@@ -2,8 +2,11 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
+#include <limits.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
@@ -126,7 +129,7 @@ int tpmq_attest_parse(const uint8_t *buf, size_t len, tpmq_attest *ret) {
         size_t n;
         uint8_t safe;
         uint32_t count;
-        if (!rd_u32(&r, &a.magic) || !rd_u16(&r, &a.type) || !rd_tpm2b(&r, 68, &p, &n) /* qualifiedSigner */ ||
+        if (!rd_u32(&r, &a.magic) || !rd_u16(&r, &a.type) || !rd_tpm2b(&r, TPMQ_MAX_TPM2B_DATA, &p, &n) /* qualifiedSigner: TPM2B_NAME */ ||
             !rd_tpm2b(&r, sizeof(a.extra_data), &p, &n))
                 return -EBADMSG;
         memcpy(a.extra_data, p, n);
@@ -206,26 +209,64 @@ int tpmq_signature_parse(const uint8_t *buf, size_t len, tpmq_signature *ret) {
         return 0;
 }
 
-/* TPMT_SYM_DEF_OBJECT and the scheme fields that follow in RSA/ECC parameters. */
-static bool skip_sym_and_scheme(struct rd *r) {
-        uint16_t alg, x;
+#define TPM_ALG_RSAES 0x0015
+#define TPM_ALG_OAEP 0x0017
+#define TPM_ALG_ECDAA 0x001A
+
+/* TPMT_SYM_DEF_OBJECT (Part 2 §11.1.7) then TPMT_RSA_SCHEME / TPMT_ECC_SCHEME (§11.2.4.2, §11.2.5.6):
+ * the scheme's details are a hash (TPMS_SCHEME_HASH) for every scheme we know but RSAES (empty)
+ * and ECDAA (hash + count). */
+static bool rd_sym_and_scheme(struct rd *r, uint16_t *ret_scheme, uint16_t *ret_hash) {
+        uint16_t alg, x, scheme, hash = TPM_ALG_NULL;
+        size_t save = r->off;
         if (!rd_u16(r, &alg))
-                return false;
+                goto fail;
         if (alg != TPM_ALG_NULL && (!rd_u16(r, &x) || !rd_u16(r, &x)))
-                return false;
-        if (!rd_u16(r, &alg))
-                return false;
-        return alg == TPM_ALG_NULL || rd_u16(r, &x);
+                goto fail;
+        if (!rd_u16(r, &scheme))
+                goto fail;
+        switch (scheme) {
+        case TPM_ALG_NULL:
+        case TPM_ALG_RSAES:
+                break;
+        case TPM_ALG_ECDAA:
+                if (!rd_u16(r, &hash) || !rd_u16(r, &x))
+                        goto fail;
+                break;
+        case TPM_ALG_RSASSA:
+        case TPM_ALG_RSAPSS:
+        case TPM_ALG_OAEP:
+        case TPM_ALG_ECDSA:
+        default: /* ECSCHNORR, SM2, ECDH, ECMQV: all TPMS_SCHEME_HASH */
+                if (!rd_u16(r, &hash))
+                        goto fail;
+                break;
+        }
+        *ret_scheme = scheme;
+        *ret_hash = hash;
+        return true;
+fail:
+        r->off = save;
+        return false;
+}
+
+bool tpmq_public_is_restricted_signer(const tpmq_public_info *info) {
+        uint32_t a = info->attributes;
+        return (a & TPMA_OBJECT_RESTRICTED) && (a & TPMA_OBJECT_SIGN_ENCRYPT) && !(a & TPMA_OBJECT_DECRYPT);
 }
 
 int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret) {
+        return tpmq_public_parse_info(buf, len, ret, NULL);
+}
+
+int tpmq_public_parse_info(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info) {
         struct rd r = { buf, len, 0 };
-        uint16_t type, name_alg;
-        uint32_t attrs;
+        tpmq_public_info info = { 0 };
         const uint8_t *p, *q;
         size_t n, m;
-        if (!rd_u16(&r, &type) || !rd_u16(&r, &name_alg) || !rd_u32(&r, &attrs) || !rd_tpm2b(&r, 64, &p, &n) ||
-            !skip_sym_and_scheme(&r))
+        if (!rd_u16(&r, &info.type) || !rd_u16(&r, &info.name_alg) || !rd_u32(&r, &info.attributes) ||
+            !rd_tpm2b(&r, TPMQ_MAX_DIGEST, &p, &n) /* authPolicy */ ||
+            !rd_sym_and_scheme(&r, &info.scheme, &info.scheme_hash))
                 return -EBADMSG;
         _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = NULL;
         OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
@@ -234,11 +275,10 @@ int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret) {
         int rc = -EBADMSG;
         BIGNUM *bn_n = NULL, *bn_e = NULL;
         OSSL_PARAM *params = NULL;
-        if (type == TPM_ALG_RSA) {
-                uint16_t bits;
+        if (info.type == TPM_ALG_RSA) {
                 uint32_t exp;
-                if (!rd_u16(&r, &bits) || !rd_u32(&r, &exp) || !rd_tpm2b(&r, 512, &p, &n) || r.off != len ||
-                    n * 8 != bits || bits < 2048)
+                if (!rd_u16(&r, &info.bits) || !rd_u32(&r, &exp) || !rd_tpm2b(&r, 512, &p, &n) || r.off != len ||
+                    n * 8 != info.bits || info.bits < 2048)
                         goto out;
                 /* Part 2 §12.2.3.5: an exponent of zero means 2^16 + 1. */
                 bn_n = BN_bin2bn(p, (int) n, NULL);
@@ -248,15 +288,23 @@ int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret) {
                     !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e))
                         goto out;
                 ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-        } else if (type == TPM_ALG_ECC) {
+        } else if (info.type == TPM_ALG_ECC) {
                 uint16_t curve, kdf, x;
+                /* TPMS_ECC_PARMS (§12.2.3.6): curveID, kdf (TPMT_KDF_SCHEME), then unique TPMS_ECC_POINT. */
                 if (!rd_u16(&r, &curve) || !rd_u16(&r, &kdf) || (kdf != TPM_ALG_NULL && !rd_u16(&r, &x)) ||
                     !rd_tpm2b(&r, 66, &p, &n) || !rd_tpm2b(&r, 66, &q, &m) || r.off != len)
                         goto out;
-                const char *group = curve == 0x0003 ? "P-256" : curve == 0x0004 ? "P-384" : curve == 0x0005 ? "P-521" : NULL;
-                size_t coord = curve == 0x0003 ? 32 : curve == 0x0004 ? 48 : 66;
-                if (!group || n != coord || m != coord)
+                const char *group = curve == TPM_ECC_NIST_P256 ? "P-256" :
+                                    curve == TPM_ECC_NIST_P384 ? "P-384" :
+                                    curve == TPM_ECC_NIST_P521 ? "P-521" : NULL;
+                size_t coord = curve == TPM_ECC_NIST_P256 ? 32 : curve == TPM_ECC_NIST_P384 ? 48 : 66;
+                if (!group) {
+                        rc = -EOPNOTSUPP;
                         goto out;
+                }
+                if (n != coord || m != coord)
+                        goto out;
+                info.bits = curve == TPM_ECC_NIST_P521 ? 521 : (uint16_t) (coord * 8);
                 uint8_t point[1 + 2 * 66];
                 point[0] = 0x04; /* uncompressed (SEC 1 §2.3.3) */
                 memcpy(point + 1, p, n);
@@ -274,7 +322,22 @@ int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret) {
         if (!ctx || !params || EVP_PKEY_fromdata_init(ctx) != 1 ||
             EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
                 goto out;
+        /* The Name (Part 1 §16): nameAlg || H_nameAlg(marshalled TPMT_PUBLIC). */
+        const EVP_MD *name_md = md_for(info.name_alg);
+        unsigned int dl = 0;
+        if (name_md) {
+                info.name[0] = (uint8_t) (info.name_alg >> 8);
+                info.name[1] = (uint8_t) info.name_alg;
+                if (EVP_Digest(buf, len, info.name + 2, &dl, name_md, NULL) != 1) {
+                        EVP_PKEY_free(key);
+                        rc = -ENOMEM;
+                        goto out;
+                }
+                info.name_len = 2 + dl;
+        }
         *ret = key;
+        if (ret_info)
+                *ret_info = info;
         rc = 0;
 out:
         OSSL_PARAM_free(params);
@@ -282,6 +345,91 @@ out:
         BN_free(bn_n);
         BN_free(bn_e);
         return rc;
+}
+
+int tpmq_load_ak(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info, bool *ret_has_info) {
+        static const char pem_tag[] = "-----BEGIN PUBLIC KEY-----";
+        EVP_PKEY *key = NULL;
+        tpmq_public_info info;
+        int r;
+
+        if (len > INT_MAX)
+                return -EFBIG;
+        if (memmem(buf, len, pem_tag, strlen(pem_tag))) {
+                _cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(buf, (int) len);
+                if (!bio)
+                        return -ENOMEM;
+                key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+                if (!key)
+                        return -EBADMSG;
+                if (!EVP_PKEY_is_a(key, "RSA") && !EVP_PKEY_is_a(key, "EC")) {
+                        EVP_PKEY_free(key);
+                        return -EOPNOTSUPP;
+                }
+                *ret = key;
+                if (ret_has_info)
+                        *ret_has_info = false;
+                return 0;
+        }
+        r = tpmq_public_parse_info(buf, len, &key, &info);
+        if (r < 0)
+                return r;
+        *ret = key;
+        if (ret_info)
+                *ret_info = info;
+        if (ret_has_info)
+                *ret_has_info = true;
+        return 0;
+}
+
+uint16_t tpmq_alg_from_name(const char *name) {
+        static const struct {
+                const char *name;
+                uint16_t alg;
+        } t[] = { { "sha1", TPM_ALG_SHA1 }, { "sha256", TPM_ALG_SHA256 }, { "sha384", TPM_ALG_SHA384 }, { "sha512", TPM_ALG_SHA512 } };
+        for (size_t i = 0; name && i < ELEMENTSOF(t); i++)
+                if (strcasecmp(name, t[i].name) == 0)
+                        return t[i].alg;
+        return 0;
+}
+
+int tpmq_pcr_bank_parse_text(const char *text, size_t len, uint16_t alg, tpmq_pcr_bank *ret, unsigned *ret_line) {
+        tpmq_pcr_bank bank = { .alg = alg };
+        size_t dlen = tpmq_digest_size(alg), off = 0;
+        unsigned line = 0;
+        if (dlen == 0)
+                return -EOPNOTSUPP;
+        while (off < len) {
+                const char *nl = memchr(text + off, '\n', len - off);
+                size_t l = nl ? (size_t) (nl - (text + off)) : len - off;
+                const char *s = text + off;
+                off += l + (nl ? 1 : 0);
+                line++;
+                while (l > 0 && (s[l - 1] == '\r' || s[l - 1] == ' '))
+                        l--;
+                if (l == 0)
+                        continue;
+                /* "<index> <hex>" with index 0..23 */
+                unsigned idx = 0;
+                size_t i = 0;
+                while (i < l && i < 3 && s[i] >= '0' && s[i] <= '9')
+                        idx = idx * 10 + (unsigned) (s[i++] - '0');
+                if (i == 0 || i >= l || s[i] != ' ' || idx >= TPMQ_NUM_PCRS || bank.present[idx] ||
+                    l - i - 1 != 2 * dlen)
+                        goto bad;
+                char hex[2 * TPMQ_MAX_DIGEST + 1];
+                memcpy(hex, s + i + 1, 2 * dlen);
+                hex[2 * dlen] = 0;
+                if (hex_decode_exact(hex, bank.value[idx], dlen) < 0)
+                        goto bad;
+                bank.present[idx] = true;
+        }
+        *ret = bank;
+        return 0;
+bad:
+        if (ret_line)
+                *ret_line = line;
+        return -EBADMSG;
 }
 
 static int verify_signature(const tpmq_signature *s, const uint8_t *msg, size_t len, EVP_PKEY *ak) {
@@ -331,13 +479,24 @@ int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *s
                 reason = TPMQ_MALFORMED_SIGNATURE;
         else if ((r = verify_signature(&s, attest, attest_len, ak)) < 0)
                 reason = r == -EKEYREJECTED ? TPMQ_BAD_KEY : TPMQ_SIGNATURE_INVALID;
-        else if (!ct_memeq(a.extra_data, a.extra_data_len, nonce, nonce_len))
+        else if (!ct_memeq(a.extra_data, a.extra_data_len, nonce, nonce_len)) {
                 reason = TPMQ_NONCE_MISMATCH;
+                detail(ret_detail, "%s: extraData has %zu bytes, expected nonce %zu bytes%s",
+                       tpmq_reason_to_string(reason), a.extra_data_len, nonce_len,
+                       a.extra_data_len == nonce_len ? " (contents differ)" : "");
+        }
         else if (a.n_selections != 1 || a.selections[0].hash != pcrs->alg) {
                 reason = TPMQ_BANK_MISMATCH;
                 detail(ret_detail, "%s: quote selects %s%s, PCR values given are %s", tpmq_reason_to_string(reason),
                        a.n_selections ? tpmq_alg_name(a.selections[0].hash) : "no bank",
                        a.n_selections > 1 ? " and more banks" : "", tpmq_alg_name(pcrs->alg));
+        } else if (a.selections[0].mask >> TPMQ_NUM_PCRS) {
+                reason = TPMQ_PCR_MISSING;
+                detail(ret_detail, "%s: quote selects PCRs above %u in the %s bank", tpmq_reason_to_string(reason),
+                       TPMQ_NUM_PCRS - 1, tpmq_alg_name(pcrs->alg));
+        } else if (tpmq_digest_size(pcrs->alg) == 0) {
+                reason = TPMQ_BANK_MISMATCH;
+                detail(ret_detail, "%s: unknown PCR bank 0x%04x", tpmq_reason_to_string(reason), pcrs->alg);
         } else {
                 /* pcrDigest = H_sig(PCR values of the selection, in index order) (Part 3 §18.4). */
                 size_t dlen = tpmq_digest_size(pcrs->alg);
@@ -362,8 +521,9 @@ int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *s
                                 reason = TPMQ_PCR_DIGEST_MISMATCH;
                                 _cleanup_free_ char *want = hex_encode(a.pcr_digest, a.pcr_digest_len);
                                 _cleanup_free_ char *got = hex_encode(digest, dl);
-                                detail(ret_detail, "%s: quoted %s, PCR values hash to %s", tpmq_reason_to_string(reason),
-                                       want ?: "?", got ?: "?");
+                                detail(ret_detail, "%s (%s bank): quoted %s, PCR values hash to %s",
+                                       tpmq_reason_to_string(reason), tpmq_alg_name(pcrs->alg), want ?: "?",
+                                       got ?: "?");
                         }
                 }
         }

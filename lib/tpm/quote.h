@@ -24,8 +24,23 @@
 #define TPM_ALG_ECC 0x0023
 #define TPM_GENERATED_VALUE 0xff544347u
 #define TPM_ST_ATTEST_QUOTE 0x8018
+#define TPM_ECC_NIST_P256 0x0003
+#define TPM_ECC_NIST_P384 0x0004
+#define TPM_ECC_NIST_P521 0x0005
 #define TPMQ_NUM_PCRS 24
 #define TPMQ_MAX_DIGEST 64
+/* sizeof(TPMT_HA) (Part 2 §10.3.2): the largest TPM2B_DATA / TPM2B_NAME payload. */
+#define TPMQ_MAX_TPM2B_DATA 66
+
+/* TPMA_OBJECT bits (Part 2 §8.3.2). */
+#define TPMA_OBJECT_FIXEDTPM 0x00000002u
+#define TPMA_OBJECT_FIXEDPARENT 0x00000010u
+#define TPMA_OBJECT_SENSITIVEDATAORIGIN 0x00000020u
+#define TPMA_OBJECT_USERWITHAUTH 0x00000040u
+#define TPMA_OBJECT_NODA 0x00000400u
+#define TPMA_OBJECT_RESTRICTED 0x00010000u
+#define TPMA_OBJECT_DECRYPT 0x00020000u
+#define TPMA_OBJECT_SIGN_ENCRYPT 0x00040000u
 
 typedef enum tpmq_reason {
         TPMQ_OK = 0,
@@ -53,7 +68,7 @@ typedef struct tpmq_pcr_selection {
 typedef struct tpmq_attest {
         uint32_t magic;
         uint16_t type;
-        uint8_t extra_data[64];
+        uint8_t extra_data[TPMQ_MAX_TPM2B_DATA];
         size_t extra_data_len;
         uint64_t clock;
         uint32_t reset_count, restart_count;
@@ -78,15 +93,46 @@ typedef struct tpmq_pcr_bank {
         uint8_t value[TPMQ_NUM_PCRS][TPMQ_MAX_DIGEST];
 } tpmq_pcr_bank;
 
+/* What a TPMT_PUBLIC says about a key besides the key itself (Part 2 §12.2.4). */
+typedef struct tpmq_public_info {
+        uint16_t type;       /* TPM_ALG_RSA or TPM_ALG_ECC */
+        uint16_t name_alg;   /* TPMI_ALG_HASH */
+        uint32_t attributes; /* TPMA_OBJECT */
+        uint16_t scheme;     /* TPM_ALG_RSASSA, _RSAPSS, _ECDSA or TPM_ALG_NULL */
+        uint16_t scheme_hash;
+        uint16_t bits;       /* RSA: keyBits; ECC: curve size */
+        /* Name = nameAlg || H_nameAlg(TPMT_PUBLIC) (Part 1 §16); empty when nameAlg is unknown. */
+        uint8_t name[2 + TPMQ_MAX_DIGEST];
+        size_t name_len;
+} tpmq_public_info;
+
+/* Parse one structure each; the whole buffer must be that structure (trailing bytes are refused).
+ * -EBADMSG when malformed or truncated, -EOPNOTSUPP for an algorithm we do not verify. */
 int tpmq_attest_parse(const uint8_t *buf, size_t len, tpmq_attest *ret);
 int tpmq_signature_parse(const uint8_t *buf, size_t len, tpmq_signature *ret);
-/* TPMT_PUBLIC of an RSA or ECC signing key -> EVP_PKEY. */
+/* TPMT_PUBLIC of an RSA (>= 2048 bit) or NIST-P ECC key -> EVP_PKEY. */
 int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret);
+/* Same, and also returns the attributes, scheme and Name. ret_info may be NULL. */
+int tpmq_public_parse_info(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info);
+/* An AK given either as PEM (SubjectPublicKeyInfo, "-----BEGIN PUBLIC KEY-----") or as TPMT_PUBLIC
+ * bytes. ret_info is filled only for TPMT_PUBLIC (*ret_has_info tells which); both may be NULL. */
+int tpmq_load_ak(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info, bool *ret_has_info);
+/* True for a key the TPM only lets sign data it produced itself (restricted + sign, not decrypt):
+ * only such a key gives TPM_GENERATED_VALUE in a TPMS_ATTEST its meaning (Part 1 §25.2.3). */
+bool tpmq_public_is_restricted_signer(const tpmq_public_info *info);
+
+/* Reads "index hex" lines (one PCR per line, as in testdata's pcrs_*.txt) into a bank of `alg`.
+ * Values must have the bank's digest size. -EBADMSG with the line in *ret_line on error. */
+int tpmq_pcr_bank_parse_text(const char *text, size_t len, uint16_t alg, tpmq_pcr_bank *ret, unsigned *ret_line);
+/* TPM_ALG id of "sha1", "sha256", "sha384", "sha512"; 0 if unknown. */
+uint16_t tpmq_alg_from_name(const char *name);
 
 /* Verifies a quote: structure, TPM magic and type, signature with ak, extraData == nonce, the
  * quote selects pcrs->alg (and only that bank), every selected PCR is in pcrs, and the quoted
  * pcrDigest equals the hash (the signature's hash algorithm) of the selected PCR values in order.
- * Returns 0 or -EBADMSG with the reason and a detail naming the field. */
+ * Returns 0 or -EBADMSG with the reason and a detail naming the field. ret_reason and
+ * ret_detail (both optional) are always set: the detail is NULL on success, a malloc'd sentence
+ * naming the field, bank and PCR otherwise (caller frees). */
 int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len, EVP_PKEY *ak,
                       const tpmq_pcr_bank *pcrs, const uint8_t *nonce, size_t nonce_len, tpmq_reason *ret_reason,
                       char **ret_detail);
