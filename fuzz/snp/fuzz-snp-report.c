@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzzes the report parser, the full verification against a fixed Milan chain and VCEK, and the
- * Azure HCL container with its runtime-data JSON. */
+/* Fuzzes the report parser, the full verification against a fixed Milan chain and VCEK, the
+ * Constellation instance info JSON, and the Azure HCL container with its runtime-data JSON. */
 #include "basic/cleanup-openssl.h"
 #include "fuzz-snp-common.h"
 #include "snp/snp-binding.h"
@@ -15,6 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* The built-in chain path: product from the VCEK, kind from the report. */
         (void) snp_verify(data, size, fuzz_snp_vcek_bytes, sizeof(fuzz_snp_vcek_bytes), NULL, 0, &fuzz_snp_options, &r, &v);
+
+        /* Constellation instance info JSON around a report. */
+        struct snp_instance_info ii;
+        if (snp_instance_info_parse(data, size, &ii, &v) == 0) {
+                _cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = NULL;
+                (void) snp_instance_info_verify(&ii, &fuzz_snp_options, &r, ii.has_azure ? &ak : NULL, &v);
+                snp_instance_info_done(&ii);
+        }
 
         struct snp_azure_hcl hcl;
         if (snp_azure_hcl_parse(data, size, &hcl, &v) == 0) {

@@ -84,6 +84,7 @@ int snp_reason_errno(enum snp_reason reason) {
         case SNP_REASON_REPORT_MALFORMED:
         case SNP_REASON_CERT_MALFORMED:
         case SNP_REASON_CHAIN_MALFORMED:
+        case SNP_REASON_EVIDENCE_MALFORMED:
                 return -EBADMSG;
         case SNP_REASON_CERT_EXPIRED:
         case SNP_REASON_CERT_NOT_YET_VALID:
@@ -125,6 +126,7 @@ static const char *const reason_names[_SNP_REASON_MAX] = {
         [SNP_REASON_HOST_DATA] = "host-data",
         [SNP_REASON_BINDING] = "binding",
         [SNP_REASON_ID_KEY_DIGEST] = "id-key-digest",
+        [SNP_REASON_EVIDENCE_MALFORMED] = "evidence-malformed",
 };
 
 const char *snp_reason_to_string(enum snp_reason reason) {

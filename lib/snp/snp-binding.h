@@ -48,3 +48,38 @@ int snp_binding_check_gcp(const struct snp_report *report, const uint8_t *extra_
 /* REPORT_DATA == SHA-512(data). */
 int snp_binding_check_sha512(const struct snp_report *report, const uint8_t *data, size_t len,
                              struct snp_verdict *verdict);
+
+/* Constellation's SNP instance info (internal/attestation/snp InstanceInfo), the JSON an SNP
+ * issuer puts into its attestation document: {"ReportSigner": b64(PEM VCEK/VLEK), "CertChain":
+ * b64(PEM ASK[+ARK]), "AttestationReport": b64(1184-byte report), "Azure": {"RuntimeData": b64,
+ * "MAAToken": "..."} | null, "GCP": {...} | null}; Go []byte fields are standard base64, nil is
+ * null. Only the ASK of CertChain is used with the built-in ARK, as Constellation does. */
+#define SNP_INSTANCE_INFO_MAX_SIZE (256u * 1024)
+
+struct snp_instance_info {
+        uint8_t *report;
+        size_t report_len;
+        uint8_t *report_signer; /* NULL if absent */
+        size_t report_signer_len;
+        uint8_t *cert_chain;    /* NULL if absent */
+        size_t cert_chain_len;
+        bool has_azure;
+        uint8_t *azure_runtime_data;
+        size_t azure_runtime_data_len;
+        char *azure_maa_token; /* NULL if absent or empty */
+        bool has_gcp;
+};
+
+/* Parses the JSON (outside input, at most SNP_INSTANCE_INFO_MAX_SIZE). -EBADMSG with reason
+ * SNP_REASON_EVIDENCE_MALFORMED naming the field. Free with snp_instance_info_done(). */
+int snp_instance_info_parse(const uint8_t *json, size_t len, struct snp_instance_info *ret,
+                            struct snp_verdict *verdict);
+void snp_instance_info_done(struct snp_instance_info *info);
+/* Serialises in Go's field order (issuer side). Absent buffers become null. */
+int snp_instance_info_to_json(const struct snp_instance_info *info, char **ret);
+/* Verifies the report with ReportSigner (required: fetching from KDS is the caller's) and the
+ * ASK of CertChain (or the built-in chain), then, if the info has Azure runtime data, the Azure
+ * binding, returning the HCL attestation key in *ret_azure_ak (may be NULL). Asking for an AK
+ * when there is no Azure data fails with SNP_REASON_BINDING. */
+int snp_instance_info_verify(const struct snp_instance_info *info, const struct snp_options *opts,
+                             struct snp_report *ret_report, EVP_PKEY **ret_azure_ak, struct snp_verdict *verdict);

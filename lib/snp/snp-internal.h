@@ -30,3 +30,6 @@ enum snp_product snp_product_from_name(const char *name);
  * public header, so no caller can weaken the pinning by accident. */
 int snp_chain_new_with_root(const uint8_t *pem, size_t len, const struct snp_options *opts, enum snp_product product,
                             const uint8_t root_sha256[32], snp_chain **ret, struct snp_verdict *v);
+
+/* The built-in ARK certificate of a product (lib/snp/roots), or NULL. Caller frees. */
+X509 *snp_builtin_ark(enum snp_product product);

@@ -56,6 +56,7 @@ enum snp_reason {
         SNP_REASON_HOST_DATA,         /* host_data differs from the expected value */
         SNP_REASON_BINDING,           /* report_data does not bind the given key / runtime data */
         SNP_REASON_ID_KEY_DIGEST,     /* id_key_digest is not one of the accepted ones */
+        SNP_REASON_EVIDENCE_MALFORMED,/* the container around the report (instance info JSON) is */
         _SNP_REASON_MAX,
 };
 

@@ -9,7 +9,9 @@
  * verified chain + signer keyed by SHA-256 of the exact certificate and chain bytes, so a
  * report costs one SHA-384 and one ECDSA verification. Validity is re-checked per report at
  * the caller's time; failures are never cached. */
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <pthread.h>
 
 #include "snp-roots.h"
@@ -28,6 +30,29 @@ static const struct {
         { SNP_PRODUCT_TURIN, SNP_SIGNER_VCEK, snp_root_turin_vcek, sizeof(snp_root_turin_vcek) },
         { SNP_PRODUCT_TURIN, SNP_SIGNER_VLEK, snp_root_turin_vlek, sizeof(snp_root_turin_vlek) },
 };
+
+X509 *snp_builtin_ark(enum snp_product product) {
+        for (size_t i = 0; i < ELEMENTSOF(builtin_chains); i++) {
+                if (builtin_chains[i].product != product)
+                        continue;
+                BIO *bio = BIO_new_mem_buf(builtin_chains[i].pem, (int) builtin_chains[i].len);
+                if (!bio)
+                        return NULL;
+                X509 *found = NULL, *c;
+                while (!found && (c = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+                        uint8_t md[32];
+                        unsigned n = 0;
+                        if (X509_digest(c, EVP_sha256(), md, &n) == 1 && n == 32 && snp_ark_pinned(md) == product)
+                                found = c;
+                        else
+                                X509_free(c);
+                }
+                ERR_clear_error();
+                BIO_free(bio);
+                return found;
+        }
+        return NULL;
+}
 
 int snp_chain_new_builtin(enum snp_product product, enum snp_signer_kind kind, const struct snp_options *opts,
                           snp_chain **ret, struct snp_verdict *v) {

@@ -153,6 +153,8 @@ static int chain_new(const uint8_t *pem, size_t len, const struct snp_options *o
                 return snp_fail(v, SNP_REASON_CHAIN_MALFORMED, "chain is %zu bytes, expected 1..%u", len,
                                 SNP_CHAIN_MAX_SIZE);
 
+        /* Declared before the first `goto out` so its cleanup never sees an uninitialised value. */
+        _cleanup_free_ snp_chain *c = NULL;
         X509 *certs[CHAIN_MAX_CERTS + 1] = {};
         size_t n = 0;
         int r = 0;
@@ -161,17 +163,34 @@ static int chain_new(const uint8_t *pem, size_t len, const struct snp_options *o
                 if (!bio)
                         return snp_fail(v, SNP_REASON_INTERNAL, "out of memory");
                 while (n < ELEMENTSOF(certs)) {
-                        X509 *c = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-                        if (!c)
+                        X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+                        if (!cert)
                                 break;
-                        certs[n++] = c;
+                        certs[n++] = cert;
                 }
                 ERR_clear_error();
         }
-        _cleanup_free_ snp_chain *c = NULL;
+        /* Only the ASK/ASVK (as Azure THIM serves it, and as Constellation uses an issuer's chain:
+         * never trusting an ARK from the issuer): complete it with the built-in ARK named by its CN. */
+        if (n == 1 && !root_sha256) {
+                char cn[64];
+                subject_cn(certs[0], cn, sizeof(cn));
+                const char *p = strncmp(cn, "SEV-VLEK-", 9) == 0 ? cn + 9 : strncmp(cn, "SEV-", 4) == 0 ? cn + 4 : NULL;
+                enum snp_product product = p && strchr(p, '-') == NULL ? snp_product_from_name(p) : SNP_PRODUCT_UNKNOWN;
+                if (product != SNP_PRODUCT_UNKNOWN) {
+                        certs[1] = snp_builtin_ark(product);
+                        if (!certs[1]) {
+                                r = snp_fail(v, SNP_REASON_INTERNAL, "cannot load the built-in ARK-%s",
+                                             snp_product_to_string(product));
+                                goto out;
+                        }
+                        n = 2;
+                }
+        }
+
         if (n != CHAIN_MAX_CERTS) {
                 r = snp_fail(v, SNP_REASON_CHAIN_MALFORMED,
-                             "chain holds %s%zu PEM certificates, expected 2 (ASK or ASVK, and ARK)",
+                             "chain holds %s%zu PEM certificates, expected the ASK or ASVK (and the ARK)",
                              n > CHAIN_MAX_CERTS ? "more than " : "", n > CHAIN_MAX_CERTS ? (size_t) CHAIN_MAX_CERTS : n);
                 goto out;
         }

@@ -446,10 +446,24 @@ static void test_reject_ark_not_pinned(void **state) {
         assert_int_equal(snp_chain_product(c), SNP_PRODUCT_TURIN);
         c = snp_chain_free(c);
 
-        /* Only one certificate. */
+        /* Only one certificate: an ARK alone is not a chain. */
         _cleanup_blob_ struct blob one = load("amd-roots/ark_milan.pem");
         assert_int_equal(snp_chain_new(one.data, one.len, &o, &c, &v), -EBADMSG);
         assert_int_equal(v.reason, SNP_REASON_CHAIN_MALFORMED);
+        /* An ASK alone (Azure THIM) is completed with the built-in ARK. */
+        _cleanup_blob_ struct blob ask_only = load("snp-msft-milan-genoa-turin/genoa_ask.pem");
+        assert_int_equal(snp_chain_new(ask_only.data, ask_only.len, &o, &c, &v), 0);
+        assert_int_equal(snp_chain_product(c), SNP_PRODUCT_GENOA);
+        c = snp_chain_free(c);
+        /* ASVK alone: the first PEM block of the KDS VLEK chain (read_full_file NUL-terminates). */
+        _cleanup_blob_ struct blob vlek_chain = load("amd-roots/ask_ark_turin_vlek.pem");
+        char *end = strstr((char *) vlek_chain.data, "-----END CERTIFICATE-----");
+        assert_non_null(end);
+        end += strlen("-----END CERTIFICATE-----");
+        assert_int_equal(snp_chain_new(vlek_chain.data, (size_t) ((uint8_t *) end - vlek_chain.data), &o, &c, &v), 0);
+        assert_int_equal(snp_chain_product(c), SNP_PRODUCT_TURIN);
+        assert_int_equal(snp_chain_signer_kind(c), SNP_SIGNER_VLEK);
+        c = snp_chain_free(c);
 }
 
 static void test_reject_truncated_report(void **state) {
@@ -860,6 +874,90 @@ static void test_kds_urls(void **state) {
         assert_int_equal(snp_kds_chain_url(SNP_PRODUCT_UNKNOWN, SNP_SIGNER_VCEK, &url), -EINVAL);
 }
 
+static void test_instance_info(void **state) {
+        /* Constellation's azure-sev-snp instance info, built from the real Azure set. */
+        _cleanup_blob_ struct blob rb = load("snp-milan-azure-constellation/attestation_azure.bin"),
+                                   vcek = load("snp-milan-azure-constellation/vcek_thim.pem"),
+                                   ask = load("amd-roots/ask_milan.pem"),
+                                   rt = load("snp-milan-azure-constellation/runtimedata.bin");
+        struct snp_instance_info in = {
+                .report = rb.data, .report_len = SNP_REPORT_SIZE,
+                .report_signer = vcek.data, .report_signer_len = vcek.len,
+                .cert_chain = ask.data, .cert_chain_len = ask.len, /* THIM: ASK only */
+                .has_azure = true, .azure_runtime_data = rt.data, .azure_runtime_data_len = rt.len,
+        };
+        _cleanup_free_ char *json = NULL;
+        assert_int_equal(snp_instance_info_to_json(&in, &json), 0);
+        assert_non_null(strstr(json, "{\"ReportSigner\":\"LS0tLS1CRUdJTi"));
+        assert_non_null(strstr(json, "\"Azure\":{\"RuntimeData\":\"eyJrZXlz"));
+        assert_non_null(strstr(json, "\"MAAToken\":\"\"},\"GCP\":null}"));
+
+        struct snp_verdict v = {};
+        _cleanup_(snp_instance_info_done) struct snp_instance_info ii = {};
+        assert_int_equal(snp_instance_info_parse((const uint8_t *) json, strlen(json), &ii, &v), 0);
+        assert_int_equal(ii.report_len, SNP_REPORT_SIZE);
+        assert_true(ii.has_azure);
+        assert_false(ii.has_gcp);
+        assert_null(ii.azure_maa_token);
+        struct snp_options o = opts_at(T_2026_06_01);
+        struct snp_report rep;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = NULL;
+        int r = snp_instance_info_verify(&ii, &o, &rep, &ak, &v);
+        if (r != 0)
+                fail_msg("%s: %s", snp_reason_to_string(v.reason), v.detail);
+        assert_non_null(ak);
+        assert_int_equal(EVP_PKEY_get_bits(ak), 2048);
+        assert_int_equal(rep.reported_tcb.microcode, 93);
+
+        /* Without CertChain: the built-in chain. */
+        free(ii.cert_chain);
+        ii.cert_chain = NULL;
+        ii.cert_chain_len = 0;
+        assert_int_equal(snp_instance_info_verify(&ii, &o, NULL, NULL, &v), 0);
+
+        /* Tampered runtime data: binding fails. */
+        ii.azure_runtime_data[20] ^= 1;
+        EVP_PKEY *none = NULL;
+        assert_int_equal(snp_instance_info_verify(&ii, &o, NULL, &none, &v), -EPERM);
+        assert_int_equal(v.reason, SNP_REASON_BINDING);
+        assert_null(none);
+        ii.azure_runtime_data[20] ^= 1;
+
+        /* No ReportSigner. */
+        free(ii.report_signer);
+        ii.report_signer = NULL;
+        ii.report_signer_len = 0;
+        assert_int_equal(snp_instance_info_verify(&ii, &o, NULL, NULL, &v), -EBADMSG);
+        assert_int_equal(v.reason, SNP_REASON_EVIDENCE_MALFORMED);
+        assert_non_null(strstr(v.detail, "ReportSigner"));
+
+        /* Malformed containers. */
+        static const struct {
+                const char *json, *detail;
+        } bad[] = {
+                { "[]", "not a JSON object" },
+                { "{\"AttestationReport\":null}", "AttestationReport missing" },
+                { "{\"AttestationReport\":\"!!\"}", "AttestationReport is not base64" },
+                { "{\"AttestationReport\":\"AAAA\",\"ReportSigner\":5}", "ReportSigner is not base64" },
+                { "{\"AttestationReport\":\"AAAA\",\"Azure\":[]}", "Azure is not an object" },
+                { "{\"AttestationReport\":\"AAAA\",\"Azure\":{\"MAAToken\":1}}", "MAAToken" },
+                { "{\"AttestationReport\":\"AAAA\",\"AttestationReport\":\"AAAA\"}", "not a JSON object" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct snp_instance_info x;
+                assert_int_equal(snp_instance_info_parse((const uint8_t *) bad[i].json, strlen(bad[i].json), &x, &v), -EBADMSG);
+                assert_int_equal(v.reason, SNP_REASON_EVIDENCE_MALFORMED);
+                if (!strstr(v.detail, bad[i].detail))
+                        fail_msg("case %zu: '%s' lacks '%s'", i, v.detail, bad[i].detail);
+        }
+        /* A short report inside a well-formed container fails as a report. */
+        const char *short_report = "{\"AttestationReport\":\"AAAA\",\"ReportSigner\":\"AAAA\"}";
+        _cleanup_(snp_instance_info_done) struct snp_instance_info sr = {};
+        assert_int_equal(snp_instance_info_parse((const uint8_t *) short_report, strlen(short_report), &sr, &v), 0);
+        assert_int_equal(snp_instance_info_verify(&sr, &o, NULL, NULL, &v), -EBADMSG);
+        assert_int_equal(v.reason, SNP_REASON_REPORT_SIZE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_gsg_milan_v2),
@@ -890,6 +988,7 @@ int main(void) {
                 cmocka_unit_test(test_verifier_cache),
                 cmocka_unit_test(test_verifier_threads),
                 cmocka_unit_test(test_kds_urls),
+                cmocka_unit_test(test_instance_info),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
