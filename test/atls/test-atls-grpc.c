@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* aTLS under gRPC over TCP loopback: the connection patterns of Constellation (server attests:
+ * Init/recover; client attests: join; mutual), streams through the relay, and every refusal
+ * with its reason on both ends: a relay presenting another key, a replayed document, wrong
+ * measurements, missing evidence, a client without a certificate, a broken nonce transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "atls/atls.h"
+#include "basic/cleanup-openssl.h"
+#include "basic/encoding.h"
+#include "basic/secret.h"
+
+/* --- handlers --- */
+
+static void echo_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        (void) userdata;
+        _cleanup_free_ uint8_t *buf = malloc(len + 5);
+        memcpy(buf, "echo:", 5);
+        memcpy(buf + 5, req, len);
+        rpc_call_reply(call, buf, len + 5);
+}
+
+/* Init-like server stream: n messages, then OK. */
+static void count_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        (void) userdata;
+        char tmp[16];
+        snprintf(tmp, sizeof(tmp), "%.*s", (int) (len < 15 ? len : 15), (const char *) req);
+        int n = atoi(tmp);
+        for (int i = 0; i < n; i++) {
+                char buf[16];
+                int k = snprintf(buf, sizeof(buf), "%d", i);
+                if (rpc_call_send(call, buf, (size_t) k) < 0)
+                        return;
+        }
+        rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+static void hold_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        (void) req, (void) len, (void) userdata;
+        rpc_call_send(call, "first", 5);
+        rpc_call_hold(call);
+}
+
+/* --- a server with an aTLS listener, and what it refused --- */
+
+typedef struct fixture {
+        rpc_server *server;
+        atls_listener *listener;
+        int port;
+        char address[64];
+        pthread_mutex_t lock;
+        atls_reason last_reason;
+        char last_detail[512];
+        unsigned rejects;
+} fixture;
+
+static void on_reject(void *userdata, const char *peer, const atls_error *err) {
+        fixture *f = userdata;
+        assert_non_null(strstr(peer, "127.0.0.1:"));
+        pthread_mutex_lock(&f->lock);
+        f->last_reason = err->reason;
+        snprintf(f->last_detail, sizeof(f->last_detail), "%s", err->detail);
+        f->rejects++;
+        pthread_mutex_unlock(&f->lock);
+}
+
+static void fixture_start(fixture *f, const atls_config *server_config) {
+        *f = (fixture) { 0 };
+        pthread_mutex_init(&f->lock, NULL);
+        rpc_server_options o = { .max_receive_message_length = 8 << 20, .max_send_message_length = 8 << 20 };
+        assert_int_equal(rpc_server_new(&o, &f->server), 0);
+        assert_int_equal(rpc_server_register(f->server, "/test.Svc/Echo", echo_handler, NULL), 0);
+        assert_int_equal(rpc_server_register(f->server, "/test.Svc/Count", count_handler, NULL), 0);
+        assert_int_equal(rpc_server_register(f->server, "/test.Svc/Hold", hold_handler, NULL), 0);
+        assert_int_equal(rpc_server_start(f->server), 0);
+        atls_config c = *server_config;
+        c.on_reject = on_reject;
+        c.on_reject_userdata = f;
+        atls_error err = { 0 };
+        assert_int_equal(atls_listen(f->server, "127.0.0.1:0", &c, &f->port, &f->listener, &err), 0);
+        assert_true(f->port > 0);
+        snprintf(f->address, sizeof(f->address), "127.0.0.1:%d", f->port);
+}
+
+static void fixture_stop(fixture *f) {
+        atls_listener_free(f->listener);
+        rpc_server_request_shutdown(f->server);
+        rpc_server_wait(f->server);
+        rpc_server_free(f->server);
+        pthread_mutex_destroy(&f->lock);
+}
+
+/* The server's refusal is reported on its connection thread, possibly after the client gave up;
+ * wait for it (bounded by count, not by time assertions). */
+static void expect_server_reject(fixture *f, atls_reason reason, const char *detail_part) {
+        for (int i = 0; i < 1000; i++) {
+                pthread_mutex_lock(&f->lock);
+                unsigned n = f->rejects;
+                atls_reason r = f->last_reason;
+                char d[512];
+                snprintf(d, sizeof(d), "%s", f->last_detail);
+                pthread_mutex_unlock(&f->lock);
+                if (n > 0) {
+                        if (r != reason || !strstr(d, detail_part))
+                                fail_msg("server refused with %s: %s; expected %s (\"%s\")", atls_reason_to_string(r), d,
+                                         atls_reason_to_string(reason), detail_part);
+                        return;
+                }
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        fail_msg("server never reported a refusal (expected %s)", atls_reason_to_string(reason));
+}
+
+static void expect_dial_refused(const char *address, const atls_config *c, atls_reason reason, const char *detail_part) {
+        atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        int r = atls_dial(address, c, NULL, &conn, &err);
+        if (r >= 0 || err.reason != reason || !strstr(err.detail, detail_part)) {
+                atls_conn_free(conn);
+                fail_msg("dial: r=%d %s: %s; expected %s (\"%s\")", r, atls_reason_to_string(err.reason), err.detail,
+                         atls_reason_to_string(reason), detail_part);
+        }
+        assert_null(conn);
+}
+
+static void expect_echo(rpc_channel *ch, const char *msg) {
+        _cleanup_free_ uint8_t *resp = NULL;
+        size_t len = 0;
+        rpc_status st = { 0 };
+        assert_int_equal(rpc_unary(ch, "/test.Svc/Echo", msg, strlen(msg), 10000, &resp, &len, &st), 0);
+        if (st.code != GRPC_STATUS_OK)
+                fail_msg("Echo: %s: %s", rpc_status_code_to_string(st.code), st.message ?: "");
+        assert_int_equal(len, strlen(msg) + 5);
+        assert_memory_equal(resp + 5, msg, strlen(msg));
+        rpc_status_done(&st);
+}
+
+static void expect_count(rpc_channel *ch, int n) {
+        char req[16];
+        snprintf(req, sizeof(req), "%d", n);
+        _cleanup_(rpc_stream_freep) rpc_stream *s = NULL;
+        assert_int_equal(rpc_stream_open(ch, "/test.Svc/Count", req, strlen(req), 10000, &s), 0);
+        for (int i = 0;; i++) {
+                _cleanup_free_ uint8_t *m = NULL;
+                size_t len;
+                int r = rpc_stream_next(s, &m, &len);
+                assert_true(r >= 0);
+                if (r == 0) {
+                        assert_int_equal(i, n);
+                        break;
+                }
+                char want[16];
+                snprintf(want, sizeof(want), "%d", i);
+                assert_int_equal(len, strlen(want));
+                assert_memory_equal(m, want, len);
+        }
+        assert_int_equal(rpc_stream_status(s)->code, GRPC_STATUS_OK);
+}
+
+/* --- variants for the tests --- */
+
+static atls_issuer dummy_issuer;
+static atls_validator dummy_validator;
+
+/* A relay: forwards a genuine node's document (bound to the node's key) in its own certificate. */
+static int relay_issue(void *u, const uint8_t *ud, size_t udl, const uint8_t *n, size_t nl, uint8_t **rd, size_t *rl,
+                       atls_error *err) {
+        (void) u, (void) ud, (void) udl;
+        uint8_t node_key_hash[ATLS_USER_DATA_SIZE];
+        RAND_bytes(node_key_hash, sizeof(node_key_hash));
+        return dummy_issuer.issue(NULL, node_key_hash, sizeof(node_key_hash), n, nl, rd, rl, err);
+}
+
+/* A replay: a document recorded from an earlier connection (another nonce). */
+static uint8_t old_nonce[ATLS_NONCE_SIZE];
+static int replay_issue(void *u, const uint8_t *ud, size_t udl, const uint8_t *n, size_t nl, uint8_t **rd, size_t *rl,
+                        atls_error *err) {
+        (void) u, (void) n, (void) nl;
+        return dummy_issuer.issue(NULL, ud, udl, old_nonce, sizeof(old_nonce), rd, rl, err);
+}
+
+/* "measured" test variant: a dummy document plus a PCR value, checked against the validator's
+ * expected value. It exercises the measurement refusal path through the whole stack; the real
+ * TPM variant (qemu-vtpm on swtpm) plugs into the same interface. */
+#define OID_MEASURED "1.3.9900.1.77"
+static int measured_issue(void *u, const uint8_t *ud, size_t udl, const uint8_t *n, size_t nl, uint8_t **rd,
+                          size_t *rl, atls_error *err) {
+        const char *pcr = u;
+        _cleanup_free_ uint8_t *inner = NULL;
+        size_t inner_len;
+        int r = dummy_issuer.issue(NULL, ud, udl, n, nl, &inner, &inner_len, err);
+        if (r < 0)
+                return r;
+        json_auto_t *doc = json_loadb((const char *) inner, inner_len, 0, NULL);
+        json_object_set_new(doc, "PCR11", json_string(pcr));
+        char *s = json_dumps(doc, JSON_COMPACT);
+        *rd = (uint8_t *) s;
+        *rl = strlen(s);
+        return 0;
+}
+static int measured_validate(void *u, const uint8_t *doc, size_t len, const uint8_t *n, size_t nl, uint8_t **ret_ud,
+                             size_t *ret_udl, atls_error *err) {
+        const char *expected = u;
+        json_auto_t *root = json_loadb((const char *) doc, len, 0, NULL);
+        const char *got = root ? json_string_value(json_object_get(root, "PCR11")) : NULL;
+        if (!got)
+                return atls_error_set(err, ATLS_REASON_EVIDENCE_MALFORMED, "measured: no PCR11");
+        if (!streq(got, expected))
+                return atls_error_set(err, ATLS_REASON_EVIDENCE_MEASUREMENTS,
+                                      "untrusted measurement value %s at index 11 (expected %s)", got, expected);
+        return dummy_validator.validate(NULL, doc, len, n, nl, ret_ud, ret_udl, err);
+}
+
+static int setup(void **state) {
+        (void) state;
+        dummy_issuer = atls_dummy_issuer();
+        dummy_validator = atls_dummy_validator();
+        RAND_bytes(old_nonce, sizeof(old_nonce));
+        return 0;
+}
+
+/* --- tests --- */
+
+/* CLI/Terraform -> bootstrapper Init: the server attests, the client validates; unary and a
+ * server stream pass through the relay, including messages larger than one TLS record. */
+static void test_server_attests(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        atls_config cc = { .validators = &dummy_validator, .n_validators = 1 };
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &cc, NULL, &conn, &err), 0);
+        rpc_channel *ch = atls_conn_channel(conn);
+        expect_echo(ch, "hello");
+        expect_count(ch, 200);
+
+        size_t big_len = 3 << 20;
+        _cleanup_free_ char *big = malloc(big_len + 1);
+        for (size_t i = 0; i < big_len; i++)
+                big[i] = (char) ('a' + i % 26);
+        big[big_len] = 0;
+        expect_echo(ch, big);
+        expect_echo(ch, "after");
+
+        /* A second connection gets a new certificate for its own nonce. */
+        _cleanup_(atls_conn_freep) atls_conn *conn2 = NULL;
+        assert_int_equal(atls_dial(f.address, &cc, NULL, &conn2, &err), 0);
+        expect_echo(atls_conn_channel(conn2), "second");
+
+        unsigned accepted, established, refused;
+        atls_listener_stats(f.listener, &accepted, &established, &refused);
+        assert_int_equal(accepted, 2);
+        assert_int_equal(established, 2);
+        assert_int_equal(refused, 0);
+        atls_conn_free(TAKE_PTR(conn));
+        atls_conn_free(TAKE_PTR(conn2));
+        fixture_stop(&f);
+}
+
+/* Joining node -> join service: the client attests with the server's CA-name nonce. */
+static void test_client_attests(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 });
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &(atls_config) { .issuer = &dummy_issuer }, NULL, &conn, &err), 0);
+        expect_echo(atls_conn_channel(conn), "join");
+        atls_conn_free(TAKE_PTR(conn));
+        fixture_stop(&f);
+}
+
+static void test_mutual(void **state) {
+        (void) state;
+        fixture f;
+        atls_config both = { .issuer = &dummy_issuer, .validators = &dummy_validator, .n_validators = 1 };
+        fixture_start(&f, &both);
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &both, NULL, &conn, &err), 0);
+        expect_echo(atls_conn_channel(conn), "mutual");
+        expect_count(atls_conn_channel(conn), 3);
+        atls_conn_free(TAKE_PTR(conn));
+        fixture_stop(&f);
+}
+
+/* An open, never-finished stream over aTLS blocks neither other calls nor the relay. */
+static void test_held_stream(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 },
+                                   NULL, &conn, &err),
+                         0);
+        rpc_channel *ch = atls_conn_channel(conn);
+        _cleanup_(rpc_stream_freep) rpc_stream *held = NULL;
+        assert_int_equal(rpc_stream_open(ch, "/test.Svc/Hold", "", 0, 0, &held), 0);
+        _cleanup_free_ uint8_t *m = NULL;
+        size_t len;
+        assert_int_equal(rpc_stream_next(held, &m, &len), 1);
+        assert_memory_equal(m, "first", 5);
+        for (int i = 0; i < 5; i++)
+                expect_echo(ch, "while held");
+        /* Shut the server down with the stream still open: the listener closes the connection. */
+        fixture_stop(&f);
+        rpc_stream_free(TAKE_PTR(held));
+}
+
+static void test_relay_refused(void **state) {
+        (void) state;
+        fixture f;
+        atls_issuer relay = { .oid = ATLS_OID_DUMMY, .name = "dummy", .issue = relay_issue };
+        fixture_start(&f, &(atls_config) { .issuer = &relay });
+        expect_dial_refused(f.address, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 },
+                            ATLS_REASON_KEY_MISMATCH, "but the certificate's key hash is");
+        expect_server_reject(&f, ATLS_REASON_HANDSHAKE, "peer refused the TLS handshake");
+        fixture_stop(&f);
+}
+
+static void test_replayed_document_refused(void **state) {
+        (void) state;
+        fixture f;
+        atls_issuer replay = { .oid = ATLS_OID_DUMMY, .name = "dummy", .issue = replay_issue };
+        fixture_start(&f, &(atls_config) { .issuer = &replay });
+        expect_dial_refused(f.address, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 },
+                            ATLS_REASON_EVIDENCE_NONCE, "invalid nonce");
+        fixture_stop(&f);
+}
+
+/* The joining node replays an old document: the server refuses it, and the client's dial says
+ * the server did not accept its attestation (TLS 1.3: seen only after the client's Finished). */
+static void test_client_replay_refused_by_server(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 });
+        atls_issuer replay = { .oid = ATLS_OID_DUMMY, .name = "dummy", .issue = replay_issue };
+        expect_dial_refused(f.address, &(atls_config) { .issuer = &replay }, ATLS_REASON_HANDSHAKE,
+                            "the server did not accept our attestation");
+        expect_server_reject(&f, ATLS_REASON_EVIDENCE_NONCE, "invalid nonce");
+        fixture_stop(&f);
+}
+
+static void test_wrong_measurements_refused(void **state) {
+        (void) state;
+        fixture f;
+        atls_issuer iss = { .oid = OID_MEASURED, .name = "measured", .issue = measured_issue, .userdata = "bad1" };
+        fixture_start(&f, &(atls_config) { .issuer = &iss });
+        atls_validator v = { .oid = OID_MEASURED, .name = "measured", .validate = measured_validate, .userdata = "good" };
+        expect_dial_refused(f.address, &(atls_config) { .validators = &v, .n_validators = 1 },
+                            ATLS_REASON_EVIDENCE_MEASUREMENTS, "untrusted measurement value bad1 at index 11");
+        /* And the matching value passes. */
+        iss.userdata = "good";
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &(atls_config) { .validators = &v, .n_validators = 1 }, NULL, &conn, &err),
+                         0);
+        expect_echo(atls_conn_channel(conn), "measured");
+        atls_conn_free(TAKE_PTR(conn));
+        fixture_stop(&f);
+}
+
+static void test_missing_evidence_refused(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { 0 }); /* server does not attest */
+        expect_dial_refused(f.address, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 },
+                            ATLS_REASON_NO_EVIDENCE, "certificate does not contain compatible attestation documents");
+        /* A client without validators accepts it (Constellation's verifier without validators). */
+        _cleanup_(atls_conn_freep) atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &(atls_config) { 0 }, NULL, &conn, &err), 0);
+        expect_echo(atls_conn_channel(conn), "unattested");
+        atls_conn_free(TAKE_PTR(conn));
+        fixture_stop(&f);
+}
+
+static void test_client_without_certificate_refused(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .validators = &dummy_validator, .n_validators = 1 });
+        atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        /* Without a certificate the client's handshake may still complete (TLS 1.3), and then
+         * its first call fails; either way the server refuses with no-certificate. */
+        int r = atls_dial(f.address, &(atls_config) { 0 }, NULL, &conn, &err);
+        if (r == 0) {
+                rpc_status st = { 0 };
+                _cleanup_free_ uint8_t *resp = NULL;
+                size_t len;
+                assert_int_equal(rpc_unary(atls_conn_channel(conn), "/test.Svc/Echo", "x", 1, 5000, &resp, &len, &st), 0);
+                assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+                rpc_status_done(&st);
+                atls_conn_free(conn);
+        } else
+                assert_int_equal(err.reason, ATLS_REASON_HANDSHAKE);
+        expect_server_reject(&f, ATLS_REASON_NO_CERTIFICATE, "client presented no certificate");
+        fixture_stop(&f);
+}
+
+/* A plain OpenSSL client that sends a SNI which is no base64 nonce. */
+static void test_bad_sni_refused(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) f.port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        _cleanup_(SSL_freep) SSL *ssl = SSL_new(ctx);
+        SSL_set_fd(ssl, fd);
+        SSL_set_tlsext_host_name(ssl, "node.example.com");
+        assert_true(SSL_connect(ssl) != 1);
+        ERR_clear_error();
+        close(fd);
+        expect_server_reject(&f, ATLS_REASON_NONCE_TRANSPORT, "is not a base64 nonce");
+        fixture_stop(&f);
+}
+
+/* Plaintext HTTP/2 to the aTLS port. */
+static void test_plaintext_client_refused(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+        assert_int_equal(rpc_channel_new(f.address, NULL, NULL, &ch), 0);
+        rpc_status st = { 0 };
+        _cleanup_free_ uint8_t *resp = NULL;
+        size_t len;
+        assert_int_equal(rpc_unary(ch, "/test.Svc/Echo", "x", 1, 5000, &resp, &len, &st), 0);
+        assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+        rpc_status_done(&st);
+        expect_server_reject(&f, ATLS_REASON_HANDSHAKE, "TLS handshake failed");
+        rpc_channel_free(TAKE_PTR(ch));
+        fixture_stop(&f);
+}
+
+/* A peer that accepts TCP but never speaks TLS: the handshake times out with that reason. */
+static void test_handshake_timeout(void **state) {
+        (void) state;
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t salen = sizeof(sa);
+        assert_int_equal(bind(lfd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(lfd, 4), 0);
+        assert_int_equal(getsockname(lfd, (struct sockaddr *) &sa, &salen), 0);
+        char address[64];
+        snprintf(address, sizeof(address), "127.0.0.1:%d", ntohs(sa.sin_port));
+        expect_dial_refused(address,
+                            &(atls_config) { .validators = &dummy_validator, .n_validators = 1, .handshake_timeout_ms = 200 },
+                            ATLS_REASON_TIMEOUT, "did not finish within 200 ms");
+        close(lfd);
+        /* Nothing listens any more. */
+        expect_dial_refused(address, &(atls_config) { 0 }, ATLS_REASON_CONNECT, "Connection refused");
+        expect_dial_refused("no-port", &(atls_config) { 0 }, ATLS_REASON_INVALID_ARGUMENT, "expected host:port");
+}
+
+/* Many clients at once, some refused, while the listener is freed with connections open. */
+static void test_shutdown_with_open_connections(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        atls_config cc = { .validators = &dummy_validator, .n_validators = 1 };
+        atls_conn *conns[8] = { 0 };
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++) {
+                atls_error err = { 0 };
+                assert_int_equal(atls_dial(f.address, &cc, NULL, &conns[i], &err), 0);
+                expect_echo(atls_conn_channel(conns[i]), "open");
+        }
+        fixture_stop(&f);
+        /* The clients see the connection gone. */
+        rpc_status st = { 0 };
+        _cleanup_free_ uint8_t *resp = NULL;
+        size_t len;
+        assert_int_equal(rpc_unary(atls_conn_channel(conns[0]), "/test.Svc/Echo", "x", 1, 5000, &resp, &len, &st), 0);
+        assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+        rpc_status_done(&st);
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++)
+                atls_conn_free(conns[i]);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_server_attests),
+                cmocka_unit_test(test_client_attests),
+                cmocka_unit_test(test_mutual),
+                cmocka_unit_test(test_held_stream),
+                cmocka_unit_test(test_relay_refused),
+                cmocka_unit_test(test_replayed_document_refused),
+                cmocka_unit_test(test_client_replay_refused_by_server),
+                cmocka_unit_test(test_wrong_measurements_refused),
+                cmocka_unit_test(test_missing_evidence_refused),
+                cmocka_unit_test(test_client_without_certificate_refused),
+                cmocka_unit_test(test_bad_sni_refused),
+                cmocka_unit_test(test_plaintext_client_refused),
+                cmocka_unit_test(test_handshake_timeout),
+                cmocka_unit_test(test_shutdown_with_open_connections),
+        };
+        return cmocka_run_group_tests(tests, setup, NULL);
+}
