@@ -32,5 +32,6 @@ echo "== ASan+UBSan build"
 build build/asan -DCONSTELLATION_SANITIZE=ON
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$top/test/lsan.supp:print_suppressions=0
 (cd build/asan && ctest -j"$jobs" --timeout 1800 -LE vm)
 echo "== all tests passed (plain and ASan+UBSan)"
