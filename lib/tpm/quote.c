@@ -252,7 +252,7 @@ fail:
 
 bool tpmq_public_is_restricted_signer(const tpmq_public_info *info) {
         uint32_t a = info->attributes;
-        return (a & TPMA_OBJECT_RESTRICTED) && (a & TPMA_OBJECT_SIGN_ENCRYPT) && !(a & TPMA_OBJECT_DECRYPT);
+        return (a & TPMQ_ATTR_RESTRICTED) && (a & TPMQ_ATTR_SIGN_ENCRYPT) && !(a & TPMQ_ATTR_DECRYPT);
 }
 
 int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret) {
