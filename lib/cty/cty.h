@@ -77,8 +77,9 @@ struct cty_value {
                 } num;
                 struct {
                         size_t n;
-                        cty_value **items; /* object: in type order */
-                        char **keys;       /* map only */
+                        cty_value **items; /* object: in type order; set: sorted, no duplicates */
+                        char **keys;       /* map only, sorted bytewise */
+                        size_t cap;        /* allocated items (internal) */
                 } c;
         };
 };
@@ -97,22 +98,42 @@ cty_value *cty_string_new(const char *s);
 cty_value *cty_string_newn(const char *s, size_t len);
 cty_value *cty_bool_new(bool b);
 cty_value *cty_number_int(int64_t i);
+/* Integral values in int64 become CTY_NUM_INT; NULL for NaN (cty has no NaN). */
 cty_value *cty_number_float(double f);
+/* A number from decimal text (sign, digits, fraction, exponent; no hex/inf/nan), kept exactly:
+ * -EINVAL if not a decimal number, -ERANGE if its plain decimal form exceeds 1100 characters. */
+int cty_number_from_string(const char *text, size_t len, cty_value **ret);
 /* A known object with every attribute null. */
 cty_value *cty_object_new(cty_type *t);
 /* Replaces attribute `name` (takes ownership of value; frees it on error). */
 int cty_object_set(cty_value *obj, const char *name, cty_value *value);
 /* Attribute of a known object, or NULL if obj is null/unknown or has no such attribute. */
 cty_value *cty_object_get(const cty_value *obj, const char *name);
-/* A known, empty list/set/map/tuple of type t; then append (list, set, tuple) or put (map). */
+/* A known, empty list/set/map/tuple of type t; then append (list, set, tuple) or put (map).
+ * Both take ownership of item (freed on error) and return -EINVAL if item does not fit the
+ * element type (or a tuple is full). Sets keep go-cty's order and drop duplicates of wholly known
+ * values (the duplicate is freed, return 0); maps keep keys sorted and replace on equal keys. */
 cty_value *cty_collection_new(cty_type *t);
 int cty_collection_append(cty_value *coll, cty_value *item);
 int cty_map_put(cty_value *map, const char *key, cty_value *item);
+/* Element access on known collections (NULL if null, unknown, wrong kind or absent). For maps,
+ * index i is the i-th key in sorted order (keys in coll->c.keys). */
+cty_value *cty_map_get(const cty_value *map, const char *key);
+cty_value *cty_index_get(const cty_value *coll, size_t index);
+/* Element/attribute count of a known list, set, map, tuple or object; -EINVAL otherwise. */
+int cty_value_length(const cty_value *v, size_t *ret);
+/* Follows a path like `.image.version`, `.nodes["worker"].count`, `.list[0]` from v; NULL if any
+ * step is absent, null or unknown. */
+cty_value *cty_value_at(const cty_value *v, const char *path);
 
-/* Accessors: -EINVAL if not a known value of that kind, -ERANGE if a number does not fit. */
+/* Accessors: -EINVAL if not a known value of that kind, -ERANGE if a number does not fit
+ * exactly (get_double: integers beyond 2^53, decimal-text numbers). */
 int cty_value_get_string(const cty_value *v, const char **ret, size_t *ret_len);
 int cty_value_get_bool(const cty_value *v, bool *ret);
 int cty_value_get_int64(const cty_value *v, int64_t *ret);
+int cty_value_get_double(const cty_value *v, double *ret);
+/* Any number as decimal text, as go-cty writes it in JSON (Text('f', -1)); -ERANGE for ±Inf. */
+int cty_value_get_number_text(const cty_value *v, char **ret);
 /* True if v is a known, non-null string (the common "is set" check for attributes). */
 bool cty_value_is_known_string(const cty_value *v);
 
@@ -122,7 +143,14 @@ int cty_msgpack_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value
 /* `type` is the schema type of the slot (dynamic slots are wrapped as [type-json, value]). */
 int cty_msgpack_encode(const cty_value *v, const cty_type *type, uint8_t **ret, size_t *ret_len);
 
-/* JSON (Terraform state attributes). Missing object attributes become null; unknown attributes
- * are an error. */
+/* JSON as go-cty's ctyjson reads it (Terraform state attributes, UpgradeResourceState
+ * raw_state.json): missing object attributes become null; an attribute the type does not have is
+ * an error naming it; numbers keep every digit; strings accept numbers and bools, numbers and
+ * bools accept their string forms (go-cty's conversions); dynamic slots are
+ * {"value":…,"type":…}. Bounded like the msgpack decoder; -EBADMSG with a path in *ret_error. */
 int cty_json_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value **ret, char **ret_error);
+/* JSON as go-cty's ctyjson.Marshal writes it for slot type `type` (dynamic slots wrapped).
+ * -EINVAL (with *ret_error) for unknown values (JSON cannot express them) or ±Inf. */
+int cty_json_encode_as(const cty_value *v, const cty_type *type, char **ret, char **ret_error);
+/* Shorthand: cty_json_encode_as(v, v->type); NULL on error. */
 char *cty_json_encode(const cty_value *v);

@@ -5,9 +5,8 @@
 #include <msgpack.h>
 #include <stdio.h>
 
-#include "cty/cty.h"
+#include "cty-internal.h"
 
-#define CTY_MSGPACK_MAX_DEPTH 32 /* also msgpack-c's own unpacker stack limit */
 #define CTY_REFINEMENT_EXT 12
 
 /* msgpack-c allocates an array's element table before reading the elements, so a 5-byte
@@ -80,50 +79,104 @@ static int prescan(const uint8_t *p, size_t len) {
         return off == len ? 0 : -EBADMSG;
 }
 
+void cty_safe_text(const char *text, size_t len, char out[static CTY_SAFE_TEXT_SIZE]) {
+        size_t n = 0;
+        /* Names and keys from outside end up in diagnostics: keep them printable and short. */
+        for (size_t i = 0; i < len && n < CTY_SAFE_TEXT_SIZE - 2; i++)
+                out[n++] = (text[i] >= 0x20 && text[i] < 0x7f && text[i] != '"' && text[i] != '\\') ? text[i] : '?';
+        if (len > CTY_SAFE_TEXT_SIZE - 2)
+                out[n - 1] = '~';
+        out[n] = 0;
+}
+
+static size_t path_append(cty_path *p, bool key, const char *text, size_t len) {
+        size_t old = strlen(p->buf);
+        char safe[CTY_SAFE_TEXT_SIZE];
+        cty_safe_text(text, len, safe);
+        if (key)
+                snprintf(p->buf + old, sizeof(p->buf) - old, "[\"%s\"]", safe);
+        else
+                snprintf(p->buf + old, sizeof(p->buf) - old, ".%s", safe);
+        return old;
+}
+
+size_t cty_path_push_attr(cty_path *p, const char *name) {
+        return path_append(p, false, name, strlen(name));
+}
+
+size_t cty_path_push_key(cty_path *p, const char *key, size_t len) {
+        return path_append(p, true, key, len);
+}
+
+size_t cty_path_push_index(cty_path *p, size_t i) {
+        size_t old = strlen(p->buf);
+        snprintf(p->buf + old, sizeof(p->buf) - old, "[%zu]", i);
+        return old;
+}
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, <= U+10FFFF),
+ * or 0. */
+size_t cty_utf8_len(const unsigned char *p, size_t avail) {
+        if (p[0] < 0x80)
+                return 1;
+        size_t n;
+        uint32_t cp, min;
+        if ((p[0] & 0xe0) == 0xc0)
+                n = 2, cp = p[0] & 0x1f, min = 0x80;
+        else if ((p[0] & 0xf0) == 0xe0)
+                n = 3, cp = p[0] & 0x0f, min = 0x800;
+        else if ((p[0] & 0xf8) == 0xf0)
+                n = 4, cp = p[0] & 0x07, min = 0x10000;
+        else
+                return 0;
+        if (avail < n)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+bool cty_utf8_valid(const char *s, size_t n) {
+        for (size_t i = 0; i < n;) {
+                size_t l = cty_utf8_len((const unsigned char *) s + i, n - i);
+                if (l == 0)
+                        return false;
+                i += l;
+        }
+        return true;
+}
+
 struct dec {
-        char path[512];
+        cty_path path;
         char *error;
 };
 
 static int fail(struct dec *d, const char *what) {
-        if (!d->error && asprintf(&d->error, "%s%s%s", d->path[0] ? d->path : "(root)", ": ", what) < 0)
+        if (!d->error && asprintf(&d->error, "%s: %s", d->path.buf[0] ? d->path.buf : "(root)", what) < 0)
                 d->error = NULL;
         return -EBADMSG;
-}
-
-/* Appends a path step (".name", "[\"key\"]" or "[index]"); returns the old length so the
- * caller can cut it off again. */
-static size_t path_push(struct dec *d, const char *attr, const char *key, size_t index) {
-        size_t old = strlen(d->path);
-        if (attr)
-                snprintf(d->path + old, sizeof(d->path) - old, ".%s", attr);
-        else if (key)
-                snprintf(d->path + old, sizeof(d->path) - old, "[\"%s\"]", key);
-        else
-                snprintf(d->path + old, sizeof(d->path) - old, "[%zu]", index);
-        return old;
 }
 
 static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned depth, cty_value **ret);
 
 static int decode_number(struct dec *d, const msgpack_object *o, cty_value **ret) {
         cty_value *v = NULL;
+        int r;
         switch (o->type) {
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
                 if (o->via.u64 <= INT64_MAX)
                         v = cty_number_int((int64_t) o->via.u64);
                 else {
+                        /* Above int64: exact as a double (e.g. 2^63) or else decimal text. */
                         char buf[32];
                         snprintf(buf, sizeof(buf), "%" PRIu64, o->via.u64);
-                        v = cty_number_int(0);
-                        if (v) {
-                                v->num.form = CTY_NUM_STRING;
-                                v->num.text = strdup(buf);
-                                if (!v->num.text) {
-                                        cty_value_free(v);
-                                        v = NULL;
-                                }
-                        }
+                        if ((r = cty_number_from_string(buf, strlen(buf), &v)) < 0)
+                                return r == -ENOMEM ? r : fail(d, "number out of range");
                 }
                 break;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
@@ -135,37 +188,16 @@ static int decode_number(struct dec *d, const msgpack_object *o, cty_value **ret
                         return fail(d, "NaN is not a number value");
                 v = cty_number_float(o->via.f64);
                 break;
-        case MSGPACK_OBJECT_STR: {
-                /* go-cty writes numbers it cannot hold exactly as decimal strings. */
-                if (o->via.str.size == 0 || o->via.str.size > 512)
-                        return fail(d, "number string has an invalid length");
-                char *text = strndup(o->via.str.ptr, o->via.str.size);
-                if (!text)
-                        return -ENOMEM;
-                char *end;
-                errno = 0;
-                long long i = strtoll(text, &end, 10);
-                if (*end == 0 && errno == 0) {
-                        free(text);
-                        v = cty_number_int(i);
-                        break;
-                }
-                errno = 0;
-                double f = strtod(text, &end);
-                if (*end != 0 || isnan(f) || text[0] == ' ' || text[0] == '+') {
-                        free(text);
+        case MSGPACK_OBJECT_STR:
+                /* go-cty writes numbers it cannot hold exactly as decimal strings (§6.2). */
+                r = cty_number_from_string(o->via.str.ptr, o->via.str.size, &v);
+                if (r == -EINVAL)
                         return fail(d, "string is not a decimal number");
-                }
-                v = cty_number_int(0);
-                if (!v) {
-                        free(text);
-                        return -ENOMEM;
-                }
-                v->num.form = CTY_NUM_STRING;
-                v->num.text = text;
-                v->num.f = f;
+                if (r == -ERANGE)
+                        return fail(d, "number has too many digits");
+                if (r < 0)
+                        return r;
                 break;
-        }
         default:
                 return fail(d, "number expected");
         }
@@ -199,7 +231,7 @@ static int decode_dynamic(struct dec *d, const msgpack_object *o, unsigned depth
 
 static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned depth, cty_value **ret) {
         int r;
-        if (depth > CTY_MSGPACK_MAX_DEPTH)
+        if (depth > CTY_MAX_DEPTH)
                 return fail(d, "value nested too deeply");
         if (o->type == MSGPACK_OBJECT_NIL) {
                 *ret = cty_null(t);
@@ -233,6 +265,9 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
         case CTY_STRING:
                 if (o->type != MSGPACK_OBJECT_STR)
                         return fail(d, "string expected");
+                /* cty strings are Unicode text; Terraform only sends UTF-8 (§6.2). */
+                if (!cty_utf8_valid(o->via.str.ptr, o->via.str.size))
+                        return fail(d, "string is not valid UTF-8");
                 *ret = cty_string_newn(o->via.str.ptr, o->via.str.size);
                 return *ret ? 0 : -ENOMEM;
         case CTY_BOOL:
@@ -252,17 +287,22 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                 _cleanup_(cty_value_freep) cty_value *v = cty_collection_new(t);
                 if (!v)
                         return -ENOMEM;
+                v->c.items = calloc(o->via.array.size + 1, sizeof(cty_value *));
+                if (!v->c.items)
+                        return -ENOMEM;
+                v->c.cap = o->via.array.size + 1;
                 for (uint32_t i = 0; i < o->via.array.size; i++) {
-                        cty_value *item;
-                        size_t old = path_push(d, NULL, NULL, i);
+                        size_t old = cty_path_push_index(&d->path, i);
                         r = decode(d, &o->via.array.ptr[i], t->kind == CTY_TUPLE ? t->types[i] : t->elem, depth + 1,
-                                   &item);
+                                   &v->c.items[i]);
                         if (r < 0)
                                 return r;
-                        d->path[old] = 0;
-                        if ((r = cty_collection_append(v, item)) < 0)
-                                return r;
+                        cty_path_pop(&d->path, old);
+                        v->c.n = i + 1;
                 }
+                /* go-cty builds sets with SetVal: sorted, duplicates merged (§6.3). */
+                if (t->kind == CTY_SET && (r = cty_set_normalize(v)) < 0)
+                        return r;
                 *ret = TAKE_PTR(v);
                 return 0;
         }
@@ -276,22 +316,32 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                         const msgpack_object_kv *kv = &o->via.map.ptr[i];
                         if (kv->key.type != MSGPACK_OBJECT_STR)
                                 return fail(d, "map key must be a string");
+                        size_t old = cty_path_push_key(&d->path, kv->key.via.str.ptr, kv->key.via.str.size);
+                        if (memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size))
+                                return fail(d, "map key contains NUL");
+                        if (!cty_utf8_valid(kv->key.via.str.ptr, kv->key.via.str.size))
+                                return fail(d, "map key is not valid UTF-8");
                         _cleanup_free_ char *key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
                         if (!key)
                                 return -ENOMEM;
-                        if (strlen(key) != kv->key.via.str.size)
-                                return fail(d, "map key contains NUL");
-                        for (size_t k = 0; k < v->c.n; k++)
-                                if (streq(v->c.keys[k], key))
-                                        return fail(d, "duplicate map key");
                         cty_value *item;
-                        size_t old = path_push(d, NULL, key, 0);
                         if ((r = decode(d, &kv->val, t->elem, depth + 1, &item)) < 0)
                                 return r;
-                        d->path[old] = 0;
-                        if ((r = cty_map_put(v, key, item)) < 0)
+                        cty_path_pop(&d->path, old);
+                        if ((r = cty_map_append_unsorted(v, key, item)) < 0) {
+                                cty_value_free(item);
                                 return r;
+                        }
+                        TAKE_PTR(key);
                 }
+                const char *dup = NULL;
+                r = cty_map_finish(v, &dup);
+                if (r == -EEXIST) {
+                        cty_path_push_key(&d->path, dup, strlen(dup));
+                        return fail(d, "duplicate map key");
+                }
+                if (r < 0)
+                        return r;
                 *ret = TAKE_PTR(v);
                 return 0;
         }
@@ -318,16 +368,21 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                         if (!key)
                                 return -ENOMEM;
                         ssize_t idx = cty_type_attr_index(t, key);
-                        if (idx < 0 || strlen(key) != kv->key.via.str.size)
-                                return fail(d, "unsupported attribute");
+                        if (idx < 0 || strlen(key) != kv->key.via.str.size) {
+                                /* go-cty's wording, at the object's path. */
+                                char safe[CTY_SAFE_TEXT_SIZE], msg[CTY_SAFE_TEXT_SIZE + 32];
+                                cty_safe_text(kv->key.via.str.ptr, kv->key.via.str.size, safe);
+                                snprintf(msg, sizeof(msg), "unsupported attribute \"%s\"", safe);
+                                return fail(d, msg);
+                        }
+                        size_t old = cty_path_push_attr(&d->path, key);
                         if (seen[idx])
                                 return fail(d, "duplicate attribute");
                         seen[idx] = true;
                         cty_value *item;
-                        size_t old = path_push(d, key, NULL, 0);
                         if ((r = decode(d, &kv->val, t->types[idx], depth + 1, &item)) < 0)
                                 return r;
-                        d->path[old] = 0;
+                        cty_path_pop(&d->path, old);
                         cty_value_free(v->c.items[idx]);
                         v->c.items[idx] = item;
                 }
@@ -339,7 +394,7 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
 }
 
 int cty_msgpack_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value **ret, char **ret_error) {
-        struct dec d = { .path = "" };
+        struct dec d = {};
         msgpack_unpacked result;
         size_t off = 0;
         int r;
@@ -402,35 +457,27 @@ static int encode_known(msgpack_packer *pk, const cty_value *v) {
         case CTY_LIST:
         case CTY_SET:
         case CTY_TUPLE:
+                if (t->kind == CTY_TUPLE && v->c.n != t->n)
+                        return -EINVAL;
                 msgpack_pack_array(pk, v->c.n);
                 for (size_t i = 0; i < v->c.n; i++)
                         if ((r = encode(pk, v->c.items[i], t->kind == CTY_TUPLE ? t->types[i] : t->elem)) < 0)
                                 return r;
                 return 0;
-        case CTY_MAP: {
-                /* go-cty iterates map elements in key order. */
-                _cleanup_free_ size_t *order = calloc(v->c.n + 1, sizeof(size_t));
-                if (!order)
-                        return -ENOMEM;
-                for (size_t i = 0; i < v->c.n; i++) {
-                        size_t j = i;
-                        while (j > 0 && strcmp(v->c.keys[order[j - 1]], v->c.keys[i]) > 0) {
-                                order[j] = order[j - 1];
-                                j--;
-                        }
-                        order[j] = i;
-                }
+        case CTY_MAP:
+                /* Keys are kept sorted: the order go-cty iterates map elements in. */
                 msgpack_pack_map(pk, v->c.n);
                 for (size_t i = 0; i < v->c.n; i++) {
-                        const char *k = v->c.keys[order[i]];
+                        const char *k = v->c.keys[i];
                         msgpack_pack_str(pk, strlen(k));
                         msgpack_pack_str_body(pk, k, strlen(k));
-                        if ((r = encode(pk, v->c.items[order[i]], t->elem)) < 0)
+                        if ((r = encode(pk, v->c.items[i], t->elem)) < 0)
                                 return r;
                 }
                 return 0;
-        }
         case CTY_OBJECT:
+                if (v->c.n != t->n)
+                        return -EINVAL;
                 msgpack_pack_map(pk, t->n);
                 for (size_t i = 0; i < t->n; i++) {
                         msgpack_pack_str(pk, strlen(t->names[i]));
@@ -446,8 +493,19 @@ static int encode_known(msgpack_packer *pk, const cty_value *v) {
 }
 
 static int encode(msgpack_packer *pk, const cty_value *v, const cty_type *t) {
-        if (!v || v->null)
+        if (!v)
                 return msgpack_pack_nil(pk);
+        /* go-cty wraps every value in a dynamic slot whose own type is concrete, null and unknown
+         * ones too ([type, nil]); only values of type dynamic itself are bare (§6.2). */
+        if (t && t->kind == CTY_DYNAMIC && v->type->kind != CTY_DYNAMIC) {
+                _cleanup_free_ char *tj = cty_type_to_json(v->type);
+                if (!tj)
+                        return -ENOMEM;
+                msgpack_pack_array(pk, 2);
+                msgpack_pack_bin(pk, strlen(tj));
+                msgpack_pack_bin_body(pk, tj, strlen(tj));
+                t = v->type;
+        }
         if (v->unknown) {
                 if (v->refinements && v->refinements_len > 1) {
                         msgpack_pack_ext(pk, v->refinements_len, CTY_REFINEMENT_EXT);
@@ -457,14 +515,9 @@ static int encode(msgpack_packer *pk, const cty_value *v, const cty_type *t) {
                 msgpack_pack_ext(pk, 1, 0);
                 return msgpack_pack_ext_body(pk, &zero, 1);
         }
-        if (t && t->kind == CTY_DYNAMIC) {
-                _cleanup_free_ char *tj = cty_type_to_json(v->type);
-                if (!tj)
-                        return -ENOMEM;
-                msgpack_pack_array(pk, 2);
-                msgpack_pack_bin(pk, strlen(tj));
-                msgpack_pack_bin_body(pk, tj, strlen(tj));
-        } else if (t && !cty_type_equal(t, v->type))
+        if (v->null)
+                return msgpack_pack_nil(pk);
+        if (t && !cty_type_equal(t, v->type))
                 return -EINVAL;
         return encode_known(pk, v);
 }

@@ -231,6 +231,15 @@ static int type_from_json(json_t *j, unsigned depth, cty_type **ret) {
                 /* A third element lists optional attributes: Terraform strips it for wire types. */
                 if (!json_is_object(arg) || json_array_size(j) > 3)
                         return -EBADMSG;
+                if (json_array_size(j) == 3) {
+                        json_t *opt = json_array_get(j, 2), *o;
+                        size_t k;
+                        if (!json_is_array(opt))
+                                return -EBADMSG;
+                        json_array_foreach(opt, k, o)
+                                if (!json_is_string(o) || !json_object_get(arg, json_string_value(o)))
+                                        return -EBADMSG;
+                }
                 size_t n = json_object_size(arg), i = 0;
                 _cleanup_free_ const char **names = calloc(n + 1, sizeof(char *));
                 _cleanup_free_ cty_type **types = calloc(n + 1, sizeof(cty_type *));
