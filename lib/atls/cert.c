@@ -167,6 +167,14 @@ static bool cert_self_signed_and_current(X509 *cert, atls_error *err, int *ret) 
         /* Constellation verifies with the certificate as its only root: validity window, and (in
          * our reading, stricter than Go which trusts a root without checking its signature) the
          * self-signature. Both are cheap and true for every genuine aTLS certificate. */
+        /* Go's x509 Verify refuses unhandled critical extensions and unparsable ones; so do we
+         * (OpenSSL flags both while caching extensions). */
+        uint32_t flags = X509_get_extension_flags(cert);
+        if (flags & (EXFLAG_INVALID | EXFLAG_CRITICAL)) {
+                *ret = atls_error_set(err, ATLS_REASON_CERTIFICATE, "peer certificate: %s",
+                                      flags & EXFLAG_INVALID ? "invalid extensions" : "unhandled critical extension");
+                return false;
+        }
         if (X509_verify(cert, pub) != 1) {
                 ERR_clear_error();
                 *ret = atls_error_set(err, ATLS_REASON_CERTIFICATE, "peer certificate: not validly self-signed");

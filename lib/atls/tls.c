@@ -245,8 +245,9 @@ int atls_handshake(int fd, bool is_server, const atls_config *config, int stop_f
                         _cleanup_(X509_NAME_freep) X509_NAME *ca = X509_NAME_new();
                         STACK_OF(X509_NAME) *list = sk_X509_NAME_new_null();
                         if (!ca || !list ||
-                            !X509_NAME_add_entry_by_txt(ca, "CN", MBSTRING_ASC, (const unsigned char *) nonce_b64, -1, -1,
-                                                        0) ||
+                            /* PrintableString, as Go's pkix.Name encodes it (base64 fits its alphabet). */
+                            !X509_NAME_add_entry_by_NID(ca, NID_commonName, V_ASN1_PRINTABLESTRING,
+                                                        (const unsigned char *) nonce_b64, -1, -1, 0) ||
                             !sk_X509_NAME_push(list, ca)) {
                                 sk_X509_NAME_free(list);
                                 return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS: building the CA name");

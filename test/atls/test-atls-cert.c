@@ -172,6 +172,22 @@ static void test_bad_certificates(void **state) {
         X509_gmtime_adj(X509_getm_notBefore(cert), -60);
         assert_true(X509_sign(cert, other, EVP_sha256()) > 0);
         expect_refusal(cert, &v, 1, nonce, ATLS_REASON_CERTIFICATE, "not validly self-signed");
+
+        /* The evidence extension marked critical: Go's Verify refuses unhandled critical ones. */
+        EVP_PKEY *key2;
+        _cleanup_(X509_freep) X509 *crit = make_cert(&iss, nonce, &key2);
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *k2 = key2;
+        X509_EXTENSION_set_critical(X509_get_ext(crit, 0), 1);
+        assert_true(X509_sign(crit, key2, EVP_sha256()) > 0);
+        _cleanup_(X509_freep) X509 *reparsed = NULL;
+        {
+                unsigned char *der = NULL;
+                int n = i2d_X509(crit, &der);
+                const unsigned char *p = der;
+                reparsed = d2i_X509(NULL, &p, n);
+                OPENSSL_free(der);
+        }
+        expect_refusal(reparsed, &v, 1, nonce, ATLS_REASON_CERTIFICATE, "unhandled critical extension");
 }
 
 static void test_dummy_documents(void **state) {

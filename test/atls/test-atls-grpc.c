@@ -432,6 +432,75 @@ static void test_bad_sni_refused(void **state) {
         fixture_stop(&f);
 }
 
+/* What a Go client (Constellation's dialer) sees: the server certificate attests to the nonce it
+ * sent as SNI (standard base64 with padding), and the CertificateRequest lists exactly one CA
+ * name whose CN is a PrintableString of 44 base64 characters (the server's 32-byte nonce). */
+typedef struct wire_seen {
+        int n_cas;
+        int cn_type;
+        int cn_len;
+        int verify_r;
+        atls_error verify_err;
+} wire_seen;
+static uint8_t wire_nonce[ATLS_NONCE_SIZE];
+static int wire_cert_cb(SSL *ssl, void *arg) {
+        wire_seen *w = arg;
+        const STACK_OF(X509_NAME) *cas = SSL_get0_peer_CA_list(ssl);
+        w->n_cas = cas ? sk_X509_NAME_num(cas) : 0;
+        if (w->n_cas == 1) {
+                X509_NAME *name = sk_X509_NAME_value(cas, 0);
+                ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, 0));
+                w->cn_type = ASN1_STRING_type(cn);
+                w->cn_len = ASN1_STRING_length(cn);
+        }
+        X509 *server_cert = SSL_get0_peer_certificate(ssl);
+        w->verify_r = atls_certificate_verify(server_cert, &dummy_validator, 1, wire_nonce, sizeof(wire_nonce), NULL,
+                                              &w->verify_err);
+        return 0; /* no client certificate: the server will refuse, which is not the point here */
+}
+static int accept_any(X509_STORE_CTX *ctx, void *arg) {
+        (void) ctx, (void) arg;
+        return 1;
+}
+
+static void test_wire_format(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer, .validators = &dummy_validator, .n_validators = 1 });
+        RAND_bytes(wire_nonce, sizeof(wire_nonce));
+        _cleanup_free_ char *sni = base64_encode(wire_nonce, sizeof(wire_nonce), BASE64_STD);
+        assert_int_equal(strlen(sni), 44);
+
+        /* TLS 1.3 carries the CA name in certificate_authorities, TLS 1.2 in CertificateRequest. */
+        static const int versions[] = { TLS1_3_VERSION, TLS1_2_VERSION };
+        for (size_t vi = 0; vi < ELEMENTSOF(versions); vi++) {
+                int version = versions[vi];
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) f.port),
+                                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+                wire_seen w = { .verify_r = 1 };
+                _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+                SSL_CTX_set_max_proto_version(ctx, version);
+                SSL_CTX_set_cert_verify_callback(ctx, accept_any, NULL);
+                _cleanup_(SSL_freep) SSL *ssl = SSL_new(ctx);
+                SSL_set_fd(ssl, fd);
+                SSL_set_tlsext_host_name(ssl, sni);
+                SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+                SSL_set_cert_cb(ssl, wire_cert_cb, &w);
+                (void) SSL_connect(ssl);
+                ERR_clear_error();
+                close(fd);
+
+                assert_int_equal(w.n_cas, 1);
+                assert_int_equal(w.cn_type, V_ASN1_PRINTABLESTRING);
+                assert_int_equal(w.cn_len, 44);
+                if (w.verify_r != 0)
+                        fail_msg("server certificate: %s: %s", atls_reason_to_string(w.verify_err.reason), w.verify_err.detail);
+        }
+        fixture_stop(&f);
+}
+
 /* Plaintext HTTP/2 to the aTLS port. */
 static void test_plaintext_client_refused(void **state) {
         (void) state;
@@ -507,6 +576,7 @@ int main(void) {
                 cmocka_unit_test(test_missing_evidence_refused),
                 cmocka_unit_test(test_client_without_certificate_refused),
                 cmocka_unit_test(test_bad_sni_refused),
+                cmocka_unit_test(test_wire_format),
                 cmocka_unit_test(test_plaintext_client_refused),
                 cmocka_unit_test(test_handshake_timeout),
                 cmocka_unit_test(test_shutdown_with_open_connections),
