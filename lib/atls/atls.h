@@ -129,6 +129,9 @@ int atls_certificate_verify(X509 *cert, const atls_validator *validators, size_t
 
 /* --- connections --- */
 
+/* The issuer, validators and on_reject are used by reference: they must outlive every listener
+ * and connection made with the config. Issuers and validators are called on connection threads,
+ * several at once. */
 typedef struct atls_config {
         /* We attest with this issuer (server: per connection with the client's SNI nonce; client:
          * when the server asks, with its CA-name nonce). NULL: we do not attest. */
