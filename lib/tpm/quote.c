@@ -275,6 +275,9 @@ int tpmq_public_parse_info(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_
         int rc = -EBADMSG;
         BIGNUM *bn_n = NULL, *bn_e = NULL;
         OSSL_PARAM *params = NULL;
+        /* OSSL_PARAM_BLD keeps a pointer to octet strings until OSSL_PARAM_BLD_to_param(): the
+         * point must live as long as the builder (ASan found it in a block scope). */
+        uint8_t point[1 + 2 * 66];
         if (info.type == TPM_ALG_RSA) {
                 uint32_t exp;
                 if (!rd_u16(&r, &info.bits) || !rd_u32(&r, &exp) || !rd_tpm2b(&r, 512, &p, &n) || r.off != len ||
@@ -305,7 +308,6 @@ int tpmq_public_parse_info(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_
                 if (n != coord || m != coord)
                         goto out;
                 info.bits = curve == TPM_ECC_NIST_P521 ? 521 : (uint16_t) (coord * 8);
-                uint8_t point[1 + 2 * 66];
                 point[0] = 0x04; /* uncompressed (SEC 1 §2.3.3) */
                 memcpy(point + 1, p, n);
                 memcpy(point + 1 + n, q, m);

@@ -141,8 +141,23 @@ int tpm_ak_load_or_create(tpm_ctx *t, bool *ret_created) {
                         *ret_created = false;
                 return 0;
         }
-        rc = Esys_TR_FromTPMPublic(t->esys, TPM_AK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &persistent);
-        if (rc == TSS2_RC_SUCCESS) {
+        /* Ask whether the handle is in use first: Esys_TR_FromTPMPublic on a free handle makes
+         * tpm2-tss log an error to stderr, and library code stays quiet. */
+        bool present = false;
+        {
+                _cleanup_esys_ TPMS_CAPABILITY_DATA *cap = NULL;
+                TPMI_YES_NO more;
+                rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                                        TPM_AK_HANDLE, 1, &more, &cap);
+                if (rc != TSS2_RC_SUCCESS)
+                        return esys_fail(t, "Esys_GetCapability(HANDLES)", rc);
+                present = cap->data.handles.count > 0 && cap->data.handles.handle[0] == TPM_AK_HANDLE;
+        }
+        if (present) {
+                rc = Esys_TR_FromTPMPublic(t->esys, TPM_AK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                           &persistent);
+                if (rc != TSS2_RC_SUCCESS)
+                        return esys_fail(t, "Esys_TR_FromTPMPublic(AK)", rc);
                 _cleanup_esys_ TPM2B_PUBLIC *pub = NULL;
                 rc = Esys_ReadPublic(t->esys, persistent, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL, NULL);
                 if (rc != TSS2_RC_SUCCESS) {
