@@ -20,6 +20,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <time.h>
 
 #include "basic/macro.h"
@@ -222,6 +223,9 @@ int snp_signer_verify_report(snp_signer *signer, const uint8_t *report, size_t l
 
 /* The compiled-in AMD KDS chain (lib/snp/roots) for a product and signer kind, checked like a
  * caller's chain. */
+/* The pinned AMD root certificate (ARK) of a product from the built-in chains; NULL if unknown.
+ * Callers own the result (X509_free). */
+X509 *snp_builtin_ark(enum snp_product product);
 int snp_chain_new_builtin(enum snp_product product, enum snp_signer_kind kind, const struct snp_options *opts,
                           snp_chain **ret, struct snp_verdict *verdict);
 

@@ -7,6 +7,8 @@
 extern const char *const tf_attestation_variants[];
 extern const char *const tf_csps[];
 extern const char *const tf_csps_with_qemu[];
+/* The attestation object of constellation_cluster (input) and constellation_attestation (output). */
+extern const tf_attr tf_attestation_attrs_input[];
 
 typedef struct tf_image_path {
         char ref[64], stream[64], version[64];

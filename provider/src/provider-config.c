@@ -20,6 +20,9 @@ const tf_attr tf_provider_attrs[] = {
           .description = "Rekor transparency log to check measurement signatures against. Default: `"
                          TF_DEFAULT_REKOR_URL "`.",
           .validate = tf_validate_regex, .validate_arg = "^(https?|file)://[^[:space:]]+$" },
+        { .name = "rekor_public_key", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "PEM public key of the Rekor log at `rekor_url`. Default: the public-good Rekor key.",
+          .validate = tf_validate_regex, .validate_arg = "-----BEGIN PUBLIC KEY-----" },
         TF_ATTR_END,
 };
 
@@ -32,6 +35,7 @@ void tf_provider_configure(tf_provider_state *p, const cty_value *config, tf_dia
         set_string(&p->cdn_url, tf_get_string(config, "cdn_url"), TF_DEFAULT_CDN_URL);
         set_string(&p->cosign_public_key, tf_get_string(config, "cosign_public_key"), NULL);
         set_string(&p->rekor_url, tf_get_string(config, "rekor_url"), TF_DEFAULT_REKOR_URL);
+        set_string(&p->rekor_public_key, tf_get_string(config, "rekor_public_key"), NULL);
         /* A trailing slash would double up when joining paths. */
         size_t n = p->cdn_url ? strlen(p->cdn_url) : 0;
         while (n > 0 && p->cdn_url[n - 1] == '/')
@@ -44,5 +48,6 @@ void tf_provider_state_done(tf_provider_state *p) {
         free(p->cdn_url);
         free(p->cosign_public_key);
         free(p->rekor_url);
+        free(p->rekor_public_key);
         *p = (tf_provider_state){ 0 };
 }

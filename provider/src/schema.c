@@ -58,20 +58,22 @@ cty_type *tf_schema_type(const tf_attr *attrs) {
         return t;
 }
 
-static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a);
+static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a, bool force_computed);
 
-static Tfplugin6__Schema__Attribute **attrs_to_proto(const tf_attr *attrs, size_t *ret_n) {
+/* force_computed: the attributes are nested in a computed-only attribute (a data source's output
+ * reusing an input table); Terraform requires them all to be computed too. */
+static Tfplugin6__Schema__Attribute **attrs_to_proto(const tf_attr *attrs, bool force_computed, size_t *ret_n) {
         size_t n = attrs_count(attrs);
         Tfplugin6__Schema__Attribute **list = calloc(n + 1, sizeof(*list));
         if (!list)
                 return NULL;
         for (size_t i = 0; i < n; i++)
-                list[i] = attr_to_proto(&attrs[i]);
+                list[i] = attr_to_proto(&attrs[i], force_computed);
         *ret_n = n;
         return list;
 }
 
-static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a) {
+static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a, bool force_computed) {
         Tfplugin6__Schema__Attribute *pa = calloc(1, sizeof(*pa));
         if (!pa)
                 return NULL;
@@ -79,9 +81,9 @@ static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a) {
         pa->name = strdup(a->name);
         pa->description = strdup(a->description ?: "");
         pa->description_kind = TFPLUGIN6__STRING_KIND__MARKDOWN;
-        pa->required = a->mode == TF_REQUIRED;
-        pa->optional = a->mode == TF_OPTIONAL || a->mode == TF_OPTIONAL_COMPUTED;
-        pa->computed = a->mode == TF_COMPUTED || a->mode == TF_OPTIONAL_COMPUTED;
+        pa->required = !force_computed && a->mode == TF_REQUIRED;
+        pa->optional = !force_computed && (a->mode == TF_OPTIONAL || a->mode == TF_OPTIONAL_COMPUTED);
+        pa->computed = force_computed || a->mode == TF_COMPUTED || a->mode == TF_OPTIONAL_COMPUTED;
         pa->sensitive = a->sensitive;
         pa->write_only = a->write_only;
         if (a->nesting == TF_NEST_NONE) {
@@ -97,7 +99,8 @@ static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a) {
                         o->nesting = a->nesting == TF_NEST_SINGLE ? TFPLUGIN6__SCHEMA__OBJECT__NESTING_MODE__SINGLE
                                      : a->nesting == TF_NEST_LIST ? TFPLUGIN6__SCHEMA__OBJECT__NESTING_MODE__LIST
                                                                   : TFPLUGIN6__SCHEMA__OBJECT__NESTING_MODE__MAP;
-                        o->attributes = attrs_to_proto(a->nested, &o->n_attributes);
+                        o->attributes = attrs_to_proto(a->nested, force_computed || a->mode == TF_COMPUTED,
+                                                       &o->n_attributes);
                 }
                 pa->nested_type = o;
         }
@@ -119,7 +122,7 @@ Tfplugin6__Schema *tf_schema_to_proto(const tf_attr *attrs, const char *descript
         s->block = b;
         b->description = strdup(description ?: "");
         b->description_kind = TFPLUGIN6__STRING_KIND__MARKDOWN;
-        b->attributes = attrs_to_proto(attrs, &b->n_attributes);
+        b->attributes = attrs_to_proto(attrs, false, &b->n_attributes);
         return s;
 }
 

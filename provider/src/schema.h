@@ -96,5 +96,6 @@ struct tf_provider_state {
         char *cdn_url;
         char *cosign_public_key;
         char *rekor_url;
+        char *rekor_public_key;
         bool configured;
 };

@@ -43,11 +43,13 @@ static void anchor(char *buf, size_t size, const char *prefix, const char *name)
                         *p = '-';
 }
 
-static void print_group(const tf_attr *attrs, const char *path, const char *title, tf_mode m1, tf_mode m2) {
+static void print_group(const tf_attr *attrs, const char *path, const char *title, tf_mode m1, tf_mode m2,
+                        bool read_only) {
         bool any = false;
         for (size_t i = 0; attrs[i].name; i++) {
                 const tf_attr *a = &attrs[i];
-                if (a->mode != m1 && a->mode != m2)
+                tf_mode mode = read_only ? TF_COMPUTED : a->mode;
+                if (mode != m1 && mode != m2)
                         continue;
                 if (!any)
                         printf("\n%s\n\n", title);
@@ -62,10 +64,10 @@ static void print_group(const tf_attr *attrs, const char *path, const char *titl
         }
 }
 
-static void print_attrs(const tf_attr *attrs, const char *path) {
-        print_group(attrs, path, "### Required", TF_REQUIRED, TF_REQUIRED);
-        print_group(attrs, path, "### Optional", TF_OPTIONAL, TF_OPTIONAL_COMPUTED);
-        print_group(attrs, path, "### Read-Only", TF_COMPUTED, TF_COMPUTED);
+static void print_attrs(const tf_attr *attrs, const char *path, bool read_only) {
+        print_group(attrs, path, "### Required", TF_REQUIRED, TF_REQUIRED, read_only);
+        print_group(attrs, path, "### Optional", TF_OPTIONAL, TF_OPTIONAL_COMPUTED, read_only);
+        print_group(attrs, path, "### Read-Only", TF_COMPUTED, TF_COMPUTED, read_only);
         for (size_t i = 0; attrs[i].name; i++) {
                 const tf_attr *a = &attrs[i];
                 if (a->nesting == TF_NEST_NONE)
@@ -74,14 +76,14 @@ static void print_attrs(const tf_attr *attrs, const char *path) {
                 snprintf(full, sizeof(full), "%s%s%s", path, *path ? "." : "", a->name);
                 anchor(id, sizeof(id), "nestedatt--", full);
                 printf("\n<a id=\"%s\"></a>\n### Nested Schema for `%s`\n", id, full);
-                print_attrs(a->nested, full);
+                print_attrs(a->nested, full, read_only || a->mode == TF_COMPUTED);
         }
 }
 
 int main(int argc, char **argv) {
         if (argc >= 2 && streq(argv[1], "provider")) {
                 printf("## Schema\n");
-                print_attrs(tf_provider_attrs, "");
+                print_attrs(tf_provider_attrs, "", false);
                 return 0;
         }
         if (argc != 3) {
@@ -92,7 +94,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; list[i]; i++)
                 if (streq(list[i]->type_name, argv[2])) {
                         printf("## Schema\n");
-                        print_attrs(list[i]->attrs, "");
+                        print_attrs(list[i]->attrs, "", false);
                         return 0;
                 }
         fprintf(stderr, "%s: no %s named %s\n", argv[0], argv[1], argv[2]);
