@@ -65,6 +65,7 @@ typedef enum atls_reason {
         ATLS_REASON_EVIDENCE_MEASUREMENTS, /* PCR/measurement values not as expected */
         ATLS_REASON_EVIDENCE_POLICY,     /* other variant-specific policy (TCB, VMPL, ...) */
         ATLS_REASON_ISSUE,               /* our own issuer failed to produce evidence */
+        ATLS_REASON_TOO_MANY_CONNECTIONS, /* server: connection limit reached, closed at accept */
         _ATLS_REASON_MAX,
 } atls_reason;
 
@@ -142,6 +143,8 @@ typedef struct atls_config {
         size_t n_validators;
         /* Handshake (including issuing and validating) must finish within this; 0: 30 s. */
         int64_t handshake_timeout_ms;
+        /* Server: most connections at once (handshaking or relaying); 0: ATLS_MAX_CONNECTIONS. */
+        unsigned max_connections;
         /* Server: called (on a connection thread) for every refused or failed connection, so the
          * program at the edge can log it. May be NULL. */
         void (*on_reject)(void *userdata, const char *peer_address, const atls_error *err);
@@ -156,7 +159,8 @@ int atls_handshake_client(int fd, const atls_config *config, SSL **ret, atls_err
 /* Server: listens on "host:port" ("127.0.0.1:0" picks a port; "[::1]:0", ":9000") and serves
  * every aTLS connection through `server` (which must be started and outlive the listener).
  * Each connection gets one thread for its handshake and then its relay. At most
- * ATLS_MAX_CONNECTIONS connections at once; more are closed at accept. */
+ * config->max_connections (default ATLS_MAX_CONNECTIONS) at once; more are closed at accept and
+ * reported with ATLS_REASON_TOO_MANY_CONNECTIONS. */
 #define ATLS_MAX_CONNECTIONS 256
 typedef struct atls_listener atls_listener;
 int atls_listen(rpc_server *server, const char *address, const atls_config *config, int *ret_port,

@@ -32,6 +32,7 @@ static const char *const reason_names[_ATLS_REASON_MAX] = {
         [ATLS_REASON_EVIDENCE_MEASUREMENTS] = "evidence-measurements",
         [ATLS_REASON_EVIDENCE_POLICY] = "evidence-policy",
         [ATLS_REASON_ISSUE] = "issue",
+        [ATLS_REASON_TOO_MANY_CONNECTIONS] = "too-many-connections",
 };
 
 const char *atls_reason_to_string(atls_reason reason) {
@@ -55,6 +56,8 @@ static int reason_to_errno(atls_reason reason) {
                 return -ETIMEDOUT;
         case ATLS_REASON_HANDSHAKE:
                 return -ECONNABORTED;
+        case ATLS_REASON_TOO_MANY_CONNECTIONS:
+                return -EBUSY;
         default:
                 return -EPERM;
         }

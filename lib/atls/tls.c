@@ -211,7 +211,8 @@ static int handshake_failure(SSL *ssl, int ssl_err, hs_state *st) {
                                       !st->is_server && st->sent_certificate
                                               ? " (the server did not accept our attestation)"
                                               : "");
-        if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN || !e)
+        if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN || !e ||
+            (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING))
                 return atls_error_set(&st->err, ATLS_REASON_HANDSHAKE, "peer closed the connection during the %shandshake",
                                       SSL_is_init_finished(ssl) ? "post-" : "");
         return atls_error_set(&st->err, ATLS_REASON_HANDSHAKE, "TLS handshake failed: %s", buf);

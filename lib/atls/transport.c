@@ -305,13 +305,19 @@ static void *accept_thread(void *arg) {
                                    NI_NUMERICHOST | NI_NUMERICSERV);
                 pthread_mutex_lock(&l->lock);
                 l->accepted++;
-                bool full = l->n_conns >= ATLS_MAX_CONNECTIONS;
+                unsigned limit = l->config.max_connections ? l->config.max_connections : ATLS_MAX_CONNECTIONS;
+                bool full = l->n_conns >= limit;
                 pthread_mutex_unlock(&l->lock);
                 if (!c || full) {
                         atls_error e = { 0 };
-                        atls_error_set(&e, ATLS_REASON_INTERNAL, full ? "too many connections (%d)" : "out of memory",
-                                       ATLS_MAX_CONNECTIONS);
-                        reject(l, host, &e);
+                        if (full)
+                                atls_error_set(&e, ATLS_REASON_TOO_MANY_CONNECTIONS,
+                                               "%u connections open, the limit; closed at accept", limit);
+                        else
+                                atls_error_set(&e, ATLS_REASON_INTERNAL, "out of memory");
+                        char peer[INET6_ADDRSTRLEN + 8];
+                        snprintf(peer, sizeof(peer), "%s:%s", host, port);
+                        reject(l, peer, &e);
                         free(c);
                         close(fd);
                         continue;

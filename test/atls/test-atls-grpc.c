@@ -539,6 +539,99 @@ static void test_handshake_timeout(void **state) {
         expect_dial_refused("no-port", &(atls_config) { 0 }, ATLS_REASON_INVALID_ARGUMENT, "expected host:port");
 }
 
+/* A connection that never sends a ClientHello holds its thread only until the handshake timeout. */
+static void test_silent_client_times_out(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer, .handshake_timeout_ms = 200 });
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) f.port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        expect_server_reject(&f, ATLS_REASON_TIMEOUT, "did not finish within 200 ms");
+        close(fd);
+        fixture_stop(&f);
+}
+
+static void test_connection_limit(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer, .max_connections = 1 });
+        atls_config cc = { .validators = &dummy_validator, .n_validators = 1 };
+        atls_conn *first = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &cc, NULL, &first, &err), 0);
+        expect_echo(atls_conn_channel(first), "one");
+        expect_dial_refused(f.address, &cc, ATLS_REASON_HANDSHAKE, "peer closed the connection during the handshake");
+        expect_server_reject(&f, ATLS_REASON_TOO_MANY_CONNECTIONS, "1 connections open, the limit");
+        atls_conn_free(first);
+        /* Once the first connection's thread has ended, a new one is served. */
+        atls_conn *next = NULL;
+        for (int i = 0; i < 200 && !next; i++) {
+                err = (atls_error) { 0 };
+                if (atls_dial(f.address, &cc, NULL, &next, &err) < 0) {
+                        assert_int_equal(err.reason, ATLS_REASON_HANDSHAKE);
+                        struct timespec ts = { 0, 10 * 1000 * 1000 };
+                        nanosleep(&ts, NULL);
+                }
+        }
+        assert_non_null(next);
+        expect_echo(atls_conn_channel(next), "two");
+        atls_conn_free(next);
+        fixture_stop(&f);
+}
+
+/* Mutual aTLS from several threads at once: connection threads, validators and relays run
+ * concurrently. */
+static void *dial_worker(void *arg) {
+        const char *address = arg;
+        atls_config both = { .issuer = &dummy_issuer, .validators = &dummy_validator, .n_validators = 1 };
+        for (int i = 0; i < 5; i++) {
+                atls_conn *conn = NULL;
+                atls_error err = { 0 };
+                if (atls_dial(address, &both, NULL, &conn, &err) < 0)
+                        return strdup(err.detail);
+                _cleanup_free_ uint8_t *resp = NULL;
+                size_t len;
+                rpc_status st = { 0 };
+                int r = rpc_unary(atls_conn_channel(conn), "/test.Svc/Echo", "c", 1, 10000, &resp, &len, &st);
+                bool ok = r == 0 && st.code == GRPC_STATUS_OK && len == 6;
+                rpc_status_done(&st);
+                atls_conn_free(conn);
+                if (!ok)
+                        return strdup("echo failed");
+        }
+        return NULL;
+}
+
+static void test_concurrent_dials(void **state) {
+        (void) state;
+        fixture f;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer, .validators = &dummy_validator, .n_validators = 1 });
+        pthread_t t[8];
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_create(&t[i], NULL, dial_worker, f.address), 0);
+        char *failure = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                char *r = NULL;
+                pthread_join(t[i], (void **) &r);
+                if (r && !failure)
+                        failure = r;
+                else
+                        free(r);
+        }
+        if (failure) {
+                char msg[512];
+                snprintf(msg, sizeof(msg), "%s", failure);
+                free(failure);
+                fail_msg("concurrent dial: %s", msg);
+        }
+        unsigned established;
+        atls_listener_stats(f.listener, NULL, &established, NULL);
+        assert_int_equal(established, 40);
+        fixture_stop(&f);
+}
+
 /* Many clients at once, some refused, while the listener is freed with connections open. */
 static void test_shutdown_with_open_connections(void **state) {
         (void) state;
@@ -579,6 +672,9 @@ int main(void) {
                 cmocka_unit_test(test_wire_format),
                 cmocka_unit_test(test_plaintext_client_refused),
                 cmocka_unit_test(test_handshake_timeout),
+                cmocka_unit_test(test_silent_client_times_out),
+                cmocka_unit_test(test_connection_limit),
+                cmocka_unit_test(test_concurrent_dials),
                 cmocka_unit_test(test_shutdown_with_open_connections),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
