@@ -14,10 +14,14 @@
  *
  * Differences from Constellation's data source, on purpose:
  *  - a Rekor failure (log unreachable, no entry, entry not verifying) is an ERROR; Constellation
- *    only warns. `rekor_optional = true` turns it back into a warning; `insecure = true` skips the
+ *    only warns. `skip_rekor = true` turns it back into a warning; `insecure = true` skips the
  *    signature and Rekor checks as in Constellation (with a warning).
  *  - azure-tdx is refused with a diagnostic: its defaults (MRSEAM, Intel root key) are not built in
- *    yet. */
+ *    yet.
+ *  - the attestation config list (which entry is newest) is read unsigned; the entry itself must be
+ *    signed. Constellation also signs the list: a swapped list can only select an older signed
+ *    entry (a TCB downgrade), so requiring list.sig as well is a candidate hardening. */
+#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -25,6 +29,7 @@
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
 #include "crypto/cosign.h"
+#include "default-keys.h"
 #include "http/http.h"
 #include "image-common.h"
 #include "measurements/measurements.h"
@@ -37,20 +42,10 @@
 #define SIG_MAX_SIZE 4096
 #define ATTESTATION_CONFIG_MAX_SIZE (64u * 1024)
 
-/* Constellation's cosign keys (internal/constants: CosignPublicKeyReleases, CosignPublicKeyDev). */
-static const char release_key_pem[] = "-----BEGIN PUBLIC KEY-----\n"
-                                      "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEf8F1hpmwE+YCFXzjGtaQcrL6XZVT\n"
-                                      "JmEe5iSLvG1SyQSAew7WdMKF6o9t8e2TFuCkzlOhhlws2OHWbiFZnFWCFw==\n"
-                                      "-----END PUBLIC KEY-----\n";
-static const char dev_key_pem[] = "-----BEGIN PUBLIC KEY-----\n"
-                                  "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELcPl4Ik+qZuH4K049wksoXK/Os3Z\n"
-                                  "b92PDCpM7FZAINQF88s1TZS/HmRXYk62UJ4eqPduvUnJmXhNikhLbMi6fw==\n"
-                                  "-----END PUBLIC KEY-----\n";
-/* The public-good Rekor key (rekor.sigstore.dev; Sigstore trusted root). */
-static const char rekor_key_pem[] = "-----BEGIN PUBLIC KEY-----\n"
-                                    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2G2Y+2tabdTV5BcGiBIx0a9fAFwr\n"
-                                    "kBbmLSGtks4L3qX6yYY0zufBnhC8Ur/iy55GhWP/9A/bY2LhC30M9+RYtw==\n"
-                                    "-----END PUBLIC KEY-----\n";
+/* Constellation's cosign keys and the public-good Rekor key (default-keys.h). */
+static const char release_key_pem[] = TF_COSIGN_KEY_RELEASES;
+static const char dev_key_pem[] = TF_COSIGN_KEY_DEV;
+static const char rekor_key_pem[] = TF_REKOR_PUBLIC_GOOD_KEY;
 /* Azure's default accepted firmware signing key digest (Constellation internal/config). */
 static const char azure_firmware_key_digest[] =
         "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3";
@@ -58,77 +53,28 @@ static const char azure_firmware_key_digest[] =
 static const tf_attr image_in_attrs[] = {
         { .name = "version", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Image version." },
         { .name = "reference", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "CSP-specific image reference." },
-        { .name = "short_path", .kind = CTY_STRING, .mode = TF_REQUIRED,
-          .description = "`vX.Y.Z` for releases, `ref/<ref>/stream/<stream>/<version>` otherwise: selects the "
-                         "measurements." },
+        { .name = "short_path", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Short path of the image." },
         { .name = "marketplace_image", .kind = CTY_BOOL, .mode = TF_OPTIONAL, .description = "Marketplace image." },
         TF_ATTR_END,
 };
 
-static const tf_attr measurement_out_attrs[] = {
-        { .name = "expected", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Expected PCR value (hex)." },
-        { .name = "warn_only", .kind = CTY_BOOL, .mode = TF_COMPUTED,
-          .description = "Only warn, do not fail, when the value differs." },
-        TF_ATTR_END,
-};
-
-static const tf_attr azure_signer_out_attrs[] = {
-        { .name = "accepted_key_digests", .kind = CTY_LIST, .elem_kind = CTY_STRING, .mode = TF_COMPUTED,
-          .description = "Accepted digests of the firmware signing key (hex)." },
-        { .name = "enforcement_policy", .kind = CTY_STRING, .mode = TF_COMPUTED,
-          .description = "`Equal`, `MAAFallback` or `WarnOnly`." },
-        { .name = "maa_url", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Microsoft Azure Attestation URL." },
-        TF_ATTR_END,
-};
-
-static const tf_attr tdx_out_attrs[] = {
-        { .name = "qe_svn", .kind = CTY_NUMBER, .mode = TF_COMPUTED, .description = "Minimum QE security version." },
-        { .name = "pce_svn", .kind = CTY_NUMBER, .mode = TF_COMPUTED, .description = "Minimum PCE security version." },
-        { .name = "tee_tcb_svn", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "TEE TCB SVN (hex)." },
-        { .name = "qe_vendor_id", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "QE vendor ID (hex)." },
-        { .name = "mr_seam", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "MRSEAM (hex)." },
-        { .name = "xfam", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "XFAM (hex)." },
-        { .name = "intel_root_key", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Intel root key (PEM)." },
-        TF_ATTR_END,
-};
-
-static const tf_attr attestation_out_attrs[] = {
-        { .name = "variant", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Attestation variant." },
-        { .name = "bootloader_version", .kind = CTY_NUMBER, .mode = TF_COMPUTED,
-          .description = "Minimum SEV-SNP bootloader TCB version (0 for other variants)." },
-        { .name = "tee_version", .kind = CTY_NUMBER, .mode = TF_COMPUTED, .description = "Minimum TEE TCB version." },
-        { .name = "snp_version", .kind = CTY_NUMBER, .mode = TF_COMPUTED, .description = "Minimum SNP TCB version." },
-        { .name = "microcode_version", .kind = CTY_NUMBER, .mode = TF_COMPUTED,
-          .description = "Minimum microcode TCB version." },
-        { .name = "amd_root_key", .kind = CTY_STRING, .mode = TF_COMPUTED,
-          .description = "AMD root key (ARK, Milan) as a JSON-encoded PEM string; empty for non-SNP variants." },
-        { .name = "azure_firmware_signer_config", .nesting = TF_NEST_SINGLE, .nested = azure_signer_out_attrs,
-          .mode = TF_COMPUTED, .description = "Azure firmware signer configuration (azure-sev-snp only)." },
-        { .name = "tdx", .nesting = TF_NEST_SINGLE, .nested = tdx_out_attrs, .mode = TF_COMPUTED,
-          .description = "TDX configuration (azure-tdx only)." },
-        { .name = "measurements", .nesting = TF_NEST_MAP, .nested = measurement_out_attrs, .mode = TF_COMPUTED,
-          .description = "Expected measurements of the image, by PCR index." },
-        TF_ATTR_END,
-};
-
 static const tf_attr attestation_attrs[] = {
-        { .name = "csp", .kind = CTY_STRING, .mode = TF_REQUIRED,
-          .description = "Cloud service provider: `aws`, `azure`, `gcp`, `openstack`, `stackit` or `qemu`.",
+        { .name = "csp", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Cloud service provider.",
           .validate = tf_validate_one_of, .validate_arg = tf_csps_with_qemu },
         { .name = "attestation_variant", .kind = CTY_STRING, .mode = TF_REQUIRED,
           .description = "Attestation variant.", .validate = tf_validate_one_of,
           .validate_arg = tf_attestation_variants },
         { .name = "image", .nesting = TF_NEST_SINGLE, .nested = image_in_attrs, .mode = TF_REQUIRED,
-          .description = "The node image (from `constellation_image`); its short_path selects the measurements." },
+          .description = "The image (from `constellation_image`)." },
         { .name = "maa_url", .kind = CTY_STRING, .mode = TF_OPTIONAL,
-          .description = "Microsoft Azure Attestation URL (azure-sev-snp only). The MAA policy must be patched "
-                         "for the cluster to use it." },
+          .description = "Microsoft Azure Attestation URL (azure-sev-snp only)." },
         { .name = "insecure", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
-          .description = "Skip the signature and Rekor checks of the measurements. Only for development images." },
-        { .name = "rekor_optional", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
-          .description = "Turn a failed Rekor transparency-log check into a warning (Constellation's behaviour). "
-                         "Default: a failed Rekor check is an error." },
-        { .name = "attestation", .nesting = TF_NEST_SINGLE, .nested = attestation_out_attrs, .mode = TF_COMPUTED,
+          .description = "Skip the signature and Rekor checks of the measurements. Only for development." },
+        { .name = "skip_rekor", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
+          .description = "Accept the measurements without a verified Rekor transparency-log entry (a warning "
+                         "instead of an error)." },
+        /* The cluster's attestation table, all computed here (tf_schema_to_proto forces that). */
+        { .name = "attestation", .nesting = TF_NEST_SINGLE, .nested = tf_attestation_attrs_input, .mode = TF_COMPUTED,
           .description = "The attestation configuration, to pass to `constellation_cluster`." },
         TF_ATTR_END,
 };
@@ -186,7 +132,7 @@ static int fetch_signed(const char *url, size_t max, bool insecure, const char *
                 }
                 cosign_error ce = COSIGN_OK;
                 if ((r = cosign_verify_blob(body, len, (const char *) sig, sig_len, key, &ce)) < 0) {
-                        tf_error(d, path, "Signature verification failed",
+                        tf_error(d, path, "Measurements not trusted",
                                  "%s is not signed by %s: %s (signature %s).", url, key_name,
                                  cosign_error_to_string(ce), sig_url);
                         return r;
@@ -216,18 +162,20 @@ static int check_rekor(const tf_provider_state *p, const uint8_t *file, size_t l
         int r = rekor_lookup_and_verify(rekor_url, digest, signer, log_key, &reason, &detail);
         if (r >= 0)
                 return 0;
+        /* lib/rekor's detail already starts with the reason. */
+        const char *why = detail ?: rekor_reason_to_string(reason);
         if (optional) {
-                tf_warning(d, path, "Rekor check failed",
-                           "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s%s%s. "
-                           "Continuing because rekor_optional is set.",
-                           url, hex ?: "?", rekor_url, rekor_reason_to_string(reason), detail ? ": " : "",
-                           detail ?: "");
+                tf_warning(d, path, "Transparency log check failed",
+                           "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s. "
+                           "Continuing because skip_rekor is set.",
+                           url, hex ?: "?", rekor_url, why);
                 return 0;
         }
-        tf_error(d, path, "Rekor check failed",
-                 "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s%s%s. Set the "
-                 "provider's rekor_url to a reachable log, or rekor_optional = true to accept the signature alone.",
-                 url, hex ?: "?", rekor_url, rekor_reason_to_string(reason), detail ? ": " : "", detail ?: "");
+        tf_error(d, path, "Transparency log check failed",
+                 "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s. Set "
+                 "skip_rekor = true to accept the signature alone, or point the provider's rekor_url at a reachable "
+                 "log.",
+                 url, hex ?: "?", rekor_url, why);
         return r;
 }
 
@@ -235,9 +183,9 @@ static bool is_snp(const char *variant) {
         return streq(variant, "aws-sev-snp") || streq(variant, "azure-sev-snp") || streq(variant, "gcp-sev-snp");
 }
 
-typedef struct snp_tcb {
+typedef struct att_tcb {
         int64_t bootloader, tee, snp, microcode;
-} snp_tcb;
+} att_tcb;
 
 static int json_u8(json_t *o, const char *name, int64_t *ret) {
         json_t *v = json_object_get(o, name);
@@ -247,10 +195,10 @@ static int json_u8(json_t *o, const char *name, int64_t *ret) {
         return 0;
 }
 
-/* Step 5: the latest TCB versions from the attestation config API (signed by the release key, or
- * the provider's cosign_public_key). */
+/* Step 5: the latest TCB versions from the attestation config API (the entry signed by the release
+ * key, or the provider's cosign_public_key). */
 static int fetch_snp_tcb(const tf_provider_state *p, const char *variant, bool insecure, const tf_path *path,
-                         tf_diags *d, snp_tcb *ret) {
+                         tf_diags *d, att_tcb *ret) {
         const char *cdn = p->cdn_url ?: TF_DEFAULT_CDN_URL;
         const char *key = p->cosign_public_key ?: release_key_pem;
         const char *key_name = p->cosign_public_key ? "the provider's cosign_public_key" : "Constellation's release key";
@@ -259,7 +207,8 @@ static int fetch_snp_tcb(const tf_provider_state *p, const char *variant, bool i
         size_t len;
         if (asprintf(&list_url, "%s/constellation/v1/attestation/%s/list", cdn, variant) < 0)
                 return -ENOMEM;
-        int r = fetch_signed(list_url, ATTESTATION_CONFIG_MAX_SIZE, insecure, key, key_name, path, d, &list_body, &len);
+        /* The list is read unsigned (see the top of this file); the entry it names must be signed. */
+        int r = fetch_signed(list_url, ATTESTATION_CONFIG_MAX_SIZE, true, key, key_name, path, d, &list_body, &len);
         if (r < 0)
                 return r;
         _cleanup_(json_decrefp) json_t *list = json_loadb((const char *) list_body, len, JSON_REJECT_DUPLICATES, NULL);
@@ -276,7 +225,7 @@ static int fetch_snp_tcb(const tf_provider_state *p, const char *variant, bool i
         if (r < 0)
                 return r;
         _cleanup_(json_decrefp) json_t *e = json_loadb((const char *) entry_body, len, JSON_REJECT_DUPLICATES, NULL);
-        snp_tcb t;
+        att_tcb t;
         if (!json_is_object(e) || json_u8(e, "bootloader", &t.bootloader) < 0 || json_u8(e, "tee", &t.tee) < 0 ||
             json_u8(e, "snp", &t.snp) < 0 || json_u8(e, "microcode", &t.microcode) < 0) {
                 tf_error(d, path, "Invalid attestation config",
@@ -299,7 +248,8 @@ static char *milan_ark_json(void) {
 }
 
 static cty_value *measurements_value(const measurements *m) {
-        _cleanup_(cty_type_unrefp) cty_type *ot = tf_schema_type(measurement_out_attrs);
+        const tf_attr *ma = tf_schema_find(tf_attestation_attrs_input, "measurements");
+        _cleanup_(cty_type_unrefp) cty_type *ot = ma ? tf_schema_type(ma->nested) : NULL;
         _cleanup_(cty_type_unrefp) cty_type *mt = ot ? cty_type_map(ot) : NULL;
         _cleanup_(cty_value_freep) cty_value *map = mt ? cty_collection_new(mt) : NULL;
         if (!map)
@@ -320,7 +270,8 @@ static cty_value *measurements_value(const measurements *m) {
 }
 
 static cty_value *azure_signer_value(const char *maa_url) {
-        _cleanup_(cty_type_unrefp) cty_type *st = tf_schema_type(azure_signer_out_attrs);
+        const tf_attr *sa = tf_schema_find(tf_attestation_attrs_input, "azure_firmware_signer_config");
+        _cleanup_(cty_type_unrefp) cty_type *st = sa ? tf_schema_type(sa->nested) : NULL;
         _cleanup_(cty_type_unrefp) cty_type *lt = cty_type_list(&cty_string);
         _cleanup_(cty_value_freep) cty_value *s = st ? cty_object_new(st) : NULL;
         cty_value *digests = lt ? cty_collection_new(lt) : NULL;
@@ -337,10 +288,11 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
         const char *maa_url = tf_get_string(config, "maa_url");
         const cty_value *image = cty_object_get(config, "image");
         const char *short_path = tf_get_string(image, "short_path") ?: tf_get_string(image, "version");
-        bool insecure = get_bool(config, "insecure"), rekor_optional = get_bool(config, "rekor_optional");
+        bool insecure = get_bool(config, "insecure"), skip_rekor = get_bool(config, "skip_rekor");
         tf_path image_path = tf_path_child(NULL, "image");
         tf_path sp_path = tf_path_child(&image_path, "short_path");
         tf_path variant_path = tf_path_child(NULL, "attestation_variant");
+        tf_path insecure_path = tf_path_child(NULL, "insecure"), maa_path = tf_path_child(NULL, "maa_url");
         int r;
 
         if (!csp || !variant || !short_path) {
@@ -361,12 +313,11 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
                 return NULL;
         }
         if (insecure)
-                tf_warning(d, tf_path_child(NULL, "insecure").n ? &(tf_path){ 1, { "insecure" } } : NULL,
-                           "Measurements are not verified",
+                tf_warning(d, &insecure_path, "Measurements not verified",
                            "insecure = true: the signature and transparency-log checks of the measurements are "
                            "skipped. Never use this for production clusters.");
         if (maa_url && streq(variant, "azure-sev-snp"))
-                tf_warning(d, &(tf_path){ 1, { "maa_url" } }, "MAA policy must be patched",
+                tf_warning(d, &maa_path, "MAA policy must be patched",
                            "With maa_url set, the Microsoft Azure Attestation policy of %s must be patched for "
                            "Constellation before the cluster is created.", maa_url);
 
@@ -379,7 +330,7 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
                 return NULL;
         if (fetch_signed(url, MEASUREMENTS_MAX_FILE, insecure, key_pem, key_name, &sp_path, d, &file, &len) < 0)
                 return NULL;
-        if (!insecure && check_rekor(p, file, len, url, key_pem, rekor_optional, &sp_path, d) < 0)
+        if (!insecure && check_rekor(p, file, len, url, key_pem, skip_rekor, &sp_path, d) < 0)
                 return NULL;
 
         /* 4: the release file and the entry for (csp, variant). */
@@ -399,12 +350,12 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
         const measurements_entry *entry = measurements_release_find(&rel, csp, variant);
         if (!entry) {
                 tf_error(d, &variant_path, "No measurements for this variant",
-                         "%s has no measurements for csp \"%s\", attestation_variant \"%s\".", url, csp, variant);
+                         "%s has no entry for csp \"%s\" and attestation variant \"%s\".", url, csp, variant);
                 return NULL;
         }
 
         /* 5: SEV-SNP minimums and root key. */
-        snp_tcb tcb = { 0 };
+        att_tcb tcb = { 0 };
         _cleanup_free_ char *ark = NULL;
         if (is_snp(variant)) {
                 if (fetch_snp_tcb(p, variant, insecure, &variant_path, d, &tcb) < 0)
@@ -413,7 +364,7 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
                         return NULL;
         }
 
-        _cleanup_(cty_type_unrefp) cty_type *at = tf_schema_type(attestation_out_attrs);
+        _cleanup_(cty_type_unrefp) cty_type *at = tf_schema_type(tf_attestation_attrs_input);
         _cleanup_(cty_value_freep) cty_value *state = cty_value_copy(config);
         cty_value *att = at ? cty_object_new(at) : NULL;
         if (!state || !att || cty_object_set(att, "variant", cty_string_new(variant)) < 0 ||
@@ -435,8 +386,6 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
 const tf_resource_ops tf_data_attestation = {
         .type_name = "constellation_attestation",
         .attrs = attestation_attrs,
-        .description = "The attestation configuration of a Constellation release for a CSP and attestation variant: "
-                       "signed measurements, verified against the Rekor transparency log, and the SEV-SNP minimum "
-                       "TCB versions and root key.",
+        .description = "The attestation configuration of a node image.",
         .read_data = read_attestation,
 };
