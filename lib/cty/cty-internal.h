@@ -9,6 +9,8 @@
 #define CTY_MAX_DEPTH 32
 /* Longest decimal text a number may have, in msgpack strings, JSON and the 'f' form we write. */
 #define CTY_NUMBER_TEXT_MAX 1100
+/* Largest msgpack or JSON text we decode or write; Terraform's gRPC messages are far smaller. */
+#define CTY_WIRE_MAX (64u * 1024 * 1024)
 /* Error paths are cut at this length. */
 #define CTY_PATH_MAX 512
 

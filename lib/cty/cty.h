@@ -122,8 +122,9 @@ cty_value *cty_map_get(const cty_value *map, const char *key);
 cty_value *cty_index_get(const cty_value *coll, size_t index);
 /* Element/attribute count of a known list, set, map, tuple or object; -EINVAL otherwise. */
 int cty_value_length(const cty_value *v, size_t *ret);
-/* Follows a path like `.image.version`, `.nodes["worker"].count`, `.list[0]` from v; NULL if any
- * step is absent, null or unknown. */
+/* Follows a path like `.image.version`, `.nodes["worker"].count`, `.list[0]` from v. NULL if a
+ * step is absent or passes through a null or unknown value; the last value may itself be null or
+ * unknown. */
 cty_value *cty_value_at(const cty_value *v, const char *path);
 
 /* Accessors: -EINVAL if not a known value of that kind, -ERANGE if a number does not fit

@@ -8,8 +8,6 @@
 #include "basic/secret.h"
 #include "cty-internal.h"
 
-/* Largest JSON text we accept or write; Terraform state of one resource is far smaller. */
-#define CTY_JSON_MAX (64u * 1024 * 1024)
 
 struct jdec {
         const char *p, *end;
@@ -101,18 +99,23 @@ static int parse_string(struct jdec *d, char **ret, size_t *ret_len) {
         }
         if (q >= d->end)
                 return jfail(d, "unterminated string");
-        _cleanup_free_ char *out = malloc((size_t) (q - d->p) + 1);
+        size_t cap = (size_t) (q - d->p) + 1, n = 0;
+        char *out = malloc(cap);
+        int r;
         if (!out)
                 return -ENOMEM;
-        size_t n = 0;
         while (*d->p != '"') {
                 unsigned char c = (unsigned char) *d->p;
-                if (c < 0x20)
-                        return jfail(d, "control character in string");
+                if (c < 0x20) {
+                        r = jfail(d, "control character in string");
+                        goto fail;
+                }
                 if (c != '\\') {
                         size_t l = cty_utf8_len((const unsigned char *) d->p, (size_t) (d->end - d->p));
-                        if (l == 0)
-                                return jfail(d, "invalid UTF-8 in string");
+                        if (l == 0) {
+                                r = jfail(d, "invalid UTF-8 in string");
+                                goto fail;
+                        }
                         memcpy(out + n, d->p, l);
                         n += l;
                         d->p += l;
@@ -131,8 +134,10 @@ static int parse_string(struct jdec *d, char **ret, size_t *ret_len) {
                 case 't': out[n++] = '\t'; break;
                 case 'u': {
                         uint32_t cp, lo;
-                        if (d->end - d->p < 4 || hex4(d->p, &cp) < 0)
-                                return jfail(d, "invalid \\u escape");
+                        if (d->end - d->p < 4 || hex4(d->p, &cp) < 0) {
+                                r = jfail(d, "invalid \\u escape");
+                                goto fail;
+                        }
                         d->p += 4;
                         if (cp >= 0xd800 && cp <= 0xdbff && d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u' &&
                             hex4(d->p + 2, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
@@ -145,14 +150,20 @@ static int parse_string(struct jdec *d, char **ret, size_t *ret_len) {
                         break;
                 }
                 default:
-                        return jfail(d, "invalid escape in string");
+                        r = jfail(d, "invalid escape in string");
+                        goto fail;
                 }
         }
         d->p++;
         out[n] = 0;
-        *ret = TAKE_PTR(out);
+        *ret = out;
         *ret_len = n;
         return 0;
+fail:
+        /* Whatever was unescaped so far may be part of a secret. */
+        erase_memory(out, cap);
+        free(out);
+        return r;
 }
 
 /* A JSON number token (RFC 8259 §6); returns its span. */
@@ -200,9 +211,13 @@ static int skip_value(struct jdec *d, unsigned depth) {
         int r;
         switch (*d->p) {
         case '"': {
-                _cleanup_free_ char *s = NULL;
+                char *s = NULL;
                 size_t n;
-                return parse_string(d, &s, &n);
+                r = parse_string(d, &s, &n);
+                if (s)
+                        erase_memory(s, n);
+                free(s);
+                return r;
         }
         case '[':
                 d->p++;
@@ -521,7 +536,7 @@ int cty_json_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value **
 
         if (!buf || len == 0)
                 r = jfail(&d, "empty JSON document");
-        else if (len > CTY_JSON_MAX)
+        else if (len > CTY_WIRE_MAX)
                 r = jfail(&d, "JSON document too large");
         else {
                 r = jdecode(&d, type, 0, &v);
@@ -558,7 +573,7 @@ struct jbuf {
 static void put(struct jbuf *b, const char *s, size_t n) {
         if (b->err)
                 return;
-        if (n > CTY_JSON_MAX || b->len > CTY_JSON_MAX - n) {
+        if (n > CTY_WIRE_MAX || b->len > CTY_WIRE_MAX - n) {
                 b->err = -E2BIG;
                 return;
         }
@@ -566,10 +581,16 @@ static void put(struct jbuf *b, const char *s, size_t n) {
                 size_t cap = b->cap ? b->cap : 256;
                 while (cap < b->len + n + 1)
                         cap *= 2;
-                char *p = realloc(b->data, cap);
+                /* Not realloc: the text may hold secrets, so the old copy is wiped first. */
+                char *p = malloc(cap);
                 if (!p) {
                         b->err = -ENOMEM;
                         return;
+                }
+                if (b->data) {
+                        memcpy(p, b->data, b->len);
+                        erase_memory(b->data, b->len);
+                        free(b->data);
                 }
                 b->data = p;
                 b->cap = cap;
@@ -740,6 +761,8 @@ int cty_json_encode_as(const cty_value *v, const cty_type *type, char **ret, cha
         struct jbuf b = {};
         jencode(&b, v, type, 0);
         if (b.err) {
+                if (b.data)
+                        erase_memory(b.data, b.len);
                 free(b.data);
                 if (ret_error)
                         *ret_error = TAKE_PTR(b.error);

@@ -5,6 +5,7 @@
 #include <msgpack.h>
 #include <stdio.h>
 
+#include "basic/secret.h"
 #include "cty-internal.h"
 
 #define CTY_REFINEMENT_EXT 12
@@ -151,6 +152,9 @@ bool cty_utf8_valid(const char *s, size_t n) {
         return true;
 }
 
+/* msgpack-c leaves ptr NULL for empty str/bin/ext bodies; library calls want a real pointer. */
+#define BODY(x) ((x).ptr ? (x).ptr : "")
+
 struct dec {
         cty_path path;
         char *error;
@@ -190,7 +194,7 @@ static int decode_number(struct dec *d, const msgpack_object *o, cty_value **ret
                 break;
         case MSGPACK_OBJECT_STR:
                 /* go-cty writes numbers it cannot hold exactly as decimal strings (§6.2). */
-                r = cty_number_from_string(o->via.str.ptr, o->via.str.size, &v);
+                r = cty_number_from_string(BODY(o->via.str), o->via.str.size, &v);
                 if (r == -EINVAL)
                         return fail(d, "string is not a decimal number");
                 if (r == -ERANGE)
@@ -214,10 +218,10 @@ static int decode_dynamic(struct dec *d, const msgpack_object *o, unsigned depth
         const char *tj;
         size_t tl;
         if (to->type == MSGPACK_OBJECT_BIN) {
-                tj = to->via.bin.ptr;
+                tj = BODY(to->via.bin);
                 tl = to->via.bin.size;
         } else if (to->type == MSGPACK_OBJECT_STR) {
-                tj = to->via.str.ptr;
+                tj = BODY(to->via.str);
                 tl = to->via.str.size;
         } else
                 return fail(d, "dynamic value type must be bytes");
@@ -252,7 +256,7 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                                 cty_value_free(v);
                                 return -ENOMEM;
                         }
-                        memcpy(v->refinements, o->via.ext.ptr, o->via.ext.size);
+                        memcpy(v->refinements, BODY(o->via.ext), o->via.ext.size);
                         v->refinements_len = o->via.ext.size;
                 }
                 *ret = v;
@@ -266,9 +270,9 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                 if (o->type != MSGPACK_OBJECT_STR)
                         return fail(d, "string expected");
                 /* cty strings are Unicode text; Terraform only sends UTF-8 (§6.2). */
-                if (!cty_utf8_valid(o->via.str.ptr, o->via.str.size))
+                if (!cty_utf8_valid(BODY(o->via.str), o->via.str.size))
                         return fail(d, "string is not valid UTF-8");
-                *ret = cty_string_newn(o->via.str.ptr, o->via.str.size);
+                *ret = cty_string_newn(BODY(o->via.str), o->via.str.size);
                 return *ret ? 0 : -ENOMEM;
         case CTY_BOOL:
                 if (o->type != MSGPACK_OBJECT_BOOLEAN)
@@ -316,12 +320,12 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                         const msgpack_object_kv *kv = &o->via.map.ptr[i];
                         if (kv->key.type != MSGPACK_OBJECT_STR)
                                 return fail(d, "map key must be a string");
-                        size_t old = cty_path_push_key(&d->path, kv->key.via.str.ptr, kv->key.via.str.size);
-                        if (memchr(kv->key.via.str.ptr, 0, kv->key.via.str.size))
+                        size_t old = cty_path_push_key(&d->path, BODY(kv->key.via.str), kv->key.via.str.size);
+                        if (memchr(BODY(kv->key.via.str), 0, kv->key.via.str.size))
                                 return fail(d, "map key contains NUL");
-                        if (!cty_utf8_valid(kv->key.via.str.ptr, kv->key.via.str.size))
+                        if (!cty_utf8_valid(BODY(kv->key.via.str), kv->key.via.str.size))
                                 return fail(d, "map key is not valid UTF-8");
-                        _cleanup_free_ char *key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+                        _cleanup_free_ char *key = strndup(BODY(kv->key.via.str), kv->key.via.str.size);
                         if (!key)
                                 return -ENOMEM;
                         cty_value *item;
@@ -364,14 +368,14 @@ static int decode(struct dec *d, const msgpack_object *o, cty_type *t, unsigned 
                         const msgpack_object_kv *kv = &o->via.map.ptr[i];
                         if (kv->key.type != MSGPACK_OBJECT_STR)
                                 return fail(d, "object key must be a string");
-                        _cleanup_free_ char *key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+                        _cleanup_free_ char *key = strndup(BODY(kv->key.via.str), kv->key.via.str.size);
                         if (!key)
                                 return -ENOMEM;
                         ssize_t idx = cty_type_attr_index(t, key);
                         if (idx < 0 || strlen(key) != kv->key.via.str.size) {
                                 /* go-cty's wording, at the object's path. */
                                 char safe[CTY_SAFE_TEXT_SIZE], msg[CTY_SAFE_TEXT_SIZE + 32];
-                                cty_safe_text(kv->key.via.str.ptr, kv->key.via.str.size, safe);
+                                cty_safe_text(BODY(kv->key.via.str), kv->key.via.str.size, safe);
                                 snprintf(msg, sizeof(msg), "unsupported attribute \"%s\"", safe);
                                 return fail(d, msg);
                         }
@@ -403,6 +407,11 @@ int cty_msgpack_decode(const uint8_t *buf, size_t len, cty_type *type, cty_value
                 /* Empty DynamicValue: null of the schema type (§6.1). */
                 *ret = cty_null(type);
                 return *ret ? 0 : -ENOMEM;
+        }
+        if (len > CTY_WIRE_MAX) {
+                if (ret_error)
+                        *ret_error = strdup("msgpack value too large");
+                return -EBADMSG;
         }
         if (prescan(buf, len) < 0) {
                 if (ret_error)
@@ -522,18 +531,58 @@ static int encode(msgpack_packer *pk, const cty_value *v, const cty_type *t) {
         return encode_known(pk, v);
 }
 
+/* Output buffer for the packer. Encoded values may hold secrets, so growing never leaves a copy
+ * behind in freed memory (realloc would), and the size is bounded. */
+struct wbuf {
+        uint8_t *data;
+        size_t len, cap;
+        int err;
+};
+
+static int wbuf_write(void *userdata, const char *buf, size_t len) {
+        struct wbuf *w = userdata;
+        if (w->err)
+                return -1;
+        if (len > CTY_WIRE_MAX || w->len > CTY_WIRE_MAX - len) {
+                w->err = -E2BIG;
+                return -1;
+        }
+        if (w->len + len > w->cap) {
+                size_t cap = w->cap ? w->cap : 256;
+                while (cap < w->len + len)
+                        cap *= 2;
+                uint8_t *n = malloc(cap);
+                if (!n) {
+                        w->err = -ENOMEM;
+                        return -1;
+                }
+                if (w->data) {
+                        memcpy(n, w->data, w->len);
+                        erase_memory(w->data, w->len);
+                        free(w->data);
+                }
+                w->data = n;
+                w->cap = cap;
+        }
+        memcpy(w->data + w->len, buf, len);
+        w->len += len;
+        return 0;
+}
+
 int cty_msgpack_encode(const cty_value *v, const cty_type *type, uint8_t **ret, size_t *ret_len) {
-        msgpack_sbuffer sb;
+        struct wbuf w = {};
         msgpack_packer pk;
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_packer_init(&pk, &w, wbuf_write);
         int r = encode(&pk, v, type);
-        if (r < 0) {
-                msgpack_sbuffer_destroy(&sb);
+        if (r >= 0 && w.err < 0)
+                r = w.err;
+        if (r < 0 || !w.data) {
+                if (w.data)
+                        erase_memory(w.data, w.len);
+                free(w.data);
                 return r < 0 ? r : -EINVAL;
         }
-        size_t size = sb.size;
-        *ret = (uint8_t *) msgpack_sbuffer_release(&sb);
-        *ret_len = size;
+        *ret = w.data;
+        *ret_len = w.len;
         return 0;
 }

@@ -289,6 +289,14 @@ static int decimal_cmp(const cty_decimal *a, const cty_decimal *b) {
 int cty_number_cmp(const cty_value *a, const cty_value *b) {
         if (a->num.form == CTY_NUM_INT && b->num.form == CTY_NUM_INT)
                 return a->num.i < b->num.i ? -1 : a->num.i > b->num.i;
+        /* Doubles, and ints within 2^53, compare exactly as doubles. */
+        if (a->num.form != CTY_NUM_STRING && b->num.form != CTY_NUM_STRING &&
+            (a->num.form == CTY_NUM_FLOAT || (a->num.i > -(INT64_C(1) << 53) && a->num.i < (INT64_C(1) << 53))) &&
+            (b->num.form == CTY_NUM_FLOAT || (b->num.i > -(INT64_C(1) << 53) && b->num.i < (INT64_C(1) << 53)))) {
+                double fa = a->num.form == CTY_NUM_FLOAT ? a->num.f : (double) a->num.i;
+                double fb = b->num.form == CTY_NUM_FLOAT ? b->num.f : (double) b->num.i;
+                return fa < fb ? -1 : fa > fb;
+        }
         bool ainf = a->num.form == CTY_NUM_FLOAT && isinf(a->num.f);
         bool binf = b->num.form == CTY_NUM_FLOAT && isinf(b->num.f);
         if (ainf || binf) {

@@ -73,7 +73,8 @@ cty_value *cty_string_newn(const char *s, size_t len) {
         v->s.str = malloc(len + 1);
         if (!v->s.str)
                 return mfree(v);
-        memcpy(v->s.str, s, len);
+        if (len > 0)
+                memcpy(v->s.str, s, len);
         v->s.str[len] = 0;
         v->s.len = len;
         return v;
