@@ -95,6 +95,14 @@ static inline int swtpm_start(swtpm *s) {
                                 break;
                         }
                         if (swtpm_port_accepts(port)) {
+                                /* Is it ours? If our swtpm lost the port to a concurrent test's, it
+                                 * exits at once; the probe may then have reached the other one. */
+                                struct timespec settle = { 0, 50 * 1000 * 1000 };
+                                nanosleep(&settle, NULL);
+                                if (waitpid(pid, &st, WNOHANG) == pid) {
+                                        pid = 0;
+                                        break;
+                                }
                                 s->pid = pid;
                                 s->port = port;
                                 snprintf(s->tcti, sizeof s->tcti, "swtpm:host=127.0.0.1,port=%d", port);

@@ -15,6 +15,9 @@ swtpm_start() {
                 for i in $(seq 1 200); do
                         kill -0 $SWTPM_PID 2>/dev/null || break
                         if (exec 3<>/dev/tcp/127.0.0.1/$SWTPM_PORT) 2>/dev/null; then
+                                # Ours, not a concurrent test's? A swtpm that lost the port exits at once.
+                                sleep 0.05
+                                kill -0 $SWTPM_PID 2>/dev/null || break
                                 TCTI="swtpm:host=127.0.0.1,port=$SWTPM_PORT"
                                 export TPM2TOOLS_TCTI="$TCTI"
                                 return 0
