@@ -7,11 +7,15 @@
 #include "fuzz-common.h"
 #include "provider.h"
 
+/* name is the method, optionally followed by "-<variant>" naming the seed. */
 static int method_index(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(fuzz_methods); i++)
-                if (strstr(fuzz_methods[i], name))
+        size_t n = strcspn(name, "-");
+        for (size_t i = 0; i < ELEMENTSOF(fuzz_methods); i++) {
+                const char *m = strrchr(fuzz_methods[i], '/') + 1;
+                if (strlen(m) == n && strncmp(m, name, n) == 0)
                         return (int) i;
-        return -1;
+        }
+        abort();
 }
 
 static void write_seed(const char *dir, const char *name, const ProtobufCMessage *m) {
@@ -98,6 +102,27 @@ int main(int argc, char **argv) {
         urs.type_name = (char *) "constellation_cluster";
         urs.raw_state = &raw;
         write_seed(dir, "UpgradeResourceState", &urs.base);
+
+#ifdef CT_HAVE_DS_ATTESTATION
+        cty_type *at = tf_schema_type(tf_data_attestation.attrs);
+        cty_value *acfg = cty_object_new(at);
+        cty_type *imgt = tf_schema_type(tf_schema_find(tf_data_attestation.attrs, "image")->nested);
+        cty_value *img = cty_object_new(imgt);
+        cty_object_set(img, "version", cty_string_new("v2.25.0"));
+        cty_object_set(img, "reference", cty_string_new("x"));
+        cty_object_set(img, "short_path", cty_string_new("v2.25.0"));
+        cty_object_set(acfg, "csp", cty_string_new("gcp"));
+        cty_object_set(acfg, "attestation_variant", cty_string_new("gcp-sev-snp"));
+        cty_object_set(acfg, "image", img);
+        Tfplugin6__ValidateDataResourceConfig__Request vda = TFPLUGIN6__VALIDATE_DATA_RESOURCE_CONFIG__REQUEST__INIT;
+        vda.type_name = (char *) "constellation_attestation";
+        vda.config = dv(acfg, at);
+        write_seed(dir, "ValidateDataResourceConfig-attestation", &vda.base);
+        Tfplugin6__ReadDataSource__Request rda = TFPLUGIN6__READ_DATA_SOURCE__REQUEST__INIT;
+        rda.type_name = (char *) "constellation_attestation";
+        rda.config = vda.config;
+        write_seed(dir, "ReadDataSource-attestation", &rda.base);
+#endif
 
         Tfplugin6__CallFunction__Request cf = TFPLUGIN6__CALL_FUNCTION__REQUEST__INIT;
         cf.name = (char *) "f";
