@@ -415,7 +415,7 @@ int fat_read_file(const gpt_source *src, uint64_t offset, uint64_t size, const c
         int r = fat_open(&v, src, offset, size, ret_reason);
         if (r < 0)
                 return r;
-        _cleanup_free_ uint8_t *fat = v.fat;
+        _cleanup_free_ _unused_ uint8_t *fat = v.fat; /* freed at scope exit */
 
         /* Root directory: a fixed region on FAT12/16, a cluster chain on FAT32. */
         _cleanup_free_ uint8_t *dir = NULL;

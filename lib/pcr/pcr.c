@@ -2,6 +2,7 @@
 #include "pcr/pcr.h"
 
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 
 #include "basic/cleanup-openssl.h"
@@ -145,83 +146,111 @@ static const char *linux_reason(pe_error e) {
         }
 }
 
-static int measure_pcr4(pcr_log *log, const pe_file *uki, const uint8_t *linux_bytes, size_t linux_len,
-                        pcr_uki_info *info, const char **ret_reason) {
-        /* TCG PC Client PFP §10.4.4: EV_EFI_ACTION is measured with the string without NUL;
+/* The UKI's Authenticode digest is the largest single hash (every byte of the file); it runs on a
+ * second thread while this one hashes the sections, so a prediction costs about one pass over the
+ * file on two cores (bench/image). */
+typedef struct authenticode_job {
+        const pe_file *pe;
+        uint8_t digest[PCR_DIGEST_SIZE];
+        int r;
+} authenticode_job;
+
+static void *authenticode_thread(void *userdata) {
+        authenticode_job *job = userdata;
+        job->r = pe_authenticode_digest(job->pe, EVP_sha256(), job->digest);
+        return NULL;
+}
+
+typedef struct section_digest {
+        const char *name;
+        bool present;
+        uint8_t digest[PCR_DIGEST_SIZE];
+} section_digest;
+
+#define MAX_MEASURED_SECTIONS 9U
+
+/* Everything that hashes section bytes, done before any extend so that it can overlap the UKI's
+ * Authenticode thread. */
+static int hash_sections(const pe_file *pe, const char *const *names, size_t n_names, section_digest *out,
+                         uint8_t linux_authenticode[PCR_DIGEST_SIZE], const char **ret_reason) {
+        for (size_t i = 0; i < n_names; i++) {
+                out[i] = (section_digest){ .name = names[i] };
+                const pe_section *s = pe_find_section(pe, names[i]);
+                if (!s || s->virtual_size == 0)
+                        continue;
+                const uint8_t *b;
+                size_t bl;
+                _cleanup_free_ uint8_t *copy = NULL;
+                int r = pe_section_bytes(pe, s, PCR_UKI_MAX_SIZE, &b, &bl, &copy);
+                if (r == -EFBIG)
+                        REASON("UKI: section VirtualSize too large");
+                if (r < 0)
+                        return r;
+                SHA256(b, bl, out[i].digest);
+                out[i].present = true;
+
+                if (streq(names[i], ".linux")) {
+                        /* The stub starts the kernel with LoadImage on the section's VirtualSize
+                         * bytes; the firmware measures their Authenticode digest into PCR 4. */
+                        pe_error pe_err = PE_OK;
+                        _cleanup_(pe_freep) pe_file *kernel = NULL;
+                        r = pe_parse(b, bl, &kernel, &pe_err);
+                        if (r == -EBADMSG)
+                                REASON(linux_reason(pe_err));
+                        if (r < 0)
+                                return r;
+                        r = pe_authenticode_digest(kernel, EVP_sha256(), linux_authenticode);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static const section_digest *find_digest(const section_digest *d, size_t n, const char *name) {
+        for (size_t i = 0; i < n; i++)
+                if (d[i].present && streq(d[i].name, name))
+                        return &d[i];
+        return NULL;
+}
+
+static int predict(const pe_file *pe, const pcr_uki_options *opts, unsigned stub, pcr_log *log, pcr_uki_info *info,
+                   const char **ret_reason) {
+        const char *const *names = stub >= 254 ? sections_v254 : sections_v252;
+        size_t n_names = stub >= 254 ? ELEMENTSOF(sections_v254) : ELEMENTSOF(sections_v252);
+        section_digest digests[MAX_MEASURED_SECTIONS];
+        int r;
+
+        authenticode_job job = { .pe = pe };
+        pthread_t thread;
+        bool threaded = pthread_create(&thread, NULL, authenticode_thread, &job) == 0;
+        if (!threaded)
+                authenticode_thread(&job);
+        r = hash_sections(pe, names, n_names, digests, info->linux_authenticode, ret_reason);
+        if (threaded)
+                pthread_join(thread, NULL);
+        if (r < 0)
+                return r;
+        if (job.r < 0)
+                return job.r;
+        memcpy(info->uki_authenticode, job.digest, PCR_DIGEST_SIZE);
+
+        /* PCR 4. TCG PC Client PFP §10.4.4: EV_EFI_ACTION is measured as the string without NUL;
          * §3.3.4.1: EV_SEPARATOR with 4 zero bytes when the firmware hands over to the OS loader. */
         static const char action[] = "Calling EFI Application from Boot Option";
         static const uint8_t separator[4] = { 0 };
-        int r = pcr_log_measure(log, 4, action, strlen(action), "EV_EFI_ACTION", action, true);
+        r = pcr_log_measure(log, 4, action, strlen(action), "EV_EFI_ACTION", action, true);
         if (r < 0)
                 return r;
         r = pcr_log_measure(log, 4, separator, sizeof(separator), "EV_SEPARATOR", "separator", true);
-        if (r < 0)
-                return r;
-
-        r = pe_authenticode_digest(uki, EVP_sha256(), info->uki_authenticode);
         if (r < 0)
                 return r;
         r = pcr_log_extend(log, 4, info->uki_authenticode, "EV_EFI_BOOT_SERVICES_APPLICATION",
                            "UKI (Authenticode SHA-256)", NULL, 0);
         if (r < 0)
                 return r;
-
-        pe_error pe_err = PE_OK;
-        _cleanup_(pe_freep) pe_file *kernel = NULL;
-        r = pe_parse(linux_bytes, linux_len, &kernel, &pe_err);
-        if (r == -EBADMSG)
-                REASON(linux_reason(pe_err));
-        if (r < 0)
-                return r;
-        r = pe_authenticode_digest(kernel, EVP_sha256(), info->linux_authenticode);
-        if (r < 0)
-                return r;
-        return pcr_log_extend(log, 4, info->linux_authenticode, "EV_EFI_BOOT_SERVICES_APPLICATION",
-                              ".linux section: kernel started with LoadImage (Authenticode SHA-256)", NULL, 0);
-}
-
-int pcr_predict_uki(const uint8_t *uki, size_t len, const pcr_uki_options *opts, pcr_log **ret,
-                    pcr_uki_info *ret_info, const char **ret_reason) {
-        static const pcr_uki_options defaults = { 0 };
-        if (!uki || !ret)
-                return -EINVAL;
-        if (!opts)
-                opts = &defaults;
-        unsigned stub = opts->stub_version ? opts->stub_version : 252;
-        if (stub < 252) {
-                if (ret_reason)
-                        *ret_reason = "systemd-stub versions before 252 are not modelled";
-                return -EINVAL;
-        }
-
-        pe_error pe_err = PE_OK;
-        _cleanup_(pe_freep) pe_file *pe = NULL;
-        int r = pe_parse(uki, len, &pe, &pe_err);
-        if (r == -EBADMSG)
-                REASON(uki_reason(pe_err));
-        if (r < 0)
-                return r;
-
-        const pe_section *linux_s = pe_find_section(pe, ".linux");
-        if (!linux_s || linux_s->virtual_size == 0)
-                REASON("UKI: no .linux section");
-
-        _cleanup_(pcr_log_freep) pcr_log *log = pcr_log_new();
-        if (!log)
-                return -ENOMEM;
-        pcr_uki_info info = { 0 };
-
-        /* Section bytes as the stub sees them in memory (VirtualSize, zero-filled). */
-        const uint8_t *linux_bytes;
-        size_t linux_len;
-        _cleanup_free_ uint8_t *linux_copy = NULL;
-        r = pe_section_bytes(pe, linux_s, PCR_UKI_MAX_SIZE, &linux_bytes, &linux_len, &linux_copy);
-        if (r == -EFBIG)
-                REASON("UKI: .linux VirtualSize too large");
-        if (r < 0)
-                return r;
-
-        r = measure_pcr4(log, pe, linux_bytes, linux_len, &info, ret_reason);
+        r = pcr_log_extend(log, 4, info->linux_authenticode, "EV_EFI_BOOT_SERVICES_APPLICATION",
+                           ".linux section: kernel started with LoadImage (Authenticode SHA-256)", NULL, 0);
         if (r < 0)
                 return r;
 
@@ -251,15 +280,14 @@ int pcr_predict_uki(const uint8_t *uki, size_t len, const pcr_uki_options *opts,
                 if (r < 0)
                         return r;
                 const uint8_t *nul = memchr(b, 0, bl);
-                size_t n = nul ? (size_t) (nul - b) : bl;
-                cmdline = strndup((const char *) b, n);
+                cmdline = strndup((const char *) b, nul ? (size_t) (nul - b) : bl);
                 if (!cmdline)
                         return -ENOMEM;
         }
 
-        /* PCR 9: Linux EFI stub (drivers/firmware/efi/libstub) measures its LoadOptions
+        /* PCR 9: the Linux EFI stub (drivers/firmware/efi/libstub) measures its LoadOptions
          * (EV_EVENT_TAG, LINUX_EFI_LOADOPTIONS) and the initrd it loads via LoadFile2
-         * (EV_EVENT_TAG, LINUX_EFI_INITRD). */
+         * (EV_EVENT_TAG, LINUX_EFI_INITRD): the same bytes as the .initrd section. */
         if (cmdline && !opts->no_kernel_cmdline_measurement) {
                 _cleanup_free_ uint8_t *u16 = NULL;
                 size_t u16_len = 0;
@@ -271,41 +299,24 @@ int pcr_predict_uki(const uint8_t *uki, size_t len, const pcr_uki_options *opts,
                 if (r < 0)
                         return r;
         }
-        const pe_section *initrd_s = pe_find_section(pe, ".initrd");
-        if (initrd_s && initrd_s->virtual_size > 0) {
-                const uint8_t *b;
-                size_t bl;
-                _cleanup_free_ uint8_t *copy = NULL;
-                r = pe_section_bytes(pe, initrd_s, PCR_UKI_MAX_SIZE, &b, &bl, &copy);
-                if (r < 0)
-                        return r;
-                r = pcr_log_measure(log, 9, b, bl, "EV_EVENT_TAG", "initrd (.initrd section)", false);
+        const section_digest *initrd = find_digest(digests, n_names, ".initrd");
+        if (initrd) {
+                r = pcr_log_extend(log, 9, initrd->digest, "EV_EVENT_TAG", "initrd (.initrd section)", NULL, 0);
                 if (r < 0)
                         return r;
         }
 
         /* PCR 11: systemd-stub v252 stub.c: for each unified section present with a non-zero
          * size, EV_IPL of the name including its NUL, then EV_IPL of VirtualSize bytes of data. */
-        const char *const *names = stub >= 254 ? sections_v254 : sections_v252;
-        size_t n_names = stub >= 254 ? ELEMENTSOF(sections_v254) : ELEMENTSOF(sections_v252);
         for (size_t i = 0; i < n_names; i++) {
-                const pe_section *s = pe_find_section(pe, names[i]);
-                if (!s || s->virtual_size == 0)
+                if (!digests[i].present)
                         continue;
                 r = pcr_log_measure(log, 11, names[i], strlen(names[i]) + 1, "EV_IPL", names[i], true);
                 if (r < 0)
                         return r;
-                const uint8_t *b;
-                size_t bl;
-                _cleanup_free_ uint8_t *copy = NULL;
-                r = pe_section_bytes(pe, s, PCR_UKI_MAX_SIZE, &b, &bl, &copy);
-                if (r == -EFBIG)
-                        REASON("UKI: section VirtualSize too large");
-                if (r < 0)
-                        return r;
                 char desc[64];
                 snprintf(desc, sizeof(desc), "%s section data", names[i]);
-                r = pcr_log_measure(log, 11, b, bl, "EV_IPL", desc, false);
+                r = pcr_log_extend(log, 11, digests[i].digest, "EV_IPL", desc, NULL, 0);
                 if (r < 0)
                         return r;
         }
@@ -325,11 +336,48 @@ int pcr_predict_uki(const uint8_t *uki, size_t len, const pcr_uki_options *opts,
                                 return r;
                 }
         }
+        info->cmdline = TAKE_PTR(cmdline);
+        return 0;
+}
 
-        if (ret_info) {
-                info.cmdline = TAKE_PTR(cmdline);
-                *ret_info = info;
+int pcr_predict_uki(const uint8_t *uki, size_t len, const pcr_uki_options *opts, pcr_log **ret,
+                    pcr_uki_info *ret_info, const char **ret_reason) {
+        static const pcr_uki_options defaults = { 0 };
+        if (!uki || !ret)
+                return -EINVAL;
+        if (!opts)
+                opts = &defaults;
+        unsigned stub = opts->stub_version ? opts->stub_version : 252;
+        if (stub < 252) {
+                if (ret_reason)
+                        *ret_reason = "systemd-stub versions before 252 are not modelled";
+                return -EINVAL;
         }
+
+        pe_error pe_err = PE_OK;
+        _cleanup_(pe_freep) pe_file *pe = NULL;
+        int r = pe_parse(uki, len, &pe, &pe_err);
+        if (r == -EBADMSG)
+                REASON(uki_reason(pe_err));
+        if (r < 0)
+                return r;
+        const pe_section *linux_s = pe_find_section(pe, ".linux");
+        if (!linux_s || linux_s->virtual_size == 0)
+                REASON("UKI: no .linux section");
+
+        _cleanup_(pcr_log_freep) pcr_log *log = pcr_log_new();
+        if (!log)
+                return -ENOMEM;
+        pcr_uki_info info = { 0 };
+        r = predict(pe, opts, stub, log, &info, ret_reason);
+        if (r < 0) {
+                pcr_uki_info_done(&info);
+                return r;
+        }
+        if (ret_info)
+                *ret_info = info;
+        else
+                pcr_uki_info_done(&info);
         *ret = TAKE_PTR(log);
         return 0;
 }

@@ -150,4 +150,41 @@ echo "garbage" > "$d/bad.sig"
 expect_fail 1 "not base64 of a DER ECDSA signature" verify --key "$d/cosign.pub" --signature "$d/bad.sig" "$d/measurements.json"
 expect_fail 1 "not an unencrypted ECDSA P-256" sign --key "$d/cosign.pub" "$d/measurements.json"
 echo "ok: sign/verify"
+
+# --- publish: CDN layout, merge of variants, signature, Secure Boot signing -----------------------
+rel=$d/release
+"$tool" publish --image "$u" --version v2.99.0 --csp qemu --variant qemu-vtpm --key "$d/cosign.key" --out "$rel" >/dev/null
+dir=$rel/constellation/v2/ref/-/stream/stable/v2.99.0/image
+[ -f "$dir/measurements.json" ] && [ -f "$dir/measurements.json.sig" ] && [ -f "$dir/info.json" ] || fail "publish layout"
+base64 -d "$dir/measurements.json.sig" > "$d/rsig.der"
+openssl dgst -sha256 -verify "$d/cosign.pub" -signature "$d/rsig.der" "$dir/measurements.json" >/dev/null \
+  || fail "release signature does not verify"
+[ "$(jq -r '.version + " " + .ref + " " + .stream' "$dir/measurements.json")" = "v2.99.0 - stable" ] || fail "release header"
+[ "$(jq -r '.list[0].csp + " " + .list[0].attestationVariant' "$dir/measurements.json")" = "QEMU qemu-vtpm" ] || fail "csp spelling"
+[ "$(jq -r '.list[0].measurements["11"].expected' "$dir/measurements.json")" = "$(pcr "$d/m.json" 11)" ] || fail "published PCR 11"
+"$tool" publish --image "$d/disk16.raw" --version v2.99.0 --csp AWS --variant aws-sev-snp --region eu-central-1 \
+  --reference ami-123 --key "$d/cosign.key" --out "$rel" >/dev/null
+"$tool" publish --image "$u" --version v2.99.0 --csp qemu --variant qemu-vtpm --pcrphase --key "$d/cosign.key" --out "$rel" >/dev/null
+[ "$(jq -r '[.list[] | .csp + "/" + .attestationVariant] | join(",")' "$dir/measurements.json")" = "AWS/aws-sev-snp,QEMU/qemu-vtpm" ] \
+  || fail "merged release list: $(jq -c '.list' "$dir/measurements.json")"
+[ "$(jq -r '.list[1].measurements["11"].expected' "$dir/measurements.json")" = "$(pcr "$d/m4.json" 11)" ] || fail "republish did not replace"
+[ "$(jq -r '[.list[] | .csp + "/" + .attestationVariant + "/" + .reference + "/" + .region] | join(",")' "$dir/info.json")" = \
+  "qemu/qemu-vtpm/uki.efi/,aws/aws-sev-snp/ami-123/eu-central-1" ] || fail "info.json list: $(jq -c .list "$dir/info.json")"
+"$tool" verify --key "$d/cosign.pub" "$dir/measurements.json" >/dev/null || fail "verify of the merged release"
+# Secure Boot signing: PCR 4 from the signed UKI, PCR 11 unchanged
+"$tool" publish --image "$u" --version v2.99.1 --csp qemu --variant qemu-vtpm --key "$d/cosign.key" --out "$rel" \
+  --sbsign-key "$d/sb.key" --sbsign-cert "$d/sb.crt" >/dev/null
+dir1=$rel/constellation/v2/ref/-/stream/stable/v2.99.1/image
+[ -f "$dir1/uki.signed.efi" ] || fail "signed UKI not published"
+sbverify --cert "$d/sb.crt" "$dir1/uki.signed.efi" >/dev/null 2>&1 || fail "published UKI not signed"
+"$tool" measure "$dir1/uki.signed.efi" > "$d/msig.json"
+[ "$(jq -r '.list[0].measurements["4"].expected' "$dir1/measurements.json")" = "$(pcr "$d/msig.json" 4)" ] || fail "PCR 4 of signed UKI"
+[ "$(jq -r '.list[0].measurements["11"].expected' "$dir1/measurements.json")" = "$(pcr "$d/m.json" 11)" ] || fail "PCR 11 of signed UKI"
+expect_fail 2 "is not one of aws, azure, gcp, openstack, qemu" publish --image "$u" --version v1.0.0 --csp moon --variant x --key "$d/cosign.key" --out "$rel"
+expect_fail 2 "must be single path components" publish --image "$u" --version v1.0.0 --csp qemu --variant ../x --key "$d/cosign.key" --out "$rel"
+expect_fail 2 "is not a version like" publish --image "$u" --version 1.0 --csp qemu --variant x --key "$d/cosign.key" --out "$rel"
+expect_fail 2 "needs a UKI" publish --image "$d/disk16.raw" --version v1.0.0 --csp qemu --variant x --key "$d/cosign.key" --out "$rel" --sbsign-key "$d/sb.key" --sbsign-cert "$d/sb.crt"
+jq '.version = "v0.0.1"' "$dir/measurements.json" > "$d/x" && cp "$d/x" "$dir/measurements.json"
+expect_fail 1 "existing release is -/stable/v0.0.1" publish --image "$u" --version v2.99.0 --csp qemu --variant qemu-vtpm --key "$d/cosign.key" --out "$rel"
+echo "ok: publish"
 echo PASS
