@@ -133,6 +133,8 @@ int image_cmd_measure(int argc, char **argv) {
                         return 0;
                 } else if (streq(argv[i], "--measurements-only"))
                         only = true;
+                else if (streq(argv[i], "--json"))
+                        continue; /* JSON is the only output format; accepted for scripts that ask for it */
                 else if (streq(argv[i], "-o") || streq(argv[i], "--output")) {
                         if (i + 1 >= argc) {
                                 fprintf(stderr, "%s needs a value\n", argv[i]);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <openssl/sha.h>
 
 #include "pcr/disk.h"
@@ -454,12 +455,108 @@ static void test_disk_rejections(void **state) {
         assert_string_equal(reason, "FAT: no boot sector signature 55AA");
 }
 
+static const char *data_dir;
+
+static uint8_t *load(const char *name, size_t *len) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", data_dir, name);
+        FILE *f = fopen(path, "rbe");
+        assert_non_null(f);
+        uint8_t *buf = malloc(1 << 20);
+        assert_non_null(buf);
+        *len = fread(buf, 1, 1 << 20, f);
+        fclose(f);
+        return buf;
+}
+
+#define ESP_OFF (34U * 512U)
+
+static const char *esp_reason(uint8_t *img, size_t len, int want_r) {
+        gpt_source src;
+        gpt_source_memory(&src, img, len);
+        uint8_t *buf = NULL;
+        size_t bl = 0;
+        const char *reason = NULL;
+        int r = gpt_read_esp_file(&src, "EFI/BOOT/BOOTX64.EFI", 1 << 20, &buf, &bl, &reason);
+        assert_int_equal(r, want_r);
+        assert_null(buf);
+        return reason;
+}
+
+static void test_gpt_fat(void **state) {
+        (void) state;
+        size_t len, ulen;
+        _cleanup_free_ uint8_t *img = load("gpt-fat12", &len);
+        _cleanup_free_ uint8_t *uki = load("uki", &ulen);
+        _cleanup_free_ uint8_t *p = malloc(len);
+        assert_non_null(p);
+
+        gpt_source src;
+        gpt_source_memory(&src, img, len);
+        uint64_t off, size;
+        assert_int_equal(gpt_find_esp(&src, &off, &size, NULL), 0);
+        assert_int_equal(off, ESP_OFF);
+        assert_int_equal(size, 128 * 512);
+        uint8_t *buf = NULL;
+        size_t bl = 0;
+        assert_int_equal(gpt_read_esp_file(&src, "efi/boot/bootx64.efi", 1 << 20, &buf, &bl, NULL), 0);
+        assert_int_equal(bl, ulen);
+        assert_memory_equal(buf, uki, ulen);
+        free(buf);
+        const char *reason = NULL;
+        assert_int_equal(gpt_read_esp_file(&src, "EFI/BOOT/BOOTX64.EFI", 100, &buf, &bl, &reason), -EFBIG);
+        assert_string_equal(reason, "FAT: file larger than allowed");
+        assert_int_equal(gpt_read_esp_file(&src, "EFI/BOOT/GRUBX64.EFI", 1 << 20, &buf, &bl, &reason), -ENOENT);
+        assert_string_equal(reason, "FAT: path not found");
+        assert_int_equal(gpt_read_esp_file(&src, "EFI/BOOT", 1 << 20, &buf, &bl, &reason), -EISDIR);
+        assert_int_equal(gpt_read_esp_file(&src, "EFI/BOOT/BOOTX64.EFI/x", 1 << 20, &buf, &bl, &reason), -ENOTDIR);
+
+        uint32_t rsvd = img[ESP_OFF + 14] | (img[ESP_OFF + 15] << 8);
+        uint32_t fatsz = img[ESP_OFF + 22] | (img[ESP_OFF + 23] << 8);
+        size_t fat = ESP_OFF + rsvd * 512;
+#define RESET() memcpy(p, img, len)
+        RESET();
+        assert_string_equal(esp_reason(p, 40 * 512, -EBADMSG), "GPT: ESP extends beyond the end of the image");
+        p[2 * 512 + 40] ^= 1; /* partition entry array (LBA 2) */
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "GPT: bad partition entry array CRC32");
+        RESET();
+        put16(p + ESP_OFF + 11, 300);
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: bytes per sector not 512..4096");
+        RESET();
+        p[ESP_OFF + 13] = 3;
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: sectors per cluster not a power of two");
+        RESET();
+        put16(p + ESP_OFF + 19, 0);
+        put32(p + ESP_OFF + 32, 0xFFFFFFFF);
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: volume larger than its partition");
+        RESET();
+        put16(p + ESP_OFF + 22, 0);
+        put32(p + ESP_OFF + 36, 0);
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: zero reserved sectors, FATs, FAT size or total sectors");
+        RESET();
+        /* every FAT12 entry from cluster 2 on points to cluster 2: any chain loops */
+        for (size_t i = 3; i + 3 <= fatsz * 512; i += 3) {
+                p[fat + i] = 0x02;
+                p[fat + i + 1] = 0x20;
+                p[fat + i + 2] = 0x00;
+        }
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: cluster chain loops");
+        RESET();
+        memset(p + fat + 3, 0, fatsz * 512 - 3); /* all clusters free */
+        assert_string_equal(esp_reason(p, len, -EBADMSG), "FAT: bad or free cluster inside a chain");
+#undef RESET
+}
+
 int main(void) {
+        static char dir[4096];
+        const char *src = getenv("CT_SOURCE_DIR");
+        snprintf(dir, sizeof(dir), "%s/test/image-measure/data", src ? src : ".");
+        data_dir = dir;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_ok),          cmocka_unit_test(test_authenticode),
                 cmocka_unit_test(test_rejections),        cmocka_unit_test(test_predict_uki),
                 cmocka_unit_test(test_loader_cmdline),    cmocka_unit_test(test_predict_rejections),
-                cmocka_unit_test(test_disk_rejections),
+                cmocka_unit_test(test_disk_rejections),   cmocka_unit_test(test_gpt_fat),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
