@@ -140,6 +140,34 @@ static bool decimal_equal(const cty_decimal *a, const cty_decimal *b) {
 /* The exact decimal value of a finite double. A double's exact expansion has at most 767
  * significant digits; glibc prints exact digits, so %.770e loses nothing. */
 static int decimal_from_double(double f, cty_decimal *ret) {
+        /* Fast path, exact as well: f = m * 2^e with m odd. For 0 <= e and m * 2^e < 2^128 the
+         * value is that integer; for -27 <= e < 0 it is (m * 5^-e) * 10^e, and m * 5^27 < 2^116. */
+        int e2;
+        double fr = frexp(fabs(f), &e2);
+        uint64_t m = (uint64_t) ldexp(fr, 53);
+        e2 -= 53;
+        while (m != 0 && (m & 1) == 0) {
+                m >>= 1;
+                e2++;
+        }
+        if (m == 0 || (e2 >= 0 && e2 <= 64) || (e2 < 0 && e2 >= -27)) {
+                unsigned __int128 x = m;
+                long exp10 = 0;
+                if (e2 >= 0)
+                        x <<= e2;
+                else
+                        for (int i = 0; i < -e2; i++, exp10--)
+                                x *= 5;
+                char digits[48], buf[80];
+                size_t n = sizeof(digits);
+                digits[--n] = 0;
+                do {
+                        digits[--n] = (char) ('0' + (int) (x % 10));
+                        x /= 10;
+                } while (x != 0);
+                int k = snprintf(buf, sizeof(buf), "%s%se%ld", signbit(f) ? "-" : "", digits + n, exp10);
+                return cty_decimal_parse(buf, (size_t) k, ret);
+        }
         char buf[800];
         int k = snprintf(buf, sizeof(buf), "%.770e", f);
         if (k < 0 || (size_t) k >= sizeof(buf))
@@ -190,7 +218,11 @@ int cty_decimal_to_value(const cty_decimal *d, cty_value **ret) {
         char etext[CTY_NUMBER_TEXT_MAX + 32];
         snprintf(etext, sizeof(etext), "%s%se%ld", d->neg ? "-" : "", d->digits, d->exp);
         double f = strtod(etext, NULL);
-        if (isfinite(f) && f != 0) {
+        /* A fraction digits*10^exp (exp < 0, last digit non-zero) is a binary fraction only if
+         * digits is a multiple of 5^-exp, so its last digit is 5: skips the costly exact expansion
+         * for the usual decimal strings such as "0.1". */
+        bool maybe_exact = d->exp >= 0 || d->digits[d->n - 1] == '5';
+        if (maybe_exact && isfinite(f) && f != 0) {
                 cty_decimal exact;
                 if (decimal_from_double(f, &exact) >= 0 && decimal_equal(&exact, d)) {
                         v = cty_number_float(f);

@@ -187,6 +187,33 @@ static void test_number_accessors(void **state) {
         assert_int_equal(cty_value_get_int64(s, &i), -EINVAL);
 }
 
+/* Every finite double written as text reads back as the same double (covers both the 128-bit
+ * fast path and the full expansion of the exact decimal value). */
+static void test_double_text_roundtrip(void **state) {
+        uint64_t x = 0x9e3779b97f4a7c15ULL;
+        double fixed[] = { 0.1, 1e-300, 5e-324, 1.7976931348623157e308, 1e23, 3.0e-8, -2.5, 0x1p63, 0x1p-27,
+                           0x1p-28, 123456.789 };
+        for (size_t i = 0; i < 20000 + ELEMENTSOF(fixed); i++) {
+                double f;
+                if (i < ELEMENTSOF(fixed))
+                        f = fixed[i];
+                else {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        memcpy(&f, &x, sizeof(f));
+                        if (!isfinite(f))
+                                continue;
+                        if (i % 2) /* also short-exponent values, the common case */
+                                f = ldexp((double) (x >> 11), (int) (x % 80) - 60);
+                }
+                _cleanup_(cty_value_freep) cty_value *v = cty_number_float(f), *back = NULL;
+                _cleanup_free_ char *text = NULL;
+                assert_int_equal(cty_value_get_number_text(v, &text), 0);
+                assert_int_equal(cty_number_from_string(text, strlen(text), &back), 0);
+                if (!cty_value_equal(v, back))
+                        fail_msg("%a written as %s did not read back", f, text);
+        }
+}
+
 static void test_sets(void **state) {
         _cleanup_(cty_type_unrefp) cty_type *ss = cty_type_set(&cty_string);
         _cleanup_(cty_type_unrefp) cty_type *sn = cty_type_set(&cty_number);
@@ -610,7 +637,7 @@ int main(void) {
                 cmocka_unit_test(test_collections_msgpack), cmocka_unit_test(test_msgpack_bounds),
                 cmocka_unit_test(test_json_numbers),      cmocka_unit_test(test_json_strings),
                 cmocka_unit_test(test_json_state),        cmocka_unit_test(test_types_json),
-                cmocka_unit_test(test_values_api),
+                cmocka_unit_test(test_values_api),        cmocka_unit_test(test_double_text_roundtrip),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
