@@ -13,6 +13,10 @@
  * systemd-pcrphase-sysinit.service (sysinit), systemd-pcrphase.service (ready). */
 #define PCRPHASE_DEFAULT "enter-initrd:leave-initrd:sysinit:ready"
 
+/* Where the firmware's removable-media default loader lives (UEFI 2.10 §3.5.1.1); --esp-path
+ * picks another file (e.g. EFI/Linux/<name>.efi behind systemd-boot). */
+static const char *esp_path = UKI_PATH_IN_ESP;
+
 int image_load_uki(const char *path, uint8_t **ret, size_t *ret_len) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
@@ -40,9 +44,9 @@ int image_load_uki(const char *path, uint8_t **ret, size_t *ret_len) {
                 return IMAGE_EXIT_IO;
         }
         const char *reason = NULL;
-        r = gpt_read_esp_file(&src, UKI_PATH_IN_ESP, PCR_UKI_MAX_SIZE, ret, ret_len, &reason);
+        r = gpt_read_esp_file(&src, esp_path, PCR_UKI_MAX_SIZE, ret, ret_len, &reason);
         if (r < 0) {
-                fprintf(stderr, "%s: neither a UKI nor a disk image with %s in its ESP: %s\n", path, UKI_PATH_IN_ESP,
+                fprintf(stderr, "%s: neither a UKI nor a disk image with %s in its ESP: %s\n", path, esp_path,
                         reason ? reason : strerror(-r));
                 return r == -EIO ? IMAGE_EXIT_IO : IMAGE_EXIT_REJECTED;
         }
@@ -67,7 +71,7 @@ int image_parse_measure_option(int argc, char **argv, int *i, pcr_uki_options *o
                 opts->no_kernel_cmdline_measurement = true;
                 return 1;
         }
-        if (streq(a, "--loader-cmdline") || streq(a, "--stub-version")) {
+        if (streq(a, "--loader-cmdline") || streq(a, "--stub-version") || streq(a, "--esp-path")) {
                 if (*i + 1 >= argc) {
                         fprintf(stderr, "%s needs a value\n", a);
                         return -EINVAL;
@@ -75,6 +79,8 @@ int image_parse_measure_option(int argc, char **argv, int *i, pcr_uki_options *o
                 const char *v = argv[++*i];
                 if (streq(a, "--loader-cmdline"))
                         opts->loader_cmdline = v;
+                else if (streq(a, "--esp-path"))
+                        esp_path = v;
                 else {
                         char *end = NULL;
                         unsigned long x = strtoul(v, &end, 10);
@@ -112,6 +118,7 @@ static void measure_help(FILE *f) {
               "  --stub-version N          systemd-stub version (252 default; >=254 also measures .uname, .sbat)\n"
               "  --loader-cmdline STRING   a boot loader passes this command line (measured into PCR 12)\n"
               "  --secure-boot             Secure Boot on: the stub ignores a loader command line if .cmdline exists\n"
+              "  --esp-path PATH           file to read from a disk image's ESP (default " UKI_PATH_IN_ESP ")\n"
               "  --no-kernel-cmdline-pcr9  the kernel's EFI stub does not measure its command line into PCR 9\n"
               "  -o, --output FILE         also write {\"measurements\":{...}} to FILE\n"
               "  --measurements-only       print only {\"measurements\":{...}}\n",

@@ -118,6 +118,8 @@ objcopy --remove-section .linux "$u" "$d/nolinux.efi"
 expect_fail 1 "UKI: no .linux section" measure "$d/nolinux.efi"
 mkimage "$d/nofile.raw" 16 16 nofile
 expect_fail 1 "FAT: path not found" measure "$d/nofile.raw"
+"$tool" measure --esp-path EFI/Linux/a-long-file-name-first.txt "$d/nofile.raw" >/dev/null 2>"$d/err" && fail "a text file measured as UKI"
+grep -qF "UKI: truncated MS-DOS header" "$d/err" || fail "long-name lookup: $(cat "$d/err")"
 truncate -s 8M "$d/noesp.raw"
 printf 'label: gpt\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$d/noesp.raw"
 expect_fail 1 "GPT: no EFI System Partition" measure "$d/noesp.raw"
