@@ -87,7 +87,8 @@ struct cty_value {
 void cty_value_free(cty_value *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(cty_value *, cty_value_free);
 cty_value *cty_value_copy(const cty_value *v);
-/* Deep equality of known parts; null == null; unknown == unknown of the same type. */
+/* Deep equality: types equal, null == null, unknown == unknown (refinements ignored, as Terraform
+ * does when comparing plans), numbers by value, sets regardless of order, maps by key. */
 bool cty_value_equal(const cty_value *a, const cty_value *b);
 /* True if v or anything inside it is unknown. */
 bool cty_value_has_unknown(const cty_value *v);
@@ -105,7 +106,9 @@ cty_value *cty_number_float(double f);
 int cty_number_from_string(const char *text, size_t len, cty_value **ret);
 /* A known object with every attribute null. */
 cty_value *cty_object_new(cty_type *t);
-/* Replaces attribute `name` (takes ownership of value; frees it on error). */
+/* Replaces attribute `name` (takes ownership of value; frees it on error). -EINVAL if there is no
+ * such attribute or value's type is not the attribute's (dynamic attributes take anything; a null
+ * or unknown of type dynamic fits everywhere). */
 int cty_object_set(cty_value *obj, const char *name, cty_value *value);
 /* Attribute of a known object, or NULL if obj is null/unknown or has no such attribute. */
 cty_value *cty_object_get(const cty_value *obj, const char *name);
