@@ -73,13 +73,35 @@ static int run_sbsign(const char *key, const char *cert, const char *in, const c
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
+/* Streams the image (disk images are GiBs) into a temporary file next to `to`, then renames. */
 static int copy_file(const char *from, const char *to) {
-        _cleanup_free_ uint8_t *buf = NULL;
-        size_t len = 0;
-        int r = read_full_file(from, (size_t) 8 << 30, &buf, &len);
+        _cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+        _cleanup_free_ char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmpXXXXXX", to) < 0)
+                return -ENOMEM;
+        _cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
+        if (out < 0)
+                return -errno;
+        _cleanup_free_ uint8_t *buf = malloc(1 << 20);
+        int r = buf ? 0 : -ENOMEM;
+        while (r == 0) {
+                ssize_t n = read(in, buf, 1 << 20);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        r = -errno;
+                else if (n == 0)
+                        break;
+                else
+                        r = loop_write(out, buf, (size_t) n);
+        }
+        if (r == 0 && (fchmod(out, 0644) < 0 || fsync(out) < 0 || rename(tmp, to) < 0))
+                r = -errno;
         if (r < 0)
-                return r;
-        return write_file_atomic(to, buf, len, 0644);
+                (void) unlink(tmp);
+        return r;
 }
 
 static void publish_help(FILE *f) {

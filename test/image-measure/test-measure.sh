@@ -165,7 +165,8 @@ openssl dgst -sha256 -verify "$d/cosign.pub" -signature "$d/rsig.der" "$dir/meas
 [ "$(jq -r '.list[0].csp + " " + .list[0].attestationVariant' "$dir/measurements.json")" = "QEMU qemu-vtpm" ] || fail "csp spelling"
 [ "$(jq -r '.list[0].measurements["11"].expected' "$dir/measurements.json")" = "$(pcr "$d/m.json" 11)" ] || fail "published PCR 11"
 "$tool" publish --image "$d/disk16.raw" --version v2.99.0 --csp AWS --variant aws-sev-snp --region eu-central-1 \
-  --reference ami-123 --key "$d/cosign.key" --out "$rel" >/dev/null
+  --reference ami-123 --copy-image --key "$d/cosign.key" --out "$rel" >/dev/null
+cmp -s "$d/disk16.raw" "$dir/disk16.raw" || fail "--copy-image did not copy the image"
 "$tool" publish --image "$u" --version v2.99.0 --csp qemu --variant qemu-vtpm --pcrphase --key "$d/cosign.key" --out "$rel" >/dev/null
 [ "$(jq -r '[.list[] | .csp + "/" + .attestationVariant] | join(",")' "$dir/measurements.json")" = "AWS/aws-sev-snp,QEMU/qemu-vtpm" ] \
   || fail "merged release list: $(jq -c '.list' "$dir/measurements.json")"
