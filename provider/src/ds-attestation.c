@@ -18,9 +18,8 @@
  *    signature and Rekor checks as in Constellation (with a warning).
  *  - azure-tdx is refused with a diagnostic: its defaults (MRSEAM, Intel root key) are not built in
  *    yet.
- *  - the attestation config list (which entry is newest) is read unsigned; the entry itself must be
- *    signed. Constellation also signs the list: a swapped list can only select an older signed
- *    entry (a TCB downgrade), so requiring list.sig as well is a candidate hardening. */
+ *  - the attestation config list (which entry is newest) must be signed too (list.sig), like the
+ *    entry: an unsigned list could be swapped to select an older signed entry (a TCB downgrade). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <openssl/sha.h>
@@ -207,8 +206,9 @@ static int fetch_snp_tcb(const tf_provider_state *p, const char *variant, bool i
         size_t len;
         if (asprintf(&list_url, "%s/constellation/v1/attestation/%s/list", cdn, variant) < 0)
                 return -ENOMEM;
-        /* The list is read unsigned (see the top of this file); the entry it names must be signed. */
-        int r = fetch_signed(list_url, ATTESTATION_CONFIG_MAX_SIZE, true, key, key_name, path, d, &list_body, &len);
+        /* The list is signed like the entry it names: otherwise a swapped list could select an older
+         * signed entry, i.e. lower minimum TCB versions. */
+        int r = fetch_signed(list_url, ATTESTATION_CONFIG_MAX_SIZE, insecure, key, key_name, path, d, &list_body, &len);
         if (r < 0)
                 return r;
         _cleanup_(json_decrefp) json_t *list = json_loadb((const char *) list_body, len, JSON_REJECT_DUPLICATES, NULL);

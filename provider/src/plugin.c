@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -67,6 +68,23 @@ static void on_stdio(rpc_call *call, const uint8_t *req, size_t len, void *userd
         rpc_call_hold(call);
 }
 
+/* SIGTERM/SIGHUP (Terraform killed, terminal closed): shut the server down so the socket and its
+ * directory are removed, instead of dying and leaving them in $TMPDIR. The signals are blocked in
+ * every thread and taken here with sigwait(), so nothing async-signal-unsafe runs in a handler. */
+static void *signal_thread(void *userdata) {
+        rpc_server *server = userdata;
+        sigset_t set;
+        int sig;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGHUP);
+        if (sigwait(&set, &sig) == 0) {
+                log_debug("signal %d: shutting down", sig);
+                rpc_server_request_shutdown(server);
+        }
+        return NULL;
+}
+
 static int make_socket_path(char *buf, size_t size) {
         const char *dir = getenv("PLUGIN_UNIX_SOCKET_DIR");
         if (isempty(dir))
@@ -99,6 +117,13 @@ int plugin_serve(void) {
         /* Ctrl-C reaches the whole process group; Terraform stops us itself (§1.3). */
         signal(SIGINT, SIG_IGN);
         signal(SIGPIPE, SIG_IGN);
+        /* Block SIGTERM/SIGHUP before gRPC starts its threads, so they all inherit the mask and
+         * signal_thread() is the only one to take them. */
+        sigset_t term;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigaddset(&term, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &term, NULL);
 
         const char *client_cert = getenv("PLUGIN_CLIENT_CERT");
         bool tls = !isempty(client_cert);
@@ -148,6 +173,9 @@ int plugin_serve(void) {
         }
         /* Only the socket owner may connect. */
         (void) chmod(path, 0600);
+        pthread_t sig_thread;
+        if (pthread_create(&sig_thread, NULL, signal_thread, server) == 0)
+                pthread_detach(sig_thread);
 
         _cleanup_free_ char *line = NULL;
         if ((r = plugin_handshake_line("unix", path, cert_der, cert_der_len, &line)) < 0)

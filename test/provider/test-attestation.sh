@@ -36,6 +36,7 @@ mkdir -p "$tcb"
 echo '["2025-06-01-12-00","2024-01-01-00-00"]' >"$tcb/list"
 echo '{"bootloader":3,"tee":0,"snp":14,"microcode":72}' >"$tcb/2025-06-01-12-00"
 sign "$tcb/2025-06-01-12-00"
+sign "$tcb/list"
 
 config() { # variant csp rekor_url extra-attributes
         cat <<TF
@@ -101,6 +102,12 @@ has '"bootloader_version" = 3'
 has '"snp_version" = 14'
 has '"microcode_version" = 72'
 has 'BEGIN CERTIFICATE'
+
+echo "== an unsigned TCB version list is refused (it could select an older, lower TCB entry)"
+mv "$tcb/list.sig" "$work/list.sig"
+run snp-unsigned-list fail gcp-sev-snp gcp http://127.0.0.1:1 "skip_rekor = true"
+has "list.sig"
+mv "$work/list.sig" "$tcb/list.sig"
 
 echo "== a tampered measurements file is refused"
 cp "$rel/measurements.json" "$work/orig.json"
