@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The README's main job until the local cluster exists: `terraform apply` of examples/local, which
-# reads the node image of a local release directory through the provider.
+# The README's main job until the local cluster exists: publish a node image's measurements into a
+# local release directory with the project's own tools, then `terraform apply` examples/local,
+# which reads the image and the signed measurements through the provider.
 # Usage: examples/run-example.sh [BUILD-DIR] [RELEASE-DIR]
-#   BUILD-DIR    where the provider was built (default: build/plain)
-#   RELEASE-DIR  a release directory in Constellation's CDN layout; default: a fresh one in
-#                out/release with the qemu image entry (built by `constellation-image publish`
-#                when the image tools are built, otherwise written here).
+#   BUILD-DIR    where the project was built (default: build/plain)
+#   RELEASE-DIR  default: out/release. Without UKI=…, a small UKI is assembled from systemd's stub
+#                (test/image-measure/make-uki.sh); set UKI=path/to/uki.efi (or a disk image built
+#                by image/build/build-image.sh) to publish a real node image instead.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/plain}" && pwd)
@@ -13,15 +14,26 @@ release=${2:-$top/out/release}
 version=v2.25.0
 command -v terraform >/dev/null || { echo "terraform not found: install Terraform 1.11.4 as /usr/local/bin/terraform" >&2; exit 1; }
 [ -x "$build/provider/terraform-provider-constellation" ] || { echo "no provider in $build/provider: build first" >&2; exit 1; }
+tool="$build/image/tool/constellation-image"
+[ -x "$tool" ] || { echo "no constellation-image in $build/image/tool: build first" >&2; exit 1; }
 
-if [ -z "${2:-}" ]; then
-        dir="$release/constellation/v2/ref/-/stream/stable/$version/image"
-        mkdir -p "$dir"
-        cat >"$dir/info.json" <<JSON
-{"ref":"-","stream":"stable","version":"$version","list":[{"csp":"QEMU","attestationVariant":"qemu-vtpm","reference":"constellation-qemu-vtpm.raw"}]}
-JSON
-fi
+mkdir -p "$release"
 release=$(cd "$release" && pwd)
+keys="$release/keys"
+mkdir -p "$keys"
+chmod 700 "$keys"
+if [ ! -s "$keys/cosign.key" ]; then
+        (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$keys/cosign.key" 2>/dev/null)
+        openssl ec -in "$keys/cosign.key" -pubout -out "$keys/cosign.pub" 2>/dev/null
+fi
+uki=${UKI:-}
+if [ -z "$uki" ]; then
+        bash "$top/test/image-measure/make-uki.sh" "$release/uki-src" >/dev/null
+        uki="$release/uki-src/uki.efi"
+fi
+echo "== publishing $uki as $version (qemu, qemu-vtpm) into $release"
+"$tool" publish --image "$uki" --version "$version" --csp qemu --variant qemu-vtpm --key "$keys/cosign.key" \
+        --out "$release" --reference "$(basename "$uki")"
 
 cfg=$(mktemp /tmp/ct-example-XXXXXX.tfrc)
 trap 'rm -f "$cfg"' EXIT
@@ -32,4 +44,5 @@ provider_installation {
 TFRC
 export TF_CLI_CONFIG_FILE=$cfg CHECKPOINT_DISABLE=1
 cd "${EXAMPLE_DIR:-$top/examples/local}"
-terraform apply -auto-approve -var "release_dir=$release" -var "image_version=$version"
+terraform apply -auto-approve -var "release_dir=$release" -var "cosign_public_key=$keys/cosign.pub" \
+        -var "image_version=$version"

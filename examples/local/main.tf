@@ -1,5 +1,6 @@
-# A local release: images and measurements read from a directory in Constellation's CDN layout
-# (written by examples/run-example.sh, or by `constellation-image publish`).
+# A local release: the node image and its signed measurements read from a directory in
+# Constellation's CDN layout, written by `constellation-image publish` (examples/run-example.sh
+# does that for you).
 terraform {
   required_providers {
     constellation = { source = "edgelesssys/constellation" }
@@ -11,13 +12,19 @@ variable "release_dir" {
   description = "Absolute path of the local release directory."
 }
 
+variable "cosign_public_key" {
+  type        = string
+  description = "Path of the PEM public key that signed the release's measurements."
+}
+
 variable "image_version" {
   type    = string
   default = "v2.25.0"
 }
 
 provider "constellation" {
-  cdn_url = "file://${var.release_dir}"
+  cdn_url           = "file://${var.release_dir}"
+  cosign_public_key = file(var.cosign_public_key)
 }
 
 data "constellation_image" "qemu" {
@@ -26,6 +33,19 @@ data "constellation_image" "qemu" {
   attestation_variant = "qemu-vtpm"
 }
 
+data "constellation_attestation" "qemu" {
+  csp                 = "qemu"
+  attestation_variant = "qemu-vtpm"
+  image               = data.constellation_image.qemu.image
+  # A locally signed release is not in a transparency log (and no log is reachable offline):
+  # accept signed-but-unlogged measurements, with a warning.
+  skip_rekor = true
+}
+
 output "image" {
   value = data.constellation_image.qemu.image
+}
+
+output "measurements" {
+  value = data.constellation_attestation.qemu.attestation.measurements
 }
