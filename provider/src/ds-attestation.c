@@ -49,13 +49,6 @@ static const char rekor_key_pem[] = TF_REKOR_PUBLIC_GOOD_KEY;
 static const char azure_firmware_key_digest[] =
         "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3";
 
-static const tf_attr image_in_attrs[] = {
-        { .name = "version", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Image version." },
-        { .name = "reference", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "CSP-specific image reference." },
-        { .name = "short_path", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Short path of the image." },
-        { .name = "marketplace_image", .kind = CTY_BOOL, .mode = TF_OPTIONAL, .description = "Marketplace image." },
-        TF_ATTR_END,
-};
 
 static const tf_attr attestation_attrs[] = {
         { .name = "csp", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Cloud service provider.",
@@ -63,7 +56,7 @@ static const tf_attr attestation_attrs[] = {
         { .name = "attestation_variant", .kind = CTY_STRING, .mode = TF_REQUIRED,
           .description = "Attestation variant.", .validate = tf_validate_one_of,
           .validate_arg = tf_attestation_variants },
-        { .name = "image", .nesting = TF_NEST_SINGLE, .nested = image_in_attrs, .mode = TF_REQUIRED,
+        { .name = "image", .nesting = TF_NEST_SINGLE, .nested = tf_image_input_attrs, .mode = TF_REQUIRED,
           .description = "The image (from `constellation_image`)." },
         { .name = "maa_url", .kind = CTY_STRING, .mode = TF_OPTIONAL,
           .description = "Microsoft Azure Attestation URL (azure-sev-snp only)." },

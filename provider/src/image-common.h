@@ -9,6 +9,8 @@ extern const char *const tf_csps[];
 extern const char *const tf_csps_with_qemu[];
 /* The attestation object of constellation_cluster (input) and constellation_attestation (output). */
 extern const tf_attr tf_attestation_attrs_input[];
+/* The image object input (version, reference, short_path, marketplace_image). */
+extern const tf_attr tf_image_input_attrs[];
 
 typedef struct tf_image_path {
         char ref[64], stream[64], version[64];

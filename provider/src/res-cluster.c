@@ -18,7 +18,8 @@
 
 #define CIDR_RE "^([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}$"
 
-static const tf_attr image_in_attrs[] = {
+/* The image object as resources and data sources take it (output of constellation_image). */
+const tf_attr tf_image_input_attrs[] = {
         { .name = "version", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Image version." },
         { .name = "reference", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "CSP-specific image reference." },
         { .name = "short_path", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Short path of the image." },
@@ -136,7 +137,7 @@ static const tf_attr cluster_attrs[] = {
           .description = "Cloud service provider.", .validate = tf_validate_one_of, .validate_arg = tf_csps_with_qemu },
         { .name = "uid", .kind = CTY_STRING, .mode = TF_REQUIRED, .requires_replace = true,
           .description = "UID of the cluster's infrastructure." },
-        { .name = "image", .nesting = TF_NEST_SINGLE, .nested = image_in_attrs, .mode = TF_REQUIRED,
+        { .name = "image", .nesting = TF_NEST_SINGLE, .nested = tf_image_input_attrs, .mode = TF_REQUIRED,
           .description = "Node image (from `constellation_image`)." },
         { .name = "kubernetes_version", .kind = CTY_STRING, .mode = TF_REQUIRED,
           .description = "Kubernetes version, e.g. `v1.31.13`.", .validate = tf_validate_regex,
