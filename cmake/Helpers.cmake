@@ -71,3 +71,20 @@ function(ct_protoc_c target)
   target_include_directories(${target} PUBLIC ${PROJECT_BINARY_DIR}/schemas)
   target_link_libraries(${target} PUBLIC PkgConfig::PROTOBUFC ${A_DEPS})
 endfunction()
+
+# ct_add_subdirectories(): add every subdirectory of the current source directory. A subdirectory
+# without a CMakeLists.txt is an error, not a silent omission: a feature must never drop out of the
+# build because a file is missing.
+function(ct_add_subdirectories)
+  file(GLOB entries LIST_DIRECTORIES true ${CMAKE_CURRENT_SOURCE_DIR}/*)
+  list(SORT entries)
+  foreach(d ${entries})
+    if(IS_DIRECTORY ${d})
+      if(NOT EXISTS ${d}/CMakeLists.txt)
+        message(FATAL_ERROR "${d} has no CMakeLists.txt (every subdirectory here is part of the build)")
+      endif()
+      get_filename_component(n ${d} NAME)
+      add_subdirectory(${n})
+    endif()
+  endforeach()
+endfunction()

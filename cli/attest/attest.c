@@ -15,15 +15,9 @@ struct command {
 static const struct command commands[] = {
         { "derive", attest_cmd_derive, "derive a key with HKDF-SHA256 as Constellation does" },
         { "measurements", attest_cmd_measurements, "verify a signed measurements.json" },
-#ifdef CT_HAVE_SNP_CMD
         { "snp", attest_cmd_snp, "verify an AMD SEV-SNP attestation report" },
-#endif
-#ifdef CT_HAVE_QUOTE_CMD
         { "quote", attest_cmd_quote, "verify a TPM 2.0 quote" },
-#endif
-#ifdef CT_HAVE_REKOR_CMD
         { "rekor", attest_cmd_rekor, "verify a Rekor transparency-log bundle" },
-#endif
 };
 
 static int usage(FILE *f) {

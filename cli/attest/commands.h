@@ -10,12 +10,6 @@
 
 int attest_cmd_derive(int argc, char **argv);
 int attest_cmd_measurements(int argc, char **argv);
-#ifdef CT_HAVE_SNP_CMD
 int attest_cmd_snp(int argc, char **argv);
-#endif
-#ifdef CT_HAVE_QUOTE_CMD
 int attest_cmd_quote(int argc, char **argv);
-#endif
-#ifdef CT_HAVE_REKOR_CMD
 int attest_cmd_rekor(int argc, char **argv);
-#endif

@@ -103,7 +103,6 @@ int main(int argc, char **argv) {
         urs.raw_state = &raw;
         write_seed(dir, "UpgradeResourceState", &urs.base);
 
-#ifdef CT_HAVE_DS_ATTESTATION
         cty_type *at = tf_schema_type(tf_data_attestation.attrs);
         cty_value *acfg = cty_object_new(at);
         cty_type *imgt = tf_schema_type(tf_schema_find(tf_data_attestation.attrs, "image")->nested);
@@ -122,7 +121,6 @@ int main(int argc, char **argv) {
         rda.type_name = (char *) "constellation_attestation";
         rda.config = vda.config;
         write_seed(dir, "ReadDataSource-attestation", &rda.base);
-#endif
 
         Tfplugin6__CallFunction__Request cf = TFPLUGIN6__CALL_FUNCTION__REQUEST__INIT;
         cf.name = (char *) "f";

@@ -11,9 +11,7 @@
 extern const tf_attr tf_provider_attrs[];
 extern const tf_resource_ops tf_resource_cluster;
 extern const tf_resource_ops tf_data_image;
-#ifdef CT_HAVE_DS_ATTESTATION
 extern const tf_resource_ops tf_data_attestation;
-#endif
 
 /* The default CDN (Constellation's), used when cdn_url is not set. */
 #define TF_DEFAULT_CDN_URL "https://cdn.confidential.cloud"

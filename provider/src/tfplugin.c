@@ -12,9 +12,7 @@
 const tf_resource_ops *const tf_resources[] = { &tf_resource_cluster, NULL };
 const tf_resource_ops *const tf_data_sources[] = {
         &tf_data_image,
-#ifdef CT_HAVE_DS_ATTESTATION
         &tf_data_attestation,
-#endif
         NULL,
 };
 
