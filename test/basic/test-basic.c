@@ -5,10 +5,14 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "basic/encoding.h"
 #include "basic/fileio.h"
+#include "basic/process-util.h"
 #include "basic/secret.h"
 
 static void test_hex_roundtrip(void **state) {
@@ -100,12 +104,49 @@ static void test_fileio(void **state) {
         rmdir(dir);
 }
 
+/* process_harden_secrets() in a child (so the rest of this test keeps its limits): the dumpable
+ * flag reads back 0, the core limit reads back 0/0, and a grandchild inherits the core limit. */
+static void test_process_harden_secrets(void **state) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
+                        _exit(10); /* precondition: a normal process is dumpable */
+                if (process_harden_secrets() != 0)
+                        _exit(11);
+                if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+                        _exit(12);
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_CORE, &rl) < 0 || rl.rlim_cur != 0 || rl.rlim_max != 0)
+                        _exit(13);
+                /* The hard limit is 0 too: an unprivileged process cannot raise it again. */
+                struct rlimit up = { .rlim_cur = RLIM_INFINITY, .rlim_max = RLIM_INFINITY };
+                if (geteuid() != 0 && setrlimit(RLIMIT_CORE, &up) == 0)
+                        _exit(14);
+                pid_t g = fork();
+                if (g < 0)
+                        _exit(15);
+                if (g == 0) {
+                        struct rlimit grl;
+                        _exit(getrlimit(RLIMIT_CORE, &grl) == 0 && grl.rlim_max == 0 ? 0 : 1);
+                }
+                int gst;
+                if (waitpid(g, &gst, 0) != g || !WIFEXITED(gst) || WEXITSTATUS(gst) != 0)
+                        _exit(16);
+                _exit(0);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hex_roundtrip),  cmocka_unit_test(test_hex_rejects),
                 cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_base64_rejects),
                 cmocka_unit_test(test_ct_memeq),       cmocka_unit_test(test_secret),
-                cmocka_unit_test(test_fileio),
+                cmocka_unit_test(test_fileio),        cmocka_unit_test(test_process_harden_secrets),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
