@@ -65,6 +65,8 @@ if [ -z "$tree" ]; then
 fi
 tree=$(cd "$tree" && pwd)
 [ -f "$tree/usr/lib/systemd/boot/efi/linuxx64.efi.stub" ] || ct_die "$tree has no systemd-stub (systemd-boot-efi)"
+# A node image offers no login or shell on any console (mkosi.finalize masks them).
+"$here/lockdown-tree.sh" --check "$tree"
 
 # 2. kernel, initrd, root file system, verity: shared by every variant
 common="$out/common"

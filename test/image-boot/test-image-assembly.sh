@@ -6,7 +6,9 @@
 # /EFI/BOOT/BOOTX64.EFI; the root partition verifies against the root hash and a flipped byte
 # does not; two assemblies are byte-identical; constellation-image measure predicts the same
 # from the disk as from the UKI, PCR 9 equals an independent computation and PCR 11 equals
-# systemd-measure; every rejected input names its reason.
+# systemd-measure; every rejected input names its reason; the console lockdown
+# (image/build/lockdown-tree.sh: no getty, emergency, rescue or debug shell) and the guest's
+# report-channel writer (whole lines from concurrent writers); the boot harness's option checks.
 set -euo pipefail
 
 src=${CT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -23,13 +25,7 @@ for t in mksquashfs veritysetup sfdisk mcopy mkfs.fat objcopy objdump python3; d
 done
 [ -r "$stub" ] || fail "$stub missing (install systemd-boot-efi)"
 [ -x "$sdmeasure" ] || fail "$sdmeasure missing (systemd >= 252)"
-# The prediction checks need constellation-image (image/tool); while that is not part of the tree
-# they are reported as not run, never passed silently.
-have_measure=0
-if [ -x "$measure" ]; then have_measure=1
-elif [ -f "$src/image/tool/CMakeLists.txt" ]; then fail "$measure not built (build target constellation-image)"
-else echo "test-image-assembly: NOTE: image/tool (constellation-image) not in this tree: prediction checks NOT run" >&2
-fi
+[ -x "$measure" ] || fail "$measure not built (build target constellation-image)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ct-image-asm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -113,7 +109,6 @@ expect_fail "root partition with a flipped byte" "Verification of .* failed" \
 	veritysetup verify "$work/root.part" "$work/verity.part" "$rh"
 
 # measurement prediction
-if [ "$have_measure" = 1 ]; then
 "$measure" measure --measurements-only "$a/disk.raw" > "$work/m-disk.json" || fail "constellation-image measure on the disk failed"
 "$measure" measure --measurements-only "$a/uki.efi" > "$work/m-uki.json" || fail "constellation-image measure on the UKI failed"
 cmp -s "$work/m-disk.json" "$work/m-uki.json" || fail "prediction from the disk differs from the prediction from its UKI"
@@ -133,7 +128,51 @@ pcr11=$("$sdmeasure" calculate --linux="$work/vmlinuz" --osrel="$work/os-release
 	--initrd="$work/initrd" --bank=sha256 --phase= | sed -n 's/^11:sha256=//p')
 [ "$(get "$work/m-disk.json" 11)" = "$pcr11" ] || fail "PCR 11: measure says $(get "$work/m-disk.json" 11), systemd-measure $pcr11"
 ok "prediction: disk = UKI; PCR 9 = independent computation; PCR 11 = systemd-measure ($pcr11)"
-fi
+
+# console lockdown: a tree with systemd's default gettys is refused, naming what is open; after
+# lockdown-tree.sh every getty, emergency, rescue and debug-shell unit is masked and accepted
+lt="$work/ltree"
+mkdir -p "$lt/etc/systemd/system/getty.target.wants" "$lt/etc/systemd/system/multi-user.target.wants"
+ln -s /lib/systemd/system/getty@.service "$lt/etc/systemd/system/getty.target.wants/getty@tty1.service"
+expect_fail "tree with systemd's default getty" "serial-getty@.service not masked" "$build/lockdown-tree.sh" --check "$lt"
+expect_fail "tree with systemd's default getty" "emergency.target not masked" "$build/lockdown-tree.sh" --check "$lt"
+expect_fail "tree with systemd's default getty" "systemd-getty-generator not masked" "$build/lockdown-tree.sh" --check "$lt"
+"$build/lockdown-tree.sh" "$lt" 2>/dev/null || fail "lockdown-tree.sh failed on $lt"
+"$build/lockdown-tree.sh" --check "$lt" || fail "lockdown-tree.sh --check refuses the tree it locked down"
+for u in getty@.service serial-getty@.service console-getty.service autovt@.service getty.target emergency.service \
+	emergency.target rescue.service rescue.target debug-shell.service; do
+	[ "$(readlink "$lt/etc/systemd/system/$u")" = /dev/null ] || fail "lockdown: $u not masked"
+done
+[ ! -e "$lt/etc/systemd/system/getty.target.wants/getty@tty1.service" ] || fail "lockdown: getty@tty1 still enabled"
+mkdir -p "$lt/etc/systemd/system/getty.target.wants"
+ln -s /lib/systemd/system/serial-getty@.service "$lt/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+expect_fail "locked-down tree with a getty enabled again" "serial-getty@ttyS0.service enabled" "$build/lockdown-tree.sh" --check "$lt"
+rm "$lt/etc/systemd/system/emergency.target"
+expect_fail "tree with emergency.target unmasked" "emergency.target not masked" "$build/lockdown-tree.sh" --check "$lt"
+# the image recipe applies it (mkosi.finalize), the initrd keeps rd.shell=0 rd.emergency=reboot
+# and masks rescue and the debug shell, the command line carries both options
+grep -q 'lockdown-tree.sh" "$root"' "$src/mkosi/mkosi.finalize" || fail "mkosi.finalize does not run lockdown-tree.sh"
+grep -q 'install_items+=.*/etc/systemd/system/rescue.service.*/etc/systemd/system/debug-shell.service' \
+	"$src/mkosi/mkosi.skeleton/etc/dracut.conf.d/50-constellation.conf" || fail "initrd does not mask rescue and debug-shell"
+grep -q 'rd.shell=0 rd.emergency=reboot' "$build/build-image.sh" || fail "command line lacks rd.shell=0 rd.emergency=reboot"
+ok "console lockdown: default gettys refused with the reason; gettys, emergency, rescue, debug shell masked"
+
+# the guest's report writer: 4 concurrent writers, 300 lines each, every line arrives whole
+rw="$src/mkosi/mkosi.skeleton/usr/libexec/constellation/report"
+sh -n "$rw" && sh -n "$src/mkosi/mkosi.skeleton/usr/libexec/constellation/pcr-report" || fail "report scripts do not parse"
+: > "$work/port"
+for w in 1 2 3 4; do
+	( for i in $(seq 300); do printf 'CT-TEST %s %s %s\n' "$w" "$i" "$(printf '%0200d' 0)"; done \
+		| CT_REPORT_PORT="$work/port" CT_REPORT_LOCK="$work/lock" sh "$rw" ) &
+done
+wait
+[ "$(grep -c "^CT-TEST [1-4] [0-9]* $(printf '%0200d' 0)\$" "$work/port")" = 1200 ] || fail "report writer: lines split or lost"
+for w in 1 2 3 4; do
+	[ "$(grep "^CT-TEST $w " "$work/port" | cut -d' ' -f3 | tr '\n' ' ')" = "$(seq 300 | tr '\n' ' ')" ] || fail "report writer $w: lines out of order"
+done
+CT_REPORT_PORT="$work/none" CT_REPORT_LOCK="$work/lock" sh "$rw" CT-X 2>"$work/out" || fail "report writer fails without a channel"
+grep -q "no report channel" "$work/out" || fail "report writer without a channel says nothing"
+ok "report writer: 4x300 concurrent lines whole and in order; no channel: dropped with a note, exit 0"
 
 # rejected inputs name their reason
 expect_fail "bad root hash" "--roothash must be 64 hex digits" \
@@ -146,6 +185,13 @@ expect_fail "UKI with an empty initrd" "initrd '$work/empty' is missing or empty
 expect_fail "unknown variant" "unknown variant 'nope'" "$build/build-image.sh" --variant nope --out "$work/x"
 expect_fail "initrd from a directory without a kernel" "no /usr/lib/modules" "$build/build-initrd.sh" "$work/tree" "$work/x.img"
 expect_fail "boot without a disk" "disk image '$work/none.raw' missing" bash "$src/test/image-boot/boot-image.sh" --disk "$work/none.raw" --out "$work/x"
+boot=(bash "$src/test/image-boot/boot-image.sh" --disk "$a/disk.raw" --out "$work/x")
+expect_fail "boot with a port forward on a non-loopback address" "loopback only" "${boot[@]}" --hostfwd 0.0.0.0:2222:22
+expect_fail "boot with a malformed port forward" "bad --hostfwd" "${boot[@]}" --hostfwd 2222
+expect_fail "boot with a missing extra disk" "extra disk '$work/nodisk' missing" "${boot[@]}" --extra-disk "$work/nodisk"
+expect_fail "boot with the report port's name as an extra port" "bad --port name 'ct.report'" "${boot[@]}" --port ct.report
+expect_fail "boot with an unknown expectation" "bad --expect 'login'" "${boot[@]}" --expect login
+expect_fail "boot option without a value" "--timeout needs a value" "${boot[@]}" --timeout
 for v in qemu azure gcp aws; do
 	# shellcheck source=/dev/null
 	( . "$build/variants/$v.conf"; [ -n "$CT_CSP" ] && [ -n "$CT_ATTESTATION_VARIANT" ] && [ -n "$CT_PCR_ENFORCE" ] ) \
