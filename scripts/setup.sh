@@ -2,7 +2,37 @@
 # Installs every Debian 12 package the project needs to build, test, build images and run the
 # local tooling. Idempotent: runs `apt-get update` once per invocation and installs only what is
 # missing. See ARCHITECTURE.md §Dependencies for why each package is here.
+#
+# Terraform is the one prerequisite it cannot install (HashiCorp does not publish it in Debian):
+# it checks for `terraform` >= 1.11 first and stops with where to get it.
+#
+# --check: install nothing; fail (listing them) if Terraform or a package is missing.
 set -euo pipefail
+
+check_only=0
+case "${1:-}" in
+  "") ;;
+  --check) check_only=1 ;;
+  *) echo "setup: unknown argument '$1' (usage: setup.sh [--check])" >&2; exit 2 ;;
+esac
+
+# Terraform: the version the tests and examples run against is 1.11.4.
+tf_min_major=1 tf_min_minor=11 tf_tested=1.11.4
+tf_get="install it from https://developer.hashicorp.com/terraform/install (>= $tf_min_major.$tf_min_minor; $tf_tested is the version tested), put it on PATH, then run this again"
+if ! command -v terraform >/dev/null 2>&1; then
+  echo "setup: FAIL: terraform is not installed; it is not a Debian package: $tf_get" >&2
+  exit 1
+fi
+tf_version=$(terraform version 2>/dev/null | sed -n '1s/^Terraform v\([0-9][0-9.]*\).*/\1/p')
+if ! [[ "$tf_version" =~ ^([0-9]+)\.([0-9]+)(\.[0-9]+)?$ ]]; then
+  echo "setup: FAIL: cannot read the version of $(command -v terraform) ('terraform version' said: $(terraform version 2>&1 | head -n 1)); $tf_get" >&2
+  exit 1
+fi
+if [ "${BASH_REMATCH[1]}" -lt "$tf_min_major" ] \
+   || { [ "${BASH_REMATCH[1]}" -eq "$tf_min_major" ] && [ "${BASH_REMATCH[2]}" -lt "$tf_min_minor" ]; }; then
+  echo "setup: FAIL: $(command -v terraform) is Terraform $tf_version, older than $tf_min_major.$tf_min_minor: $tf_get" >&2
+  exit 1
+fi
 
 packages=(
   # toolchain
@@ -26,8 +56,12 @@ for p in "${packages[@]}"; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages present"
+  echo "setup: terraform $tf_version; all ${#packages[@]} packages present"
   exit 0
+fi
+if [ "$check_only" = 1 ]; then
+  echo "setup: FAIL: ${#missing[@]} packages missing: ${missing[*]} (run scripts/setup.sh)" >&2
+  exit 1
 fi
 
 SUDO=
