@@ -6,6 +6,13 @@
 
 static enum log_level max_level = LOG_LEVEL_INFO;
 static const char *log_prefix;
+static bool journal_style;
+
+/* sd-daemon(3) SD_ERR .. SD_DEBUG */
+static const char *const journal_priorities[] = {
+        [LOG_LEVEL_TRACE] = "<7>", [LOG_LEVEL_DEBUG] = "<7>", [LOG_LEVEL_INFO] = "<6>",
+        [LOG_LEVEL_WARN] = "<4>",  [LOG_LEVEL_ERROR] = "<3>", [LOG_LEVEL_OFF] = "",
+};
 
 static const char *const level_names[] = {
         [LOG_LEVEL_TRACE] = "TRACE", [LOG_LEVEL_DEBUG] = "DEBUG", [LOG_LEVEL_INFO] = "INFO",
@@ -22,6 +29,10 @@ enum log_level log_get_max_level(void) {
 
 void log_set_prefix(const char *prefix) {
         log_prefix = prefix;
+}
+
+void log_set_journal_style(bool on) {
+        journal_style = on;
 }
 
 int log_level_from_string(const char *s, enum log_level *ret) {
@@ -53,8 +64,10 @@ void log_emitv(enum log_level level, const char *fmt, va_list ap) {
                 return;
         /* One write per line so concurrent writers do not interleave mid-line. */
         char buf[4096];
-        int n = snprintf(buf, sizeof(buf), "[%s] %s%s", level_names[level], log_prefix ?: "",
-                         log_prefix ? ": " : "");
+        int n = journal_style ? snprintf(buf, sizeof(buf), "%s%s%s", journal_priorities[level],
+                                         log_prefix ?: "", log_prefix ? ": " : "")
+                              : snprintf(buf, sizeof(buf), "[%s] %s%s", level_names[level], log_prefix ?: "",
+                                         log_prefix ? ": " : "");
         if (n < 0 || (size_t) n >= sizeof(buf))
                 n = 0;
         int m = vsnprintf(buf + n, sizeof(buf) - (size_t) n - 1, fmt, ap);

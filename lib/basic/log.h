@@ -28,6 +28,10 @@ int log_level_from_string(const char *s, enum log_level *ret);
 void log_setup_from_env(const char *name, enum log_level fallback);
 /* Sets a prefix printed before every message (program name). */
 void log_set_prefix(const char *prefix);
+/* Journal style (node services under systemd): lines start with the syslog priority journald
+ * reads from a stream, "<3>" error, "<4>" warning, "<6>" info, "<7>" debug/trace (sd-daemon(3)),
+ * instead of "[LEVEL] ". Off by default (the provider's go-plugin form). */
+void log_set_journal_style(bool on);
 
 void log_emitv(enum log_level level, const char *fmt, va_list ap) _printf_(2, 0);
 void log_emit(enum log_level level, const char *fmt, ...) _printf_(2, 3);
