@@ -59,7 +59,9 @@ if [ -z "$tree" ]; then
 	cache=${cache:-$out/mkosi.cache}
 	mkdir -p "$cache"
 	ct_log "tree: mkosi build of $src/mkosi (Debian bookworm) -> $tree"
-	(cd "$src/mkosi" && mkosi --output "$tree" --cache "$cache" --force build) >"$out/mkosi.log" 2>&1 \
+	# TMPDIR is the caller's host path: package scripts in the tree's chroot would use it and fail
+	# (ca-certificates: "mktemp: failed to create file via template").
+	(cd "$src/mkosi" && env -u TMPDIR mkosi --output "$tree" --cache "$cache" --force build) >"$out/mkosi.log" 2>&1 \
 		|| { tail -n 30 "$out/mkosi.log" >&2; ct_die "mkosi failed (full log: $out/mkosi.log)"; }
 	ct_log "tree: done (log: $out/mkosi.log)"
 fi
