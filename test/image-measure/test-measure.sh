@@ -7,11 +7,13 @@
 #  - PCR 9 recomputed with iconv/sha256sum;
 #  - reading the UKI from GPT disk images (sfdisk on a plain file) with FAT12/16/32 ESPs made by
 #    mkfs.vfat + mtools gives the same measurements;
-#  - malformed inputs are refused with their reason; cosign sign/verify round trip and refusals.
+#  - malformed inputs are refused with their reason; cosign sign/verify round trip and refusals;
+#  - the fast path: a UKI file is mapped (read() copies none of it) and hashed on two threads,
+#    with the same result as the copy read from a disk image's ESP.
 set -euo pipefail
 tool=$1
 srcdir=$2
-for c in objcopy sbsign osslsigncode sfdisk mkfs.vfat mcopy mmd jq iconv openssl; do
+for c in objcopy sbsign osslsigncode sfdisk mkfs.vfat mcopy mmd jq iconv openssl strace; do
   command -v "$c" >/dev/null || { echo "FAIL: $c is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 measure_bin=/usr/lib/systemd/systemd-measure
@@ -190,4 +192,18 @@ expect_fail 2 "needs a UKI" publish --image "$d/disk16.raw" --version v1.0.0 --c
 jq '.version = "v0.0.1"' "$dir/measurements.json" > "$d/x" && cp "$d/x" "$dir/measurements.json"
 expect_fail 1 "existing release is -/stable/v0.0.1" publish --image "$u" --version v2.99.0 --csp qemu --variant qemu-vtpm --key "$d/cosign.key" --out "$rel"
 echo "ok: publish"
+# --- fast path: one mapping of the file, two hashing threads ---------------------------------
+bash "$srcdir/make-uki.sh" "$d/big" 16384 > /dev/null 2>&1
+strace -f -qq -e trace=read,pread64,mmap,clone,clone3 -e signal=none -o "$d/strace" \
+  "$tool" measure --measurements-only "$d/big/uki.efi" > "$d/big.json" || fail "measure under strace failed"
+size=$(stat -c %s "$d/big/uki.efi")
+# bytes returned by read/pread on any fd (libraries, the 2-byte magic) must stay far below the UKI
+readb=$(sed -n 's/.*\(read\|pread64\)(.*) = \([0-9][0-9]*\)$/\2/p' "$d/strace" | awk '{ s += $1 } END { print s + 0 }')
+[ "$readb" -lt 1048576 ] || fail "measure read() $readb bytes of a $size-byte UKI: it should map the file, not copy it"
+grep -q "mmap(NULL, $size, PROT_READ, MAP_PRIVATE|MAP_POPULATE, " "$d/strace" || fail "measure did not map the $size-byte UKI: $(grep mmap "$d/strace" | tail -n 3)"
+grep -Eq '(clone|clone3)\(' "$d/strace" || fail "measure did not hash on a second thread"
+cp "$d/big/uki.efi" "$d/big.efi"
+"$tool" measure --measurements-only "$d/big.efi" | cmp -s - "$d/big.json" || fail "two predictions of the same UKI differ"
+echo "ok: a ${size}-byte UKI is mapped (read() returned $readb bytes in all) and hashed on two threads"
+
 echo PASS
