@@ -21,12 +21,17 @@
 #   --seed STRING        seed for salts and UUIDs (default "constellation-c")
 #   --cmdline-extra S    appended to the command line (tests: one-byte changes)
 #   --mkosi-cache DIR    package cache for mkosi (default DIR/mkosi.cache)
+#   --node-dir NODE      install built node programs and their units from NODE (an installed
+#                        tree: `cmake --install BUILD --prefix NODE/usr`; repeatable) into the
+#                        tree before the initrd and root are made (image/build/install-node.sh).
+#                        A --tree is copied to DIR/tree-node first, never changed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 
 variants=qemu out="" tree="" sde=0 seed=constellation-c extra="" cache=""
+node_dirs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--variant) variants=$2; shift 2 ;;
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--seed) seed=$2; shift 2 ;;
 	--cmdline-extra) extra=$2; shift 2 ;;
 	--mkosi-cache) cache=$2; shift 2 ;;
+	--node-dir) node_dirs+=("$(cd "$2" && pwd)") || ct_die "--node-dir '$2' is not a directory"; shift 2 ;;
 	-h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) ct_die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -66,6 +72,15 @@ if [ -z "$tree" ]; then
 	ct_log "tree: done (log: $out/mkosi.log)"
 fi
 tree=$(cd "$tree" && pwd)
+if [ "${#node_dirs[@]}" -gt 0 ]; then
+	if [ "$tree" != "$out/tree" ]; then
+		ct_log "node: copying $tree to $out/tree-node (the given tree stays unchanged)"
+		rm -rf "$out/tree-node"
+		cp -a --reflink=auto "$tree" "$out/tree-node"
+		tree="$out/tree-node"
+	fi
+	"$here/install-node.sh" "$tree" "${node_dirs[@]}"
+fi
 [ -f "$tree/usr/lib/systemd/boot/efi/linuxx64.efi.stub" ] || ct_die "$tree has no systemd-stub (systemd-boot-efi)"
 # A node image offers no login or shell on any console (mkosi.finalize masks them).
 "$here/lockdown-tree.sh" --check "$tree"

@@ -157,6 +157,32 @@ grep -q 'install_items+=.*/etc/systemd/system/rescue.service.*/etc/systemd/syste
 grep -q 'rd.shell=0 rd.emergency=reboot' "$build/build-image.sh" || fail "command line lacks rd.shell=0 rd.emergency=reboot"
 ok "console lockdown: default gettys refused with the reason; gettys, emergency, rescue, debug shell masked"
 
+# node programs: install-node.sh copies an installed tree (usr/, etc/), enables units with
+# [Install], and refuses what would not work or not belong in the image, with the reason
+nt="$work/ntree" nd="$work/node"
+mkdir -p "$nt/usr/lib/x86_64-linux-gnu" "$nt/etc" "$nd/usr/bin" "$nd/usr/lib/systemd/system" "$nd/etc/dracut.conf.d"
+cp /bin/true "$nd/usr/bin/ct-hello"
+printf '[Unit]\nDescription=test\n[Service]\nExecStart=/usr/bin/ct-hello\n[Install]\nWantedBy=multi-user.target\n' \
+	> "$nd/usr/lib/systemd/system/ct-hello.service"
+printf '[Service]\nExecStart=/usr/bin/ct-hello\n' > "$nd/usr/lib/systemd/system/ct-hello-helper.service"
+echo 'install_items+=" /usr/bin/ct-hello "' > "$nd/etc/dracut.conf.d/60-ct-hello.conf"
+expect_fail "node program whose library is not in the image" "libc.so.6 (needed by /usr/bin/ct-hello); add their Debian packages to mkosi/mkosi.conf" \
+	"$build/install-node.sh" "$nt" "$nd"
+: > "$nt/usr/lib/x86_64-linux-gnu/libc.so.6"
+"$build/install-node.sh" "$nt" "$nd" 2>/dev/null || fail "install-node.sh refused a good node directory"
+cmp -s "$nt/usr/bin/ct-hello" /bin/true && [ -x "$nt/usr/bin/ct-hello" ] || fail "node: program not installed with its mode"
+[ -f "$nt/etc/dracut.conf.d/60-ct-hello.conf" ] || fail "node: dracut snippet not installed"
+[ "$(readlink "$nt/etc/systemd/system/multi-user.target.wants/ct-hello.service")" = /usr/lib/systemd/system/ct-hello.service ] \
+	|| fail "node: ct-hello.service not enabled: $(ls -R "$nt/etc/systemd/system" 2>&1 | head -n 5)"
+! ls "$nt"/etc/systemd/system/*.wants/ct-hello-helper.service >/dev/null 2>&1 || fail "node: a unit without [Install] was enabled"
+mkdir -p "$work/nvar/var/lib" "$work/nsuid/usr/bin" "$work/nlink/usr/bin"
+expect_fail "node directory with /var" "only usr/ and etc/ can be installed" "$build/install-node.sh" "$nt" "$work/nvar"
+cp /bin/true "$work/nsuid/usr/bin/x"; chmod 4755 "$work/nsuid/usr/bin/x"
+expect_fail "setuid node program" "is setuid/setgid" "$build/install-node.sh" "$nt" "$work/nsuid"
+ln -s ../../../../etc/passwd "$work/nlink/usr/bin/pw"
+expect_fail "node symlink leaving its directory" "outside /usr and /etc" "$build/install-node.sh" "$nt" "$work/nlink"
+ok "node programs: installed and enabled; missing library, /var, setuid and escaping symlink refused"
+
 # the guest's report writer: 4 concurrent writers, 300 lines each, every line arrives whole
 rw="$src/mkosi/mkosi.skeleton/usr/libexec/constellation/report"
 sh -n "$rw" && sh -n "$src/mkosi/mkosi.skeleton/usr/libexec/constellation/pcr-report" || fail "report scripts do not parse"

@@ -1,6 +1,8 @@
 #!/bin/bash
 # test-image-boot: the qemu node image, built and booted for real (labels vm;image-boot).
-#   1. build the image: mkosi tree + assembly (image/build/build-image.sh --variant qemu)
+#   1. build the image: mkosi tree + assembly (image/build/build-image.sh --variant qemu), with a
+#      stand-in node service installed by --node-dir (a program and a unit that reports
+#      "CT-NODE-TEST ready" on the report channel, as node services will)
 #   2. reproducible: a second assembly of the same tree gives the same root hash, UKI, disk and
 #      predicted measurements
 #   3. boot under QEMU (TCG) + OVMF + swtpm: PCRs 4, 9, 11 read in the guest equal the prediction
@@ -64,16 +66,31 @@ compare_booted() { # PREDICTION BOOTED-DIR WHAT
 	say "$3: PCRs 4, 9, 11 booted = predicted ($(pcr "$1" 11 | cut -c1-16)… for PCR 11)"
 }
 
-# 1. build
+# 1. build, with a stand-in node service (an installed tree as `cmake --install --prefix` makes)
+node="$work/node"
+mkdir -p "$node/usr/bin" "$node/usr/lib/systemd/system"
+cp /bin/true "$node/usr/bin/ct-node-test"
+cat > "$node/usr/lib/systemd/system/ct-node-test.service" <<'EOF'
+[Unit]
+Description=constellation-c image test: a node service that reports readiness
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ct-node-test
+ExecStartPost=/usr/libexec/constellation/report "CT-NODE-TEST ready"
+[Install]
+WantedBy=multi-user.target
+EOF
 if [ -n "${CT_IMAGE_TREE:-}" ]; then
 	say "build: assembling from the existing tree $CT_IMAGE_TREE"
-	"$build/build-image.sh" --variant qemu --tree "$CT_IMAGE_TREE" --out "$work/img"
-	tree=$CT_IMAGE_TREE
+	"$build/build-image.sh" --variant qemu --tree "$CT_IMAGE_TREE" --node-dir "$node" --out "$work/img"
+	tree="$work/img/tree-node"
 else
 	say "build: mkosi tree + assembly"
-	"$build/build-image.sh" --variant qemu --out "$work/img" ${CT_MKOSI_CACHE:+--mkosi-cache "$CT_MKOSI_CACHE"}
+	"$build/build-image.sh" --variant qemu --out "$work/img" --node-dir "$node" ${CT_MKOSI_CACHE:+--mkosi-cache "$CT_MKOSI_CACHE"}
 	tree="$work/img/tree"
 fi
+[ -x "$tree/usr/bin/ct-node-test" ] && [ -L "$tree/etc/systemd/system/multi-user.target.wants/ct-node-test.service" ] \
+	|| fail "--node-dir: the node program or its enabled unit is missing from $tree"
 t_build=$(($(date +%s) - T0))
 say "build: done in ${t_build}s"
 disk="$work/img/qemu/disk.raw"
@@ -101,7 +118,7 @@ fwdport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0
 # shellcheck disable=SC2016
 bash "$here/boot-image.sh" --disk "$disk" --out "$work/boot" --timeout 900 \
 	--extra-disk "$work/extra.raw" --hostfwd "$fwdport:9000" --tpm-state "$work/tpm" --port ct.extra \
-	--wait-line '^CT-BLOCK vdb ' \
+	--wait-line '^CT-BLOCK vdb ' --wait-line '^CT-NODE-TEST ready$' \
 	--run 'set -e
 		ss -Hltn "sport = :'"$fwdport"'" > "$CT_BOOT_DIR/listen"
 		grep -q "127.0.0.1:'"$fwdport"'" "$CT_BOOT_DIR/listen" || { echo "port forward not listening on 127.0.0.1:'"$fwdport"'" >&2; exit 1; }
@@ -136,6 +153,7 @@ grep -q '^CT-BLOCK vdb 131072 ct-disk-1$' "$work/boot/report.log" || fail "extra
 grep -q '^CT-ADDR [a-z0-9]* 10\.0\.2\.15/24$' "$work/boot/report.log" || fail "guest has no DHCP address 10.0.2.15 on the forwarded network: $(grep '^CT-ADDR' "$work/boot/report.log" | tr '\n' ' ')"
 ls "$work/tpm" | grep -q 'tpm2-00.permall' || fail "--tpm-state: no swtpm state kept in $work/tpm"
 [ -e "$work/boot/port-ct.extra.log" ] || fail "--port ct.extra: no $work/boot/port-ct.extra.log"
+say "node service: installed by --node-dir, started, reported on the channel"
 say "harness: extra disk vdb, DHCP + 127.0.0.1:$fwdport forward, TPM state kept, extra port, --wait-line, --run"
 
 # 4. event log replay: the project's parser (lib/tpm via eventlog-replay), cross-checked with
