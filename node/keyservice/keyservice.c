@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "keyservice.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "basic/fileio.h"
+
+static int malformed(ct_error *err, const char *what) {
+        return ct_error_set(err, -EBADMSG, "keyservice", "request-malformed", "GetDataKeyRequest: %s", what);
+}
+
+/* Base 128 varint, at most 10 bytes; advances *off only on success. */
+static int read_varint(const uint8_t *buf, size_t len, size_t *off, uint64_t *ret) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < 10; i++) {
+                if (!bounds_ok(len, *off, i + 1))
+                        return -EBADMSG;
+                uint8_t b = buf[*off + i];
+                if (i == 9 && b > 1)
+                        return -EBADMSG; /* more than 64 bits */
+                v |= (uint64_t) (b & 0x7f) << (7 * i);
+                if (!(b & 0x80)) {
+                        *off += i + 1;
+                        *ret = v;
+                        return 0;
+                }
+        }
+        return -EBADMSG;
+}
+
+int keyservice_request_decode(const uint8_t *buf, size_t len, keyservice_request *ret, ct_error *err) {
+        keyservice_request req = { .data_key_id = "", .data_key_id_len = 0, .length = 0 };
+        size_t off = 0;
+        while (off < len) {
+                uint64_t tag, v;
+                if (read_varint(buf, len, &off, &tag) < 0)
+                        return malformed(err, "truncated field tag");
+                uint64_t field = tag >> 3;
+                unsigned wt = (unsigned) (tag & 7);
+                if (field == 0 || field > 536870911u)
+                        return malformed(err, "invalid field number");
+                switch (wt) {
+                case 0:
+                        if (read_varint(buf, len, &off, &v) < 0)
+                                return malformed(err, "truncated varint");
+                        if (field == 2)
+                                req.length = (uint32_t) v;
+                        else if (field == 1)
+                                return malformed(err, "data_key_id (1) is not length-delimited");
+                        break;
+                case 1:
+                case 5: {
+                        size_t n = wt == 1 ? 8 : 4;
+                        if (field == 1 || field == 2)
+                                return malformed(err, "field 1 or 2 with a fixed-size wire type");
+                        if (!bounds_ok(len, off, n))
+                                return malformed(err, "truncated fixed-size field");
+                        off += n;
+                        break;
+                }
+                case 2:
+                        if (read_varint(buf, len, &off, &v) < 0)
+                                return malformed(err, "truncated length");
+                        if (v > len || !bounds_ok(len, off, (size_t) v))
+                                return malformed(err, "length-delimited field runs past the message");
+                        if (field == 2)
+                                return malformed(err, "length (2) is length-delimited");
+                        if (field == 1) {
+                                req.data_key_id = (const char *) buf + off;
+                                req.data_key_id_len = (size_t) v;
+                        }
+                        off += (size_t) v;
+                        break;
+                default:
+                        return malformed(err, "unsupported wire type (group)");
+                }
+        }
+        *ret = req;
+        return 0;
+}
+
+int keyservice_response_encode(const secret_t *data_key, secret_t **ret) {
+        uint8_t hdr[11];
+        size_t h = 0;
+        hdr[h++] = 0x0a; /* field 1, wire type 2 */
+        uint64_t v = data_key->len;
+        do {
+                hdr[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                v >>= 7;
+        } while (v);
+        secret_t *s = secret_new(h + data_key->len);
+        if (!s)
+                return -ENOMEM;
+        memcpy(s->data, hdr, h);
+        memcpy(s->data + h, data_key->data, data_key->len);
+        *ret = s;
+        return 0;
+}
+
+int keyservice_get_data_key(kms *k, const uint8_t *req_buf, size_t req_len, secret_t **ret_response, ct_error *err) {
+        keyservice_request req;
+        int r = keyservice_request_decode(req_buf, req_len, &req, err);
+        if (r < 0)
+                return r;
+        if (req.data_key_id_len == 0)
+                return ct_error_set(err, -EINVAL, "kms", KMS_REASON_KEY_ID_EMPTY, "data_key_id is empty");
+        if (req.data_key_id_len > KMS_MAX_KEY_ID)
+                return ct_error_set(err, -EINVAL, "kms", KMS_REASON_KEY_ID_INVALID,
+                                    "data_key_id has %zu bytes, at most %d are allowed", req.data_key_id_len,
+                                    KMS_MAX_KEY_ID);
+        if (memchr(req.data_key_id, '\0', req.data_key_id_len))
+                return ct_error_set(err, -EINVAL, "kms", KMS_REASON_KEY_ID_INVALID, "data_key_id contains a NUL byte");
+        char id[KMS_MAX_KEY_ID + 1];
+        memcpy(id, req.data_key_id, req.data_key_id_len);
+        id[req.data_key_id_len] = '\0';
+
+        _cleanup_secret_ secret_t *key = NULL;
+        r = kms_get_data_key(k, id, req.length, &key, err);
+        if (r < 0)
+                return r;
+        r = keyservice_response_encode(key, ret_response);
+        if (r < 0)
+                return ct_error_set(err, r, "keyservice", "out-of-memory", "GetDataKeyResponse");
+        return 0;
+}
+
+int keyservice_read_secret_file(const char *path, const char *what, size_t min_len, secret_t **ret, ct_error *err) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return ct_error_set(err, -errno, "keyservice", "file-unreadable", "%s (%s): %s", path, what,
+                                    strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return ct_error_set(err, -errno, "keyservice", "file-unreadable", "%s (%s): %s", path, what,
+                                    strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return ct_error_set(err, -EINVAL, "keyservice", "file-unreadable", "%s (%s): not a regular file",
+                                    path, what);
+        if (st.st_mode & 0077)
+                return ct_error_set(err, -EPERM, "keyservice", "file-permissions",
+                                    "%s (%s): mode %04o lets group or others read it; it must be 0600 or 0400 "
+                                    "(chmod 600 %s)",
+                                    path, what, (unsigned) (st.st_mode & 07777), path);
+        if (st.st_size > KEYSERVICE_SECRET_FILE_MAX)
+                return ct_error_set(err, -EFBIG, "keyservice", "file-too-large", "%s (%s): %lld bytes, at most %d",
+                                    path, what, (long long) st.st_size, KEYSERVICE_SECRET_FILE_MAX);
+        secret_t *s = secret_new((size_t) st.st_size);
+        if (!s)
+                return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "%s", path);
+        size_t got = 0;
+        while (got < s->len) {
+                ssize_t n = read(fd, s->data + got, s->len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int e = n < 0 ? -errno : -EIO;
+                        secret_free(s);
+                        return ct_error_set(err, e, "keyservice", "file-unreadable", "%s (%s): short read", path,
+                                            what);
+                }
+                got += (size_t) n;
+        }
+        if (s->len < min_len) {
+                size_t l = s->len;
+                secret_free(s);
+                return ct_error_set(err, -EINVAL, "keyservice", "file-too-short",
+                                    "%s (%s): %zu bytes, at least %zu are needed", path, what, l, min_len);
+        }
+        *ret = s;
+        return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* constellation-keyservice's parts apart from main (so tests and the fuzzer reach them):
+ * /kms.API/GetDataKey on the wire (schemas/keyservice.proto) and the secret files.
+ *
+ * GetDataKeyRequest { string data_key_id = 1; uint32 length = 2; } is decoded by hand rather than
+ * with protobuf-c, because protobuf-c hands a string field back NUL-terminated without its length:
+ * an ID with an embedded NUL would silently become a shorter ID and another key. Decoding follows
+ * the protobuf wire format (last value of a field wins, unknown fields skipped, uint32 takes the
+ * low 32 bits of the varint, as Go's proto.Unmarshal does); a wrong wire type for a known field,
+ * a truncated field, a group or field number 0 are malformed. */
+#pragma once
+
+#include "basic/error.h"
+#include "basic/secret.h"
+#include "kms/kms.h"
+
+#define KEYSERVICE_METHOD "/kms.API/GetDataKey"
+#define KEYSERVICE_MAX_REQUEST (64 * 1024)
+#define KEYSERVICE_SECRET_FILE_MAX 4096
+
+typedef struct keyservice_request {
+        const char *data_key_id; /* points into the request; not NUL-terminated */
+        size_t data_key_id_len;
+        uint32_t length;
+} keyservice_request;
+
+/* -EBADMSG with reason "request-malformed" (layer "keyservice"). */
+int keyservice_request_decode(const uint8_t *buf, size_t len, keyservice_request *ret, ct_error *err);
+/* GetDataKeyResponse { bytes data_key = 1; } in a secret. */
+int keyservice_response_encode(const secret_t *data_key, secret_t **ret);
+
+/* The whole call: decode, ask the KMS ("key-" + id, length), encode. Errors carry the reasons of
+ * kms.h (key-id-empty, key-id-invalid for a NUL in the ID, length-invalid) or request-malformed. */
+int keyservice_get_data_key(kms *k, const uint8_t *req, size_t req_len, secret_t **ret_response, ct_error *err);
+
+/* Reads a secret file (/var/config/mastersecret, /var/config/salt: raw bytes): a regular file,
+ * mode 0600 or 0400 (no group/other bits), at least min_len and at most KEYSERVICE_SECRET_FILE_MAX
+ * bytes. Errors (layer "keyservice"): "file-unreadable", "file-permissions", "file-too-short",
+ * "file-too-large"; the detail names the file (`what`: "master secret", "salt"). */
+int keyservice_read_secret_file(const char *path, const char *what, size_t min_len, secret_t **ret, ct_error *err);

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* constellation-keyservice: /kms.API/GetDataKey (plain gRPC, 127.0.0.1:9000; never outside the
+ * node) for the control plane's own users: data key = HKDF-SHA256(master secret, salt, "key-" + id)
+ * (reference constellation.md §2.4, §6). The secrets come from two raw files, as Constellation's
+ * /var/config/mastersecret and /var/config/salt, or from a kms:// URI (lib/kms backends). */
+#include "basic/log.h"
+#include "keyservice.h"
+#include "service/service.h"
+
+static const char *arg_master_secret, *arg_salt, *arg_kms_uri;
+
+static const service_option options[] = {
+        { "master-secret", "FILE", "raw master secret, >= 16 bytes, mode 0600/0400", &arg_master_secret, NULL, false },
+        { "salt", "FILE", "raw master secret salt, >= 32 bytes, mode 0600/0400", &arg_salt, NULL, false },
+        { "kms-uri", "URI", "instead of the files: kms://cluster-kms?key=..&salt=.. (or a later backend)",
+          &arg_kms_uri, NULL, false },
+};
+
+static const service_info info = {
+        .name = "constellation-keyservice",
+        .summary = "Serves /kms.API/GetDataKey: data keys derived from the cluster's master secret.",
+        .default_listen = "127.0.0.1:9000",
+        .options = options,
+        .n_options = ELEMENTSOF(options),
+        .max_message = KEYSERVICE_MAX_REQUEST,
+};
+
+static void get_data_key(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        ct_error err = CT_ERROR_INIT;
+        _cleanup_secret_ secret_t *resp = NULL;
+        if (keyservice_get_data_key(userdata, req, len, &resp, &err) < 0)
+                (void) service_call_fail(call, &err);
+        else
+                (void) rpc_call_reply(call, resp->data, resp->len);
+}
+
+static int open_kms(kms **ret, ct_error *err) {
+        if (arg_kms_uri)
+                return kms_open(arg_kms_uri, KMS_URI_NO_STORE, ret, err);
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
+        int r = keyservice_read_secret_file(arg_master_secret, "master secret", KMS_MASTER_SECRET_MIN, &master, err);
+        if (r >= 0)
+                r = keyservice_read_secret_file(arg_salt, "salt", KMS_SALT_MIN, &salt, err);
+        if (r >= 0)
+                r = kms_open_cluster(master, salt, ret, err);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(service_freep) service *s = NULL;
+        int r = service_new(&info, argc, argv, &s);
+        if (r < 0)
+                return service_exit_code(r);
+        bool files = arg_master_secret && arg_salt;
+        if (arg_kms_uri ? (arg_master_secret || arg_salt) : !files) {
+                log_error("give either --master-secret FILE and --salt FILE, or --kms-uri URI");
+                return SERVICE_EXIT_USAGE;
+        }
+        _cleanup_(kms_freep) kms *k = NULL;
+        ct_error err = CT_ERROR_INIT;
+        char msg[CT_ERROR_DETAIL_MAX + 64];
+        if (open_kms(&k, &err) < 0) {
+                log_error("%s", ct_error_format(&err, msg, sizeof msg));
+                return SERVICE_EXIT_FAILURE;
+        }
+        r = service_register(s, KEYSERVICE_METHOD, get_data_key, k);
+        if (r < 0)
+                return SERVICE_EXIT_FAILURE;
+        return service_exit_code(service_run(s));
+}
