@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* constellation-bootstrapper: serves /init.API/Init over aTLS on :9000 on a fresh node, attesting
+ * with the node's vTPM (qemu-vtpm). After a successful Init it starts the key service and the
+ * verification service and stops serving; a node whose PCR 15 is already set never serves Init. */
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include "basic/log.h"
+#include "bootstrapper.h"
+#include "luks/luks.h"
+#include "nodestate/nodestate.h"
+#include "pki/pki.h"
+#include "service/service.h"
+
+#define DEFAULT_COMPONENT_ROOTS "/run/state:/opt:/etc/kubernetes:/etc/cni:/var/lib/kubelet"
+#define DEFAULT_START_UNITS "constellation-keyservice.service constellation-verification-service.service"
+/* Time for the last messages of the Init stream to reach the client before the server stops. */
+#define STOP_DELAY_S 2
+
+static const char *arg_metadata, *arg_state_disk, *arg_keyfile = LUKS_STATE_KEYFILE, *arg_node_state = NODESTATE_PATH,
+                                                   *arg_pki_dir = PKI_DEFAULT_DIR, *arg_kubernetes_dir = "/etc/kubernetes",
+                                                   *arg_component_roots = DEFAULT_COMPONENT_ROOTS,
+                                                   *arg_start_units = DEFAULT_START_UNITS;
+
+static const service_option options[] = {
+        { "metadata", "FILE", "node metadata JSON (default: $" METADATA_PATH_ENV " or QEMU fw_cfg)", &arg_metadata, NULL,
+          false },
+        { "state-disk", "PATH", "LUKS2 state disk (default: the device behind /dev/mapper/state)", &arg_state_disk,
+          NULL, false },
+        { "state-keyfile", "FILE", "first-boot passphrase (default " LUKS_STATE_KEYFILE ")", &arg_keyfile, NULL, false },
+        { "node-state", "FILE", "node_state.json to write (default " NODESTATE_PATH ")", &arg_node_state, NULL, false },
+        { "pki-dir", "DIR", "cluster PKI directory (default " PKI_DEFAULT_DIR ")", &arg_pki_dir, NULL, false },
+        { "kubernetes-dir", "DIR", "admin.conf and kubeadm config (default /etc/kubernetes)", &arg_kubernetes_dir, NULL,
+          false },
+        { "component-roots", "DIR:DIR", "where components may be installed (default " DEFAULT_COMPONENT_ROOTS ")",
+          &arg_component_roots, NULL, false },
+        { "start-units", "UNITS", "systemd units to start after Init (\"\": none)", &arg_start_units, NULL, false },
+};
+
+static const service_info info = {
+        .name = "constellation-bootstrapper",
+        .summary = "Serves Constellation's /init.API/Init over aTLS on a fresh node.",
+        .default_listen = "0.0.0.0:9000",
+        .options = options,
+        .n_options = ELEMENTSOF(options),
+        .atls = true,
+        .max_message = 64 * 1024 * 1024, /* components carry data: URLs */
+};
+
+static struct {
+        service *s;
+        pthread_mutex_t lock;
+        bool finished, success;
+} run = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *stop_later(void *arg) {
+        (void) arg;
+        sleep(STOP_DELAY_S);
+        service_request_stop(run.s);
+        return NULL;
+}
+
+static void on_done(void *userdata, bool success) {
+        (void) userdata;
+        pthread_mutex_lock(&run.lock);
+        run.finished = true;
+        run.success = success;
+        pthread_mutex_unlock(&run.lock);
+        pthread_t t;
+        if (pthread_create(&t, NULL, stop_later, NULL) == 0)
+                pthread_detach(t);
+        else
+                service_request_stop(run.s);
+}
+
+static int start_units(const char *units) {
+        if (isempty(units))
+                return 0;
+        _cleanup_free_ char *copy = strdup(units);
+        const char *argv[16] = { "systemctl", "start", "--no-block" };
+        size_t n = 3;
+        char *save = NULL;
+        for (char *u = strtok_r(copy, " ", &save); u && n < ELEMENTSOF(argv) - 1; u = strtok_r(NULL, " ", &save))
+                argv[n++] = u;
+        argv[n] = NULL;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                execvp("systemctl", (char *const *) argv);
+                _exit(127);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                initlog(LOG_LEVEL_ERROR, "systemctl start %s failed (status %d)", units, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+                return -EIO;
+        }
+        initlog(LOG_LEVEL_INFO, "started %s", units);
+        return 0;
+}
+
+static int split_roots(const char *list, char ***ret) {
+        char *copy = strdup(list);
+        size_t n = 1;
+        if (!copy)
+                return -ENOMEM;
+        for (const char *p = list; *p; p++)
+                n += *p == ':';
+        char **v = calloc(n + 1, sizeof(char *));
+        if (!v) {
+                free(copy);
+                return -ENOMEM;
+        }
+        size_t i = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+                if (t[0] != '/') {
+                        free(copy);
+                        free(v);
+                        return -EINVAL;
+                }
+                v[i++] = t;
+        }
+        *ret = v; /* v[0] points at the start of copy, which lives as long as the process */
+        return i > 0 ? 0 : -EINVAL;
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(service_freep) service *s = NULL;
+        int r = service_new(&info, argc, argv, &s);
+        if (r < 0)
+                return service_exit_code(r);
+        run.s = s;
+
+        bootstrapper_config cfg = {
+                .tcti = service_tpm(s),
+                .state_disk = arg_state_disk,
+                .state_keyfile = arg_keyfile,
+                .nodestate_path = arg_node_state,
+                .pki_dir = arg_pki_dir,
+                .kubernetes_dir = arg_kubernetes_dir,
+                .start_units = arg_start_units,
+        };
+        char **roots = NULL;
+        if (split_roots(arg_component_roots, &roots) < 0) {
+                log_error("--component-roots: expected absolute directories separated by ':'");
+                return SERVICE_EXIT_USAGE;
+        }
+        cfg.component_roots = (const char *const *) roots;
+
+        ct_error err = CT_ERROR_INIT;
+        char msg[CT_ERROR_DETAIL_MAX + 128];
+        if (metadata_read(arg_metadata, &cfg.md, &err) < 0) {
+                initlog(LOG_LEVEL_ERROR, "cannot read this node's metadata: %s", ct_error_format(&err, msg, sizeof msg));
+                return SERVICE_EXIT_FAILURE;
+        }
+        initlog(LOG_LEVEL_INFO, "node %s (%s, %s)", cfg.md.name, metadata_role_to_string(cfg.md.role), cfg.md.vpc_ip);
+
+        bool zero = false;
+        if (bootstrapper_pcr15_is_zero(cfg.tcti, &zero, &err) < 0) {
+                initlog(LOG_LEVEL_ERROR, "cannot read PCR 15: %s", ct_error_format(&err, msg, sizeof msg));
+                metadata_done(&cfg.md);
+                return SERVICE_EXIT_FAILURE;
+        }
+        if (!zero) {
+                nodestate ns;
+                ct_error nerr = CT_ERROR_INIT;
+                int exit_code = SERVICE_EXIT_OK;
+                if (nodestate_read(arg_node_state, &ns, &nerr) >= 0) {
+                        initlog(LOG_LEVEL_INFO,
+                                "this node is already bootstrapped (PCR 15 set, %s present): not serving Init",
+                                arg_node_state);
+                        (void) start_units(arg_start_units);
+                } else {
+                        initlog(LOG_LEVEL_ERROR,
+                                "PCR 15 is set but %s is not readable (%s): a bootstrap was interrupted; the node "
+                                "must reboot to converge (exit %d)",
+                                arg_node_state, ct_error_format(&nerr, msg, sizeof msg), INIT_EXIT_REBOOT);
+                        exit_code = INIT_EXIT_REBOOT;
+                }
+                metadata_done(&cfg.md);
+                return exit_code;
+        }
+
+        _cleanup_(bootstrapper_freep) bootstrapper *b = NULL;
+        if (bootstrapper_new(&cfg, on_done, NULL, &b) < 0 || service_register(s, INIT_METHOD, bootstrapper_handle_init, b) < 0) {
+                log_error("out of memory");
+                metadata_done(&cfg.md);
+                return SERVICE_EXIT_FAILURE;
+        }
+        r = service_run(s);
+        pthread_mutex_lock(&run.lock);
+        bool finished = run.finished, success = run.success;
+        pthread_mutex_unlock(&run.lock);
+        metadata_done(&cfg.md);
+        if (finished && success) {
+                initlog(LOG_LEVEL_INFO, "Init done: no longer serving Init");
+                (void) start_units(arg_start_units);
+                return SERVICE_EXIT_OK;
+        }
+        if (finished)
+                return INIT_EXIT_REBOOT;
+        return service_exit_code(r);
+}
