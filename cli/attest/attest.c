@@ -18,6 +18,7 @@ static const struct command commands[] = {
         { "snp", attest_cmd_snp, "verify an AMD SEV-SNP attestation report" },
         { "quote", attest_cmd_quote, "verify a TPM 2.0 quote" },
         { "rekor", attest_cmd_rekor, "verify a Rekor transparency-log bundle" },
+        { "verify", attest_cmd_verify, "verify a node's attestation from its verification service" },
 };
 
 static int usage(FILE *f) {

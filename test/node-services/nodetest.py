@@ -100,3 +100,55 @@ class Service:
 
 def tmpdir():
     return tempfile.TemporaryDirectory(prefix="ct-node-test-")
+
+
+def require_tool(name):
+    import shutil
+    if not shutil.which(name):
+        fail("%s is not installed (scripts/setup.sh installs it; this test needs it)" % name)
+
+
+class Swtpm:
+    """A private swtpm (TPM 2.0, TCP on 127.0.0.1, state in its own directory), as test/tpm/swtpm.sh."""
+
+    def __init__(self, tmpdir):
+        import random
+        import time
+        require_tool("swtpm")
+        self.dir = os.path.join(tmpdir, "swtpm")
+        os.makedirs(self.dir, exist_ok=True)
+        for _ in range(20):
+            port = 20000 + 2 * random.randrange(15000)
+            p = subprocess.Popen(["swtpm", "socket", "--tpm2",
+                                  "--server", "type=tcp,port=%d,bindaddr=127.0.0.1" % port,
+                                  "--ctrl", "type=tcp,port=%d,bindaddr=127.0.0.1" % (port + 1),
+                                  "--tpmstate", "dir=" + self.dir, "--flags", "not-need-init,startup-clear"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(200):
+                if p.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    time.sleep(0.05)
+                    if p.poll() is None:  # ours, not a concurrent test's
+                        self.proc, self.port = p, port
+                        self.tcti = "swtpm:host=127.0.0.1,port=%d" % port
+                        return
+                    break
+                except OSError:
+                    time.sleep(0.025)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        fail("swtpm did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+        self.proc = None
+
+    def env(self):
+        e = dict(os.environ)
+        e["TPM2TOOLS_TCTI"] = self.tcti
+        return e
