@@ -20,6 +20,7 @@ struct luks_disk {
         struct crypt_device *cd;
         char *path;
         bool loaded; /* crypt_load succeeded on a LUKS2 header */
+        luks_pbkdf_profile pbkdf;
         char last_msg[LUKS_LAST_MSG_MAX];
 };
 
@@ -78,6 +79,11 @@ luks_disk *luks_close(luks_disk *d) {
         free(d->path);
         free(d);
         return NULL;
+}
+
+void luks_set_pbkdf_profile(luks_disk *d, luks_pbkdf_profile p) {
+        if (d)
+                d->pbkdf = p;
 }
 
 const char *luks_path(const luks_disk *d) {
@@ -409,6 +415,7 @@ int luks_format_new(luks_disk *d, const luks_format_options *opts, const char *k
         if (RAND_priv_bytes(pass->data, (int) pass->len) != 1)
                 return ct_error_set(err, -EIO, LAYER, "random", "RAND_priv_bytes failed");
 
+        d->pbkdf = opts->pbkdf;
         struct crypt_pbkdf_type pbkdf;
         pbkdf_for(opts->pbkdf, &pbkdf);
         struct crypt_params_luks2 params = {
@@ -493,6 +500,11 @@ int luks_change_passphrase(luks_disk *d, const secret_t *old_pass, const secret_
         int r = require_loaded(d, err);
         if (r < 0)
                 return r;
+        struct crypt_pbkdf_type pbkdf;
+        pbkdf_for(d->pbkdf, &pbkdf);
+        r = crypt_set_pbkdf_type(d->cd, &pbkdf);
+        if (r < 0)
+                return ct_error_set(err, r, LAYER, "pbkdf", "%s: %s", d->path, last_msg(d));
         r = crypt_keyslot_change_by_passphrase(d->cd, LUKS_KEYSLOT, LUKS_KEYSLOT, (const char *) old_pass->data,
                                                old_pass->len, (const char *) new_pass->data, new_pass->len);
         if (r < 0)

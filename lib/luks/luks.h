@@ -92,6 +92,12 @@ typedef struct luks_format_options {
         bool wipe;
 } luks_format_options;
 
+/* The PBKDF for keyslots this handle writes (format, passphrase change). Default
+ * LUKS_PBKDF_CONSTELLATION; host tests select LUKS_PBKDF_TEST_FAST. luks_format_new() uses
+ * opts->pbkdf. Without this, a keyslot change would get libcryptsetup's default argon2id (up to
+ * 1 GiB of memory), more than a small node may have in the initrd. */
+void luks_set_pbkdf_profile(luks_disk *d, luks_pbkdf_profile p);
+
 /* Opens the device or file at path (crypt_init) without loading its header. */
 int luks_open(const char *path, luks_disk **ret, ct_error *err);
 /* Opens the device behind an active mapping (crypt_init_by_name, e.g. "state"): what the
