@@ -316,10 +316,12 @@ int service_run(service *s) {
                 }
         }
         (void) service_notify("STOPPING=1");
-        atls_listener_free(s->listener);
-        s->listener = NULL;
+        /* The server first, so that answers already given (a handler that replied and then asked
+         * to stop, as the bootstrapper after Init) still reach the client through the relay. */
         rpc_server_request_shutdown(s->server);
         rpc_server_wait(s->server);
+        atls_listener_free(s->listener);
+        s->listener = NULL;
         return r;
 }
 
