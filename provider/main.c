@@ -1,9 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* terraform-provider-constellation: started by Terraform, never by hand. */
+#include <stdio.h>
+
 #include "basic/log.h"
+#include "basic/process-util.h"
 #include "plugin.h"
 
 int main(int argc, char **argv) {
+        /* The provider holds master secrets (constellation_cluster): no core dumps, no ptrace or
+         * /proc/<pid>/mem reads by other processes of this user. Before anything is read. */
+        int r = process_harden_secrets();
+        if (r < 0) {
+                fprintf(stderr, "cannot protect the provider's memory from core dumps and ptrace: %s\n", strerror(-r));
+                return 1;
+        }
         /* Terraform shows provider stderr with TF_LOG / TF_LOG_PROVIDER (reference §1.3). */
         const char *level = getenv("TF_LOG_PROVIDER");
         log_setup_from_env(isempty(level) ? "TF_LOG" : "TF_LOG_PROVIDER", LOG_LEVEL_WARN);

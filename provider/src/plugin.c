@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -70,17 +71,26 @@ static void on_stdio(rpc_call *call, const uint8_t *req, size_t len, void *userd
 
 /* SIGTERM/SIGHUP (Terraform killed, terminal closed): shut the server down so the socket and its
  * directory are removed, instead of dying and leaving them in $TMPDIR. The signals are blocked in
- * every thread and taken here with sigwait(), so nothing async-signal-unsafe runs in a handler. */
+ * every thread and taken here with sigwait(), so nothing async-signal-unsafe runs in a handler.
+ * When the server stops for another reason (Shutdown), plugin_serve() sets `stopping`, wakes this
+ * thread with SIGTERM and joins it before freeing the server: without that, a signal arriving
+ * during the shutdown could reach rpc_server_request_shutdown() on a freed server (seen as a
+ * SIGSEGV in grpc_server_cancel_all_calls about once in 40 SIGTERMs). */
+struct signal_ctx {
+        rpc_server *server;
+        atomic_bool stopping;
+};
+
 static void *signal_thread(void *userdata) {
-        rpc_server *server = userdata;
+        struct signal_ctx *ctx = userdata;
         sigset_t set;
         int sig;
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGHUP);
-        if (sigwait(&set, &sig) == 0) {
+        if (sigwait(&set, &sig) == 0 && !atomic_load(&ctx->stopping)) {
                 log_debug("signal %d: shutting down", sig);
-                rpc_server_request_shutdown(server);
+                rpc_server_request_shutdown(ctx->server);
         }
         return NULL;
 }
@@ -125,10 +135,18 @@ int plugin_serve(void) {
         sigaddset(&term, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &term, NULL);
 
+        /* AutoMTLS is not optional: without Terraform's client certificate the socket would
+         * serve plaintext to any local process of this user. Terraform always sets it unless
+         * TF_DISABLE_PLUGIN_TLS is set (§1.5), which this provider does not support. */
         const char *client_cert = getenv("PLUGIN_CLIENT_CERT");
-        bool tls = !isempty(client_cert);
-        if (tls && plugin_client_cert_check(client_cert, strlen(client_cert)) < 0) {
-                log_error("PLUGIN_CLIENT_CERT does not hold a PEM certificate");
+        if (isempty(client_cert)) {
+                fprintf(stderr, "PLUGIN_CLIENT_CERT is not set: this provider serves only over mutual TLS "
+                                "(go-plugin AutoMTLS), which Terraform sets up unless TF_DISABLE_PLUGIN_TLS is set. "
+                                "Unset TF_DISABLE_PLUGIN_TLS and let Terraform start the provider.\n");
+                return 1;
+        }
+        if (plugin_client_cert_check(client_cert, strlen(client_cert)) < 0) {
+                fprintf(stderr, "PLUGIN_CLIENT_CERT does not hold a PEM certificate.\n");
                 return 1;
         }
 
@@ -136,19 +154,17 @@ int plugin_serve(void) {
         _cleanup_free_ char *cert_pem = NULL;
         _cleanup_free_ uint8_t *cert_der = NULL;
         size_t cert_der_len = 0;
-        if (tls) {
-                /* AutoMTLS: an ephemeral P-256 certificate, SAN localhost, serverAuth; go's TLS
-                 * client pins exactly this certificate from the handshake line (§2). */
-                const char *const sans[] = { "localhost", NULL };
-                x509_params params = { .common_name = "localhost", .organization = "HashiCorp", .dns_names = sans,
-                                       .server_auth = true, .client_auth = true, .is_ca = true,
-                                       .not_before_offset_s = -30, .lifetime_s = 30LL * 24 * 3600 };
-                _cleanup_(X509_freep) X509 *cert = NULL;
-                if ((r = x509_issue(&params, NULL, &cert, &key_pem, &cert_pem)) < 0 ||
-                    (r = x509_to_der(cert, &cert_der, &cert_der_len)) < 0) {
-                        log_error_errno(r, "cannot create the AutoMTLS certificate");
-                        return 1;
-                }
+        /* AutoMTLS: an ephemeral P-256 certificate, SAN localhost, serverAuth; go's TLS client pins
+         * exactly this certificate from the handshake line (§2). */
+        const char *const sans[] = { "localhost", NULL };
+        x509_params params = { .common_name = "localhost", .organization = "HashiCorp", .dns_names = sans,
+                               .server_auth = true, .client_auth = true, .is_ca = true,
+                               .not_before_offset_s = -30, .lifetime_s = 30LL * 24 * 3600 };
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        if ((r = x509_issue(&params, NULL, &cert, &key_pem, &cert_pem)) < 0 ||
+            (r = x509_to_der(cert, &cert_der, &cert_der_len)) < 0) {
+                log_error_errno(r, "cannot create the AutoMTLS certificate");
+                return 1;
         }
 
         char path[256], address[300];
@@ -166,16 +182,16 @@ int plugin_serve(void) {
         if ((r = rpc_server_new(&opts, &server)) < 0 || (r = tfplugin_register(server, &state)) < 0 ||
             (r = rpc_server_register(server, "/plugin.GRPCController/Shutdown", on_shutdown, NULL)) < 0 ||
             (r = rpc_server_register(server, "/plugin.GRPCStdio/StreamStdio", on_stdio, NULL)) < 0 ||
-            (r = rpc_server_listen(server, address, tls ? &tls_config : NULL, NULL)) < 0 ||
+            (r = rpc_server_listen(server, address, &tls_config, NULL)) < 0 ||
             (r = rpc_server_start(server)) < 0) {
                 log_error_errno(r, "cannot start the plugin server on %s", address);
                 return 1;
         }
         /* Only the socket owner may connect. */
         (void) chmod(path, 0600);
+        struct signal_ctx sig_ctx = { .server = server };
         pthread_t sig_thread;
-        if (pthread_create(&sig_thread, NULL, signal_thread, server) == 0)
-                pthread_detach(sig_thread);
+        bool have_sig_thread = pthread_create(&sig_thread, NULL, signal_thread, &sig_ctx) == 0;
 
         _cleanup_free_ char *line = NULL;
         if ((r = plugin_handshake_line("unix", path, cert_der, cert_der_len, &line)) < 0)
@@ -186,6 +202,11 @@ int plugin_serve(void) {
         log_debug("serving plugin protocol %d on %s", PLUGIN_PROTOCOL_VERSION, path);
 
         rpc_server_wait(server);
+        if (have_sig_thread) {
+                atomic_store(&sig_ctx.stopping, true);
+                (void) pthread_kill(sig_thread, SIGTERM);
+                (void) pthread_join(sig_thread, NULL);
+        }
         rpc_server_free(TAKE_PTR(server));
         (void) unlink(path);
         char *slash = strrchr(path, '/');

@@ -2,9 +2,10 @@
 /* constellation_cluster: Constellation's complete schema (reference constellation.md §1.3).
  *
  * Differences from Constellation's provider, on purpose:
- *  - master_secret, master_secret_salt, measurement_salt and init_secret are sensitive AND
- *    write-only: Terraform (>= 1.11) hands them to the provider from the configuration at every
- *    apply and never stores them in plan or state files. Constellation kept them in state in clear.
+ *  - master_secret, master_secret_salt, measurement_salt, init_secret and gcp.service_account_key
+ *    are sensitive AND write-only: Terraform (>= 1.11) hands them to the provider from the
+ *    configuration at every apply and never stores them in plan or state files. Constellation kept
+ *    them in state in clear; UpgradeResourceState drops them from such state.
  *  - Create and Update need the node services (init over attested TLS), which come with a later
  *    release of this provider; until then they fail with a diagnostic that says so. Read keeps the
  *    state (Constellation's Read is a no-op too) and Delete only drops it. */
@@ -98,8 +99,9 @@ static const tf_attr network_attrs[] = {
 };
 
 static const tf_attr gcp_attrs[] = {
-        { .name = "service_account_key", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true,
-          .description = "Base64 of the service account key JSON." },
+        { .name = "service_account_key", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
+          .description = "Base64 of the service account key JSON. Write-only: never stored in state (state written by "
+                         "earlier providers loses it at the next refresh or apply)." },
         { .name = "project_id", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "GCP project ID." },
         TF_ATTR_END,
 };

@@ -58,6 +58,27 @@ step() { echo "== $*"; }
 step "handshake guard"
 out=$("$provider_dir/terraform-provider-constellation" 2>&1) && fail "provider run by hand exited 0"
 grep -q "This binary is a plugin" <<<"$out" || fail "provider run by hand did not say it is a plugin: $out"
+# Without Terraform's client certificate (TF_DISABLE_PLUGIN_TLS) it refuses to serve plaintext.
+out=$(TF_PLUGIN_MAGIC_COOKIE=d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2 \
+        PLUGIN_PROTOCOL_VERSIONS=5,6 "$provider_dir/terraform-provider-constellation" 2>&1 </dev/null) &&
+        fail "provider without PLUGIN_CLIENT_CERT exited 0: $out"
+grep -q "PLUGIN_CLIENT_CERT is not set: this provider serves only over mutual TLS" <<<"$out" ||
+        fail "provider without PLUGIN_CLIENT_CERT did not say why it refused: $out"
+grep -q '^1|6|' <<<"$out" && fail "provider without PLUGIN_CLIENT_CERT printed a handshake line: $out"
+d="$work/no-tls"
+mkdir -p "$d"
+printf '%s\n' 'terraform {
+  required_providers {
+    constellation = { source = "edgelesssys/constellation" }
+  }
+}
+data "constellation_image" "x" {
+  version             = "v2.25.0"
+  csp                 = "qemu"
+  attestation_variant = "qemu-vtpm"
+}' >"$d/main.tf"
+TF_DISABLE_PLUGIN_TLS=1 expect_fail "$d" validate
+expect_log "$d" "Failed to load plugin schemas"
 
 # A local release directory in Constellation's CDN layout.
 cdn="$work/cdn"
@@ -226,6 +247,8 @@ plan = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 rc = [r for r in plan["resource_changes"] if r["type"] == "constellation_cluster"][0]["change"]
 for k in ("master_secret", "master_secret_salt", "measurement_salt", "init_secret"):
     assert rc["after"][k] is None, k
+assert rc["after"]["gcp"]["service_account_key"] is None, "gcp.service_account_key"
+assert rc["after"]["gcp"]["project_id"] == "proj"
 assert rc["after_sensitive"]["kubeconfig"] is True
 assert rc["after_sensitive"]["client_key"] is True
 assert rc["after_unknown"]["cluster_id"] is True
@@ -274,6 +297,37 @@ expect_ok "$d" destroy -auto-approve
 expect_log "$d" "Destroy complete! Resources: 1 destroyed."
 expect_ok "$d" state list
 [ -s "$d/out.log" ] && fail "state not empty after destroy: $(cat "$d/out.log")"
+
+# State written by Constellation's provider holds the secrets in clear, gcp.service_account_key
+# too: UpgradeResourceState drops every write-only value, so a refresh rewrites the state without.
+step "state from Constellation's provider loses its secrets"
+d="$work/cluster-migrate"
+mkdir -p "$d"
+EXTRA=$GCP cluster_tf >"$d/main.tf"
+expect_ok "$d" import constellation_cluster.c "$import_id"
+python3 - "$d/terraform.tfstate" "$MS" <<'PY' || fail "cannot plant the old secrets in the state"
+import json, sys
+path, ms = sys.argv[1], sys.argv[2]
+st = json.load(open(path))
+a = st["resources"][0]["instances"][0]["attributes"]
+a["gcp"] = {"project_id": "proj", "service_account_key": "c2VjcmV0LWtleS1tYXRlcmlhbA=="}
+a["master_secret"] = ms
+a["init_secret"] = "old-init-secret"
+st["serial"] += 1
+json.dump(st, open(path, "w"))
+PY
+grep -q "c2VjcmV0LWtleS1tYXRlcmlhbA==" "$d/terraform.tfstate" || fail "planting the old state failed"
+expect_ok "$d" apply -refresh-only -auto-approve
+for secret in c2VjcmV0LWtleS1tYXRlcmlhbA== "$MS" old-init-secret; do
+        grep -q -- "$secret" "$d/terraform.tfstate" && fail "a write-only secret ($secret) survived the refresh in state"
+done
+python3 - "$d/terraform.tfstate" <<'PY' || fail "the refreshed state lost the non-secret attributes"
+import json, sys
+a = json.load(open(sys.argv[1]))["resources"][0]["instances"][0]["attributes"]
+assert a["gcp"] == {"project_id": "proj", "service_account_key": None}, a["gcp"]
+assert a["master_secret"] is None and a["init_secret"] is None
+assert a["out_of_cluster_endpoint"] == "192.0.2.1"
+PY
 
 step "import with a bad ID"
 expect_fail "$d" import constellation_cluster.c "constellation-cluster://?kubeConfig=$kubeconfig&clusterEndpoint=x&masterSecret=abc&masterSecretSalt=$SALT"
