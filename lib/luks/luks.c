@@ -326,7 +326,9 @@ int luks_read_keyfile(const char *path, secret_t **ret, ct_error *err) {
         return 0;
 }
 
-static int write_keyfile(const char *path, const secret_t *pass, ct_error *err) {
+int luks_write_keyfile(const char *path, const secret_t *pass, ct_error *err) {
+        if (isempty(path) || !pass || pass->len == 0)
+                return ct_error_set(err, -EINVAL, LAYER, "invalid-argument", "no keyfile path or key");
         int r = mkdir_parents_0700(path);
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "keyfile", "%s: parent directory: %s", path, strerror(-r));
@@ -449,7 +451,7 @@ int luks_format_new(luks_disk *d, const luks_format_options *opts, const char *k
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "keyslot-add", "%s: keyslot %d: %s", d->path, LUKS_KEYSLOT,
                                     last_msg(d));
-        r = write_keyfile(keyfile_path, pass, err);
+        r = luks_write_keyfile(keyfile_path, pass, err);
         if (r < 0)
                 return r;
         if (ret_passphrase)

@@ -123,6 +123,8 @@ int luks_format_new(luks_disk *d, const luks_format_options *opts, const char *k
 
 /* Reads a keyfile (at most 8 KiB; a state keyfile is LUKS_PASSPHRASE_LEN bytes). */
 int luks_read_keyfile(const char *path, secret_t **ret, ct_error *err);
+/* Writes a keyfile: mode 0400, parent directory created 0700, replaced atomically. */
+int luks_write_keyfile(const char *path, const secret_t *key, ct_error *err);
 
 /* The LUKS2 UUID, lower-cased (Constellation derives `key-<lowercase uuid>`). */
 int luks_uuid(luks_disk *d, char ret[LUKS_UUID_STRING_MAX], ct_error *err);
