@@ -19,6 +19,7 @@ static const struct command commands[] = {
         { "quote", attest_cmd_quote, "verify a TPM 2.0 quote" },
         { "rekor", attest_cmd_rekor, "verify a Rekor transparency-log bundle" },
         { "verify", attest_cmd_verify, "verify a node's attestation from its verification service" },
+        { "recover", attest_cmd_recover, "send the master secret to a node's recovery server (aTLS)" },
 };
 
 static int usage(FILE *f) {
