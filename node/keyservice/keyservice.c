@@ -81,25 +81,20 @@ int keyservice_request_decode(const uint8_t *buf, size_t len, keyservice_request
         return 0;
 }
 
-int keyservice_response_encode(const secret_t *data_key, secret_t **ret) {
-        uint8_t hdr[11];
+size_t keyservice_response_encode(const secret_t *data_key, uint8_t buf[static KEYSERVICE_MAX_RESPONSE]) {
         size_t h = 0;
-        hdr[h++] = 0x0a; /* field 1, wire type 2 */
+        buf[h++] = 0x0a; /* field 1, wire type 2 */
         uint64_t v = data_key->len;
         do {
-                hdr[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                buf[h++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
                 v >>= 7;
         } while (v);
-        secret_t *s = secret_new(h + data_key->len);
-        if (!s)
-                return -ENOMEM;
-        memcpy(s->data, hdr, h);
-        memcpy(s->data + h, data_key->data, data_key->len);
-        *ret = s;
-        return 0;
+        memcpy(buf + h, data_key->data, data_key->len);
+        return h + data_key->len;
 }
 
-int keyservice_get_data_key(kms *k, const uint8_t *req_buf, size_t req_len, secret_t **ret_response, ct_error *err) {
+int keyservice_get_data_key(kms *k, const uint8_t *req_buf, size_t req_len, uint8_t buf[static KEYSERVICE_MAX_RESPONSE],
+                            size_t *ret_len, ct_error *err) {
         keyservice_request req;
         int r = keyservice_request_decode(req_buf, req_len, &req, err);
         if (r < 0)
@@ -120,9 +115,7 @@ int keyservice_get_data_key(kms *k, const uint8_t *req_buf, size_t req_len, secr
         r = kms_get_data_key(k, id, req.length, &key, err);
         if (r < 0)
                 return r;
-        r = keyservice_response_encode(key, ret_response);
-        if (r < 0)
-                return ct_error_set(err, r, "keyservice", "out-of-memory", "GetDataKeyResponse");
+        *ret_len = keyservice_response_encode(key, buf);
         return 0;
 }
 

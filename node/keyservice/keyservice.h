@@ -26,12 +26,16 @@ typedef struct keyservice_request {
 
 /* -EBADMSG with reason "request-malformed" (layer "keyservice"). */
 int keyservice_request_decode(const uint8_t *buf, size_t len, keyservice_request *ret, ct_error *err);
-/* GetDataKeyResponse { bytes data_key = 1; } in a secret. */
-int keyservice_response_encode(const secret_t *data_key, secret_t **ret);
+/* GetDataKeyResponse { bytes data_key = 1; }: tag, varint length, key. */
+#define KEYSERVICE_MAX_RESPONSE (1 + 2 + KMS_MAX_DATA_KEY_LENGTH)
+/* Encodes into buf (KEYSERVICE_MAX_RESPONSE bytes); returns the length. */
+size_t keyservice_response_encode(const secret_t *data_key, uint8_t buf[static KEYSERVICE_MAX_RESPONSE]);
 
-/* The whole call: decode, ask the KMS ("key-" + id, length), encode. Errors carry the reasons of
- * kms.h (key-id-empty, key-id-invalid for a NUL in the ID, length-invalid) or request-malformed. */
-int keyservice_get_data_key(kms *k, const uint8_t *req, size_t req_len, secret_t **ret_response, ct_error *err);
+/* The whole call: decode, ask the KMS ("key-" + id, length), encode into buf (the caller's, which
+ * it wipes: it holds the key). Errors carry the reasons of kms.h (key-id-empty, key-id-invalid for
+ * a NUL in the ID, length-invalid) or request-malformed. */
+int keyservice_get_data_key(kms *k, const uint8_t *req, size_t req_len, uint8_t buf[static KEYSERVICE_MAX_RESPONSE],
+                            size_t *ret_len, ct_error *err);
 
 /* Reads a secret file (/var/config/mastersecret, /var/config/salt: raw bytes): a regular file,
  * mode 0600 or 0400 (no group/other bits), at least min_len and at most KEYSERVICE_SECRET_FILE_MAX

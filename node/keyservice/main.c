@@ -27,11 +27,13 @@ static const service_info info = {
 
 static void get_data_key(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
         ct_error err = CT_ERROR_INIT;
-        _cleanup_secret_ secret_t *resp = NULL;
-        if (keyservice_get_data_key(userdata, req, len, &resp, &err) < 0)
+        uint8_t resp[KEYSERVICE_MAX_RESPONSE];
+        CLEANUP_ERASE(resp);
+        size_t resp_len = 0;
+        if (keyservice_get_data_key(userdata, req, len, resp, &resp_len, &err) < 0)
                 (void) service_call_fail(call, &err);
         else
-                (void) rpc_call_reply(call, resp->data, resp->len);
+                (void) rpc_call_reply(call, resp, resp_len);
 }
 
 static int open_kms(kms **ret, ct_error *err) {
