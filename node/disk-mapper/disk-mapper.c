@@ -87,6 +87,15 @@ int dm_recover_parse(const uint8_t *buf, size_t len, char **ret_kms_uri, char **
                                  m->base.unknown_fields[0].tag);
                 goto out;
         }
+        /* protobuf-c hands strings over as C strings: an embedded NUL would silently shorten a URI.
+         * A message that does not re-pack to exactly its own bytes (embedded NUL, a field given
+         * twice, non-minimal varints) is refused; Go's and protobuf-c's encoders both produce the
+         * canonical form. */
+        if (recoverproto__recover_message__get_packed_size(m) != len) {
+                r = ct_error_set(err, -EBADMSG, LAYER, "request-invalid",
+                                 "RecoverMessage is not canonically encoded (embedded NUL, repeated field, padding)");
+                goto out;
+        }
         r = take_uri("kms_uri", m->kms_uri, &kmsu, err);
         if (r >= 0)
                 r = take_uri("storage_uri", m->storage_uri, &storage, err);
@@ -196,8 +205,8 @@ int dm_cluster_id(const secret_t *measurement_secret, const nodestate *ns, uint8
 /* ---- runtime units ----------------------------------------------------------------------- */
 
 char *dm_unit_escape_path(const char *path) {
-        /* systemd-escape --path: trim slashes, "/" -> "-", [A-Za-z0-9:_.] kept (a leading "." too is
-         * escaped), everything else \xNN; "/" alone is "-". */
+        /* systemd-escape --path: trim slashes, "/" -> "-", [A-Za-z0-9:_.] kept (but a "." that starts
+         * the name is escaped), everything else \xNN; "/" alone is "-". */
         while (*path == '/')
                 path++;
         size_t n = strlen(path);
@@ -215,7 +224,7 @@ char *dm_unit_escape_path(const char *path) {
                                 continue;
                         *o++ = '-';
                 } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' ||
-                           c == '_' || (c == '.' && i > 0 && path[i - 1] != '/')) {
+                           c == '_' || (c == '.' && i > 0)) {
                         *o++ = (char) c;
                 } else {
                         o += sprintf(o, "\\x%02x", c);
