@@ -263,16 +263,22 @@ static int write_file_at(int dirfd, const char *name, const uint8_t *data, size_
 
 /* --- archives --- */
 
-static struct archive *archive_open_gz(const uint8_t *data, size_t len) {
+static int archive_open_gz(const uint8_t *data, size_t len, size_t index, struct archive **ret, ct_error *err) {
         struct archive *a = archive_read_new();
         if (!a)
-                return NULL;
-        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK ||
-            archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if (archive_read_support_filter_gzip(a) != ARCHIVE_OK || archive_read_support_format_tar(a) != ARCHIVE_OK) {
                 archive_read_free(a);
-                return NULL;
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "libarchive has no gzip or tar support");
         }
-        return a;
+        if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
+                int r = ct_error_set(err, -EBADMSG, LAYER, "archive-malformed", "component %zu: %.200s", index,
+                                     archive_error_string(a) ?: "not a tar.gz");
+                archive_read_free(a);
+                return r;
+        }
+        *ret = a;
+        return 0;
 }
 static void archive_read_freep(struct archive **a) {
         if (*a)
@@ -334,13 +340,35 @@ static bool symlink_inside(const char *name, const char *target) {
         }
 }
 
+typedef struct name_list {
+        char **v;
+        size_t n;
+} name_list;
+static void name_list_done(name_list *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+}
+
+/* name lies below (not at) one of the symlinks seen so far: writing it would follow the link. */
+static bool below_symlink(const name_list *links, const char *name) {
+        for (size_t i = 0; i < links->n; i++) {
+                size_t l = strlen(links->v[i]);
+                if (strncmp(name, links->v[i], l) == 0 && name[l] == '/')
+                        return true;
+        }
+        return false;
+}
+
 /* Pass 1: every entry is checked before anything is written. */
 static int archive_check(const uint8_t *data, size_t len, size_t max_total, size_t index, ct_error *err) {
-        _cleanup_(archive_read_freep) struct archive *a = archive_open_gz(data, len);
-        if (!a)
-                return ct_error_set(err, -ENOMEM, LAYER, "internal", "libarchive");
+        _cleanup_(archive_read_freep) struct archive *a = NULL;
+        int ro = archive_open_gz(data, len, index, &a, err);
+        if (ro < 0)
+                return ro;
         struct archive_entry *e;
         size_t n = 0, total = 0;
+        _cleanup_(name_list_done) name_list links = { 0 };
         int r;
         while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
                 if (++n > COMPONENTS_MAX_ARCHIVE_ENTRIES)
@@ -357,6 +385,10 @@ static int archive_check(const uint8_t *data, size_t len, size_t max_total, size
                 if (!rel_path_ok(name))
                         return ct_error_set(err, -EPERM, LAYER, "archive-unsafe",
                                             "component %zu: entry \"%.200s\" is absolute or has \"..\" or \".\"", index,
+                                            raw);
+                if (below_symlink(&links, name))
+                        return ct_error_set(err, -EPERM, LAYER, "archive-unsafe",
+                                            "component %zu: entry \"%.200s\" lies through a symlink of the archive", index,
                                             raw);
                 if (archive_entry_hardlink(e))
                         return ct_error_set(err, -EPERM, LAYER, "archive-unsafe",
@@ -378,6 +410,20 @@ static int archive_check(const uint8_t *data, size_t len, size_t max_total, size
                                 return ct_error_set(err, -EPERM, LAYER, "archive-unsafe",
                                                     "component %zu: symlink \"%.200s\" points outside the target", index,
                                                     raw);
+                        if (links.n == COMPONENTS_MAX_ARCHIVE_ENTRIES)
+                                return ct_error_set(err, -EFBIG, LAYER, "too-large", "component %zu: too many symlinks",
+                                                    index);
+                        if (!links.v && !(links.v = calloc(COMPONENTS_MAX_ARCHIVE_ENTRIES, sizeof(char *))))
+                                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                        {
+                                char *copy = strdup(name);
+                                size_t cl = copy ? strlen(copy) : 0;
+                                if (!copy)
+                                        return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                                while (cl > 0 && copy[cl - 1] == '/')
+                                        copy[--cl] = 0;
+                                links.v[links.n++] = copy;
+                        }
                         break;
                 default:
                         return ct_error_set(err, -EPERM, LAYER, "archive-unsafe",
@@ -427,9 +473,10 @@ static int open_parent_at(int dirfd, const char *name, char **ret_base, ct_error
 
 /* Pass 2: extraction into dirfd (after pass 1 accepted every entry). */
 static int archive_extract(const uint8_t *data, size_t len, int dirfd, size_t max_total, size_t index, ct_error *err) {
-        _cleanup_(archive_read_freep) struct archive *a = archive_open_gz(data, len);
-        if (!a)
-                return ct_error_set(err, -ENOMEM, LAYER, "internal", "libarchive");
+        _cleanup_(archive_read_freep) struct archive *a = NULL;
+        int ro = archive_open_gz(data, len, index, &a, err);
+        if (ro < 0)
+                return ro;
         struct archive_entry *e;
         int r;
         size_t total = 0;

@@ -139,6 +139,22 @@ static int make_leaf_cert(const pki_ca *ca, EVP_PKEY *pubkey, X509_NAME *subject
 
 /* --- files --- */
 
+/* mkdir -p of the parents of path (0755), then path itself (0700). */
+static int mkdir_parents(const char *path) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        for (char *p = copy + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        return 0;
+}
+
 static int mkdir_private(const char *path) {
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
                 return -errno;
@@ -326,11 +342,13 @@ int pki_create(const char *dir, ct_error *err) {
         _cleanup_free_ char *etcd = NULL;
         if (asprintf(&etcd, "%s/etcd", dir) < 0)
                 return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-        int r = mkdir_private(dir);
+        int r = mkdir_parents(dir);
         if (r >= 0)
-                r = mkdir_private(etcd);
+                r = mkdir_private(dir);
         if (r < 0)
-                return ct_error_set(err, r, LAYER, "io", "%s: %s", r == -ENOTDIR ? dir : etcd, strerror(-r));
+                return ct_error_set(err, r, LAYER, "io", "%s: %s", dir, strerror(-r));
+        if ((r = mkdir_private(etcd)) < 0)
+                return ct_error_set(err, r, LAYER, "io", "%s: %s", etcd, strerror(-r));
         if ((r = ensure_ca(dir, PKI_CA_KUBERNETES, "kubernetes", err)) < 0 ||
             (r = ensure_ca(dir, PKI_CA_FRONT_PROXY, "front-proxy-ca", err)) < 0 ||
             (r = ensure_ca(dir, PKI_CA_ETCD, "etcd-ca", err)) < 0 || (r = ensure_sa(dir, err)) < 0)

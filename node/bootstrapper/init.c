@@ -472,6 +472,7 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
                 return;
         }
         _cleanup_(init_plan_done) init_plan p = { 0 };
+        _cleanup_erase_free_ char *kubeconfig = NULL;
         if (b->done) {
                 ct_error_set(&err, -EALREADY, LAYER, "already-activated", "this node was initialised");
                 goto refused;
@@ -479,7 +480,6 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
         if (init_validate(b, request, request_len, &p, &err) < 0 || init_lock(b, &p, &err) < 0)
                 goto refused;
 
-        _cleanup_erase_free_ char *kubeconfig = NULL;
         if (init_bootstrap(b, &p, &kubeconfig, &err) < 0) {
                 char msg[CT_ERROR_DETAIL_MAX + 128];
                 initlog(LOG_LEVEL_ERROR, "Init failed after the node was locked: %s",
