@@ -122,10 +122,10 @@ static int push_item(struct decoder *d, size_t *ret_index) {
 /* Decodes the items in buf[off, end) as members of `parent` (TTLV_NONE for the top level, where
  * exactly one item is allowed). The offset advances only after an item validated completely. */
 static int decode_items(struct decoder *d, size_t off, size_t end, size_t parent, unsigned depth) {
-        if (depth > TTLV_MAX_DEPTH)
-                return fail(d, TTLV_ERR_TOO_DEEP);
         size_t prev = TTLV_NONE;
         while (off < end) {
+                if (depth > TTLV_MAX_DEPTH)
+                        return fail(d, TTLV_ERR_TOO_DEEP);
                 /* Stage 1: the fixed header. */
                 if (!bounds_ok(end, off, TTLV_HEADER_SIZE))
                         return fail(d, parent == TTLV_NONE ? TTLV_ERR_TRUNCATED : TTLV_ERR_STRUCTURE_OVERRUN);

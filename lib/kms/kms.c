@@ -31,6 +31,7 @@ static const struct {
         kms_backend_open_fn open;
 } backends[] = {
         { "cluster-kms", kms_cluster_open },
+        { "kmip", kms_kmip_open },
 };
 
 static int unhex(int c) {
@@ -270,7 +271,7 @@ int kms_open(const char *kms_uri_s, const char *storage_uri_s, kms **ret, ct_err
                 return kms_new(ops, state, ret, err);
         }
         return ct_error_set(err, -EOPNOTSUPP, "kms", KMS_REASON_BACKEND_UNKNOWN,
-                            "kms://%s: unknown KMS backend (supported: cluster-kms)", u->host);
+                            "kms://%s: unknown KMS backend (supported: cluster-kms, kmip)", u->host);
 }
 
 int kms_open_cluster(const secret_t *master_secret, const secret_t *salt, kms **ret, ct_error *err) {
