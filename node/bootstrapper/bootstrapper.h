@@ -39,6 +39,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(bootstrapper *, bootstrapper_free);
 /* The rpc_handler_fn for INIT_METHOD (userdata: the bootstrapper). */
 void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t request_len, void *userdata);
 
+/* Step A of Init without any I/O (unpack, role, init secret, salt, names, component shapes, KMS URI,
+ * derivations): what the fuzz target drives. */
+int bootstrapper_check_request(const bootstrapper_config *cfg, const uint8_t *request, size_t len, ct_error *err);
+
 /* The process log: every line the bootstrapper logs is kept (bounded, the oldest dropped) so it
  * can be streamed to the Init client after a failure, as Constellation streams its journal. */
 void initlog(int level, const char *fmt, ...) _printf_(2, 3);

@@ -213,7 +213,7 @@ static bool basename_is(const char *path, const char *name) {
         return streq(s ? s + 1 : path, name);
 }
 
-/* Step A. */
+/* Step A without I/O: the request and the derivations. */
 static int init_validate(const bootstrapper *b, const uint8_t *request, size_t len, init_plan *p, ct_error *err) {
         const bootstrapper_config *cfg = b->cfg;
         p->req = init__init_request__unpack(NULL, len, request);
@@ -280,8 +280,13 @@ static int init_validate(const bootstrapper *b, const uint8_t *request, size_t l
         r = kdf_cluster_id(ms, req->measurement_salt.data, req->measurement_salt.len, p->cluster_id);
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "derive", "deriving the cluster ID failed");
+        return 0;
+}
 
-        r = cfg->state_disk ? luks_open(cfg->state_disk, &p->disk, err) : luks_open_active(LUKS_STATE_MAPPER_NAME, &p->disk, err);
+/* Step A, the part that reads the state disk and the first-boot keyfile (reads only). */
+static int init_prepare_disk(const bootstrapper *b, init_plan *p, ct_error *err) {
+        const bootstrapper_config *cfg = b->cfg;
+        int r = cfg->state_disk ? luks_open(cfg->state_disk, &p->disk, err) : luks_open_active(LUKS_STATE_MAPPER_NAME, &p->disk, err);
         if (r < 0)
                 return r;
         luks_state st;
@@ -401,6 +406,12 @@ static int init_bootstrap(bootstrapper *b, init_plan *p, char **ret_kubeconfig, 
         return 0;
 }
 
+int bootstrapper_check_request(const bootstrapper_config *cfg, const uint8_t *request, size_t len, ct_error *err) {
+        bootstrapper b = { .cfg = cfg };
+        _cleanup_(init_plan_done) init_plan p = { 0 };
+        return init_validate(&b, request, len, &p, err);
+}
+
 /* ---- answering ---------------------------------------------------------------------------- */
 
 static int send_response(rpc_call *call, const Init__InitResponse *resp) {
@@ -477,7 +488,8 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
                 ct_error_set(&err, -EALREADY, LAYER, "already-activated", "this node was initialised");
                 goto refused;
         }
-        if (init_validate(b, request, request_len, &p, &err) < 0 || init_lock(b, &p, &err) < 0)
+        if (init_validate(b, request, request_len, &p, &err) < 0 || init_prepare_disk(b, &p, &err) < 0 ||
+            init_lock(b, &p, &err) < 0)
                 goto refused;
 
         if (init_bootstrap(b, &p, &kubeconfig, &err) < 0) {
