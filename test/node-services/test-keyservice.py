@@ -84,7 +84,7 @@ def expect_refusal(d, args, reason, needle, what):
     rc = s.wait_exit()
     err = s.stderr()
     s.stop()
-    check(rc != 0 and reason in err and needle in err and "<3>" in err,
+    check(rc == 1 and reason in err and needle in err and "<3>" in err,
           "%s: refused (exit %d) with %s naming %s" % (what, rc, reason, needle))
 
 
