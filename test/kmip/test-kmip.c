@@ -313,6 +313,12 @@ static void test_wrap_open_derive(void **state) {
         kms_free(a);
         kms_free(b);
 
+        /* The unwrap itself, on the test's client (its responses are captured as fuzz seeds). */
+        _cleanup_secret_ secret_t *m = NULL;
+        if (kmip_unwrap_master_secret(c, w.uid, w.blob, w.blob_len, w.salt, &m, &err) < 0)
+                fail_msg("unwrap: %s", ct_error_format(&err, buf, sizeof(buf)));
+        assert_true(ct_memeq(m->data, m->len, w.master->data, w.master->len));
+
         /* The same through inline base64 credentials and an IP server-name. */
         _cleanup_free_ char *pc = path_of("client.pem"), *pk = path_of("client.key"), *pa = path_of("ca.pem");
         uint8_t *d;
@@ -436,6 +442,13 @@ static void test_tampered(void **state) {
                 _cleanup_erase_free_ char *uri = uri_for(&w, blob, w.blob_len, NULL, "client", "ca", NULL);
                 expect_open_refused(uri, "kmip", "unwrap-failed");
         }
+        {
+                _cleanup_secret_ secret_t *m = NULL;
+                ct_error err = CT_ERROR_INIT;
+                int r = kmip_unwrap_master_secret(c, w.uid, blob, w.blob_len, w.salt, &m, &err);
+                expect_error(r, &err, "kmip", "unwrap-failed");
+                assert_null(m);
+        }
         /* The right blob with another salt: the AAD binds the salt. */
         _cleanup_secret_ secret_t *salt2 = secret_new_copy(w.salt->data, w.salt->len);
         salt2->data[0] ^= 0x80;
@@ -534,6 +547,12 @@ static void test_revoke_shreds(void **state) {
         assert_data_key(k, &w, "measurementSecret");
         kms_free(k);
         expect_open_refused(uri, "kmip", "kek-revoked");
+        {
+                _cleanup_secret_ secret_t *m = NULL;
+                ct_error e2 = CT_ERROR_INIT;
+                int r = kmip_unwrap_master_secret(c, w.uid, w.blob, w.blob_len, w.salt, &m, &e2);
+                expect_error(r, &e2, "kmip", "kek-revoked");
+        }
         kmip_key_info info;
         assert_int_equal(kmip_get_key_info(c, w.uid, &info, NULL), 0);
         assert_int_equal(info.state, KMIP_STATE_DEACTIVATED);
