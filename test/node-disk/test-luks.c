@@ -287,6 +287,19 @@ static void test_rekey_and_cli(void **state) {
         assert_true(json_is_true(json_object_get(tok, "diskIsInitialized")));
         assert_null(json_object_get(json_object_get(j, "keyslots"), "1"));
         json_decref(j);
+
+        /* A failed bootstrap marks the disk not initialized (the bootstrapper's undo): NEW again,
+         * so the next boot formats it; the keyslot is untouched until then. */
+        assert_int_equal(luks_open(f->disk, &d, &err), 0);
+        assert_int_equal(luks_mark_initialized(d, false, &err), 0);
+        luks_close(TAKE_PTR(d));
+        assert_int_equal(get_state(f->disk), LUKS_STATE_NEW);
+        assert_int_equal(cli_test_passphrase(f->disk, f->dek), 0);
+        j = luks_dump_json(f->disk);
+        tok = json_object_get(json_object_get(j, "tokens"), "0");
+        assert_true(json_is_false(json_object_get(tok, "diskIsInitialized")));
+        assert_null(json_object_get(json_object_get(j, "tokens"), "1"));
+        json_decref(j);
 }
 
 static void test_format_refuses_initialized(void **state) {
