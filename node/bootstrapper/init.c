@@ -193,8 +193,14 @@ typedef struct init_plan {
 } init_plan;
 
 static void init_plan_done(init_plan *p) {
-        if (p->req)
+        if (p->req) {
+                /* The request carries the init secret and, in kms_uri, the master secret. */
+                if (p->req->init_secret.data)
+                        erase_memory(p->req->init_secret.data, p->req->init_secret.len);
+                if (p->req->kms_uri)
+                        erase_memory(p->req->kms_uri, strlen(p->req->kms_uri));
                 init__init_request__free_unpacked(p->req, NULL);
+        }
         kms_free(p->kms);
         luks_close(p->disk);
         secret_free(p->first_boot_pass);
@@ -503,6 +509,10 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
                 else
                         initlog(LOG_LEVEL_ERROR, "Init: state disk marked not initialized; the node must reboot "
                                                  "(it will be formatted again and can be initialised anew)");
+                /* A restart before the reboot must not take this node for a bootstrapped one. */
+                if (unlink(b->cfg->nodestate_path) < 0 && errno != ENOENT)
+                        initlog(LOG_LEVEL_ERROR, "Init: could not remove %s: %s", b->cfg->nodestate_path,
+                                strerror(errno));
                 send_failure(call, &err);
                 b->done = true; /* PCR 15 is set: no second attempt without a reboot */
                 pthread_mutex_unlock(&b->busy);

@@ -14,7 +14,12 @@
  *     --test-passphrase, token says initialized, kubeconfig parses (kubectl) and its client
  *     certificate chains to the CA (openssl verify), node_state.json is Constellation's, the log
  *     (stream and stderr) says the Kubernetes layer was not installed, the bootstrapper exits 0;
- *  3. started again on the bootstrapped node, it does not serve Init and exits 0. */
+ *  3. started again on the bootstrapped node, it does not serve Init and exits 0;
+ *  4. on a fresh node, Init with no components succeeds and says the Kubernetes layer was not
+ *     installed;
+ *  5. on a fresh node, a failure after the lock (a component's bytes do not match its pin) answers
+ *     init_failure then the log, sets the token back to "not initialized", installs nothing and
+ *     exits 3; a restart before the reboot exits 3 again (interrupted bootstrap). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -501,6 +506,58 @@ static void test_restart_does_not_serve(void **state) {
         assert_non_null(strstr(log, "already bootstrapped"));
 }
 
+/* A fresh node, Init with no components: everything but Kubernetes, and it says so. */
+static void test_empty_components(void **state) {
+        (void) state;
+        init_result r;
+        do_init(&(request_opts){ 0 }, &r);
+        if (r.code != GRPC_STATUS_OK || !r.first || r.first->kind_case != INIT__INIT_RESPONSE__KIND_INIT_SUCCESS)
+                fail_msg("Init: %s %s", rpc_status_code_to_string(r.code), r.message ?: "");
+        assert_int_equal(r.first->init_success->cluster_id.len, 32);
+        assert_true(r.first->init_success->kubeconfig.len > 0);
+        assert_true(r.n_messages >= 2); /* success, then the log */
+        assert_non_null(strstr(r.log, "the Kubernetes layer was not installed"));
+        init_result_done(&r);
+        assert_int_equal(wait_bootstrapper(60), 0);
+        assert_false(pcr15_zero(NULL));
+        assert_int_equal(access(nodestate_path, F_OK), 0);
+}
+
+/* A failure after the lock (the component's bytes do not match its pin): init_failure first, the
+ * log in chunks after it, the disk token back to "not initialized", nothing installed, exit 3. */
+static void test_failure_after_lock(void **state) {
+        (void) state;
+        static const uint8_t body[] = "tampered kubelet";
+        it_http_serve(&http, "/kubelet", body, sizeof body - 1, false);
+        char url[128], path[600];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/kubelet", http.port);
+        snprintf(path, sizeof path, "%s/bin/kubelet", state_root);
+        init_result r;
+        do_init(&(request_opts){ .component_url = url,
+                                 .component_hash = "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+                                 .component_path = path },
+                &r);
+        assert_int_equal(r.code, GRPC_STATUS_OK);
+        assert_non_null(r.first);
+        assert_int_equal(r.first->kind_case, INIT__INIT_RESPONSE__KIND_INIT_FAILURE);
+        assert_non_null(strstr(r.first->init_failure->error, "components: hash-mismatch"));
+        assert_true(r.n_messages >= 2);
+        assert_non_null(strstr(r.log, "Init failed after the node was locked"));
+        assert_non_null(strstr(r.log, "marked not initialized"));
+        init_result_done(&r);
+        assert_int_equal(wait_bootstrapper(60), 3);
+        assert_int_equal(access(path, F_OK), -1);
+        _cleanup_free_ char *token = NULL;
+        assert_int_equal(it_run(&token, "cryptsetup token export --token-id 0 '%s'", disk), 0);
+        assert_non_null(strstr(token, "\"diskIsInitialized\":false"));
+        /* and a restart before the reboot refuses to serve and asks for the reboot */
+        start_bootstrapper(false);
+        assert_int_equal(wait_bootstrapper(60), 3);
+        _cleanup_free_ char *log = NULL;
+        assert_int_equal(it_run(&log, "cat '%s'", stderr_path), 0);
+        assert_non_null(strstr(log, "a bootstrap was interrupted"));
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s PATH-TO-constellation-bootstrapper\n", argv[0]);
@@ -513,5 +570,10 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_good_init),
                 cmocka_unit_test(test_restart_does_not_serve),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        int failed = cmocka_run_group_tests(tests, setup, teardown);
+        const struct CMUnitTest empty[] = { cmocka_unit_test(test_empty_components) };
+        failed += cmocka_run_group_tests(empty, setup, teardown);
+        const struct CMUnitTest failure[] = { cmocka_unit_test(test_failure_after_lock) };
+        failed += cmocka_run_group_tests(failure, setup, teardown);
+        return failed;
 }
