@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* terraform-provider-constellation: started by Terraform, never by hand. */
+#include <malloc.h>
 #include <stdio.h>
 
 #include "basic/log.h"
@@ -14,6 +15,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "cannot protect the provider's memory from core dumps and ptrace: %s\n", strerror(-r));
                 return 1;
         }
+        /* One malloc arena: gRPC's threads and a handler thread per call would otherwise each get
+         * an arena of their own; the provider serves one client, and one arena keeps its peak RSS
+         * about 0.4 MB lower during a 50-read plan (README, Benchmarks). Before any thread. */
+        (void) mallopt(M_ARENA_MAX, 1);
         /* Terraform shows provider stderr with TF_LOG / TF_LOG_PROVIDER (reference §1.3). */
         const char *level = getenv("TF_LOG_PROVIDER");
         log_setup_from_env(isempty(level) ? "TF_LOG" : "TF_LOG_PROVIDER", LOG_LEVEL_WARN);
