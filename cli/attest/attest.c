@@ -20,6 +20,7 @@ static const struct command commands[] = {
         { "rekor", attest_cmd_rekor, "verify a Rekor transparency-log bundle" },
         { "verify", attest_cmd_verify, "verify a node's attestation from its verification service" },
         { "recover", attest_cmd_recover, "send the master secret to a node's recovery server (aTLS)" },
+        { "kmip", attest_cmd_kmip, "hold your own key: KEKs on a KMIP server, kms://kmip URIs" },
 };
 
 static int usage(FILE *f) {

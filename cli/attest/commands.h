@@ -16,3 +16,4 @@ int attest_cmd_quote(int argc, char **argv);
 int attest_cmd_rekor(int argc, char **argv);
 int attest_cmd_verify(int argc, char **argv);
 int attest_cmd_recover(int argc, char **argv);
+int attest_cmd_kmip(int argc, char **argv);
