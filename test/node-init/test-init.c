@@ -19,7 +19,9 @@
  *     installed;
  *  5. on a fresh node, a failure after the lock (a component's bytes do not match its pin) answers
  *     init_failure then the log, sets the token back to "not initialized", installs nothing and
- *     exits 3; a restart before the reboot exits 3 again (interrupted bootstrap). */
+ *     exits 3; a restart before the reboot exits 3 again (interrupted bootstrap);
+ *  6. PCR 15 extended by someone else while the bootstrapper runs: FAILED_PRECONDITION "node is
+ *     already being activated" from the PCR check itself, PCR 15 not extended again, disk unchanged. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -558,6 +560,31 @@ static void test_failure_after_lock(void **state) {
         assert_non_null(strstr(log, "a bootstrap was interrupted"));
 }
 
+/* PCR 15 set by someone else after the bootstrapper started (as a join client would): Init reads
+ * it under the lock and refuses with Constellation's text, changing nothing. */
+static void test_pcr15_already_set(void **state) {
+        (void) state;
+        uint8_t before[32], pcr_before[32], pcr_after[32];
+        disk_hash(before);
+        assert_int_equal(it_run(NULL, "TPM2TOOLS_TCTI='%s' tpm2_pcrevent 15 /dev/null >/dev/null 2>&1 || "
+                                      "echo -n x | TPM2TOOLS_TCTI='%s' tpm2_pcrevent 15 >/dev/null",
+                                tpm_sim.tcti, tpm_sim.tcti),
+                         0);
+        assert_false(pcr15_zero(pcr_before));
+        init_result r;
+        do_init(&(request_opts){ 0 }, &r);
+        assert_int_equal(r.code, GRPC_STATUS_FAILED_PRECONDITION);
+        assert_string_equal(r.message, "node is already being activated");
+        assert_null(r.first);
+        init_result_done(&r);
+        assert_false(pcr15_zero(pcr_after));
+        assert_memory_equal(pcr_before, pcr_after, 32); /* not extended again */
+        uint8_t now[32];
+        disk_hash(now);
+        assert_memory_equal(now, before, 32);
+        assert_int_equal(access(nodestate_path, F_OK), -1);
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s PATH-TO-constellation-bootstrapper\n", argv[0]);
@@ -575,5 +602,7 @@ int main(int argc, char **argv) {
         failed += cmocka_run_group_tests(empty, setup, teardown);
         const struct CMUnitTest failure[] = { cmocka_unit_test(test_failure_after_lock) };
         failed += cmocka_run_group_tests(failure, setup, teardown);
+        const struct CMUnitTest locked[] = { cmocka_unit_test(test_pcr15_already_set) };
+        failed += cmocka_run_group_tests(locked, setup, teardown);
         return failed;
 }
