@@ -14,6 +14,7 @@
 #include "basic/fileio.h"
 #include "basic/process-util.h"
 #include "basic/secret.h"
+#include "wipe-check.h"
 
 static void test_hex_roundtrip(void **state) {
         const uint8_t in[] = { 0x00, 0x7f, 0xab, 0xff };
@@ -85,6 +86,98 @@ static void test_secret(void **state) {
         secret_free(NULL);
 }
 
+/* Every secret owns whole pages: munlock of one cannot unlock another's page. */
+static void test_secret_pages(void **state) {
+        size_t ps = (size_t) sysconf(_SC_PAGESIZE);
+        _cleanup_secret_ secret_t *a = secret_new(32), *b = secret_new(32), *c = secret_new(ps), *z = secret_new(0);
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_non_null(c);
+        assert_non_null(z);
+        assert_int_equal((uintptr_t) a->data % ps, 0);
+        assert_int_equal((uintptr_t) b->data % ps, 0);
+        assert_int_equal((uintptr_t) c->data % ps, 0);
+        assert_int_equal((uintptr_t) z->data % ps, 0);
+        /* Distinct page-aligned blocks of at least a page each: no page holds two secrets. */
+        uintptr_t pa = (uintptr_t) a->data / ps, pb = (uintptr_t) b->data / ps;
+        assert_true(pa != pb);
+        /* len + NUL does not fit one page for len == page size: two pages, NUL still there. */
+        assert_int_equal(c->data[ps], 0);
+        assert_true(malloc_usable_size(c->data) >= 2 * ps);
+        assert_true(malloc_usable_size(a->data) >= ps);
+        assert_int_equal(z->len, 0);
+        assert_int_equal(z->data[0], 0);
+}
+
+/* The checker itself: plain free() of a marked buffer is seen, the wiping frees are not. */
+static void test_erase_and_free_wipes(void **state) {
+        static const char marker[] = "MARKER-basic-7f3a9c";
+        wipe_check_arm(marker);
+        char *plain = strdup(marker);
+        free(plain);
+        assert_int_equal(wipe_check_disarm(), 1);
+
+        wipe_check_arm(marker);
+        uint8_t *buf = malloc(100);
+        memset(buf, 'x', 100);
+        memcpy(buf + 50, marker, strlen(marker));
+        erase_and_free_sized(buf, 100);
+        erase_and_free(strdup(marker));
+        secret_free(secret_new_copy(marker, strlen(marker)));
+        erase_and_free_sized(NULL, 5);
+        assert_int_equal(wipe_check_disarm(), 0);
+}
+
+static void test_secret_from_hex(void **state) {
+        _cleanup_secret_ secret_t *s = NULL;
+        assert_int_equal(secret_from_hex("00ffAB7f\n", 9, &s), 0);
+        assert_int_equal(s->len, 4);
+        assert_memory_equal(s->data, "\x00\xff\xab\x7f", 4);
+        assert_int_equal((uintptr_t) s->data % (size_t) sysconf(_SC_PAGESIZE), 0);
+        secret_t *bad = NULL;
+        assert_int_equal(secret_from_hex("abc", 3, &bad), -EINVAL);
+        assert_int_equal(secret_from_hex("zz", 2, &bad), -EINVAL);
+        assert_int_equal(secret_from_hex("a b", 3, &bad), -EINVAL);
+        assert_null(bad);
+        _cleanup_secret_ secret_t *empty = NULL;
+        assert_int_equal(secret_from_hex("\n", 1, &empty), 0);
+        assert_int_equal(empty->len, 0);
+}
+
+static void test_secret_read_file(void **state) {
+        char dir[] = "/tmp/ct-basic-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char path[64];
+        snprintf(path, sizeof(path), "%s/s", dir);
+        assert_int_equal(write_file_atomic(path, "0011aabb\n", 9, 0600), 0);
+        _cleanup_secret_ secret_t *s = NULL;
+        assert_int_equal(secret_read_file(path, 64, &s), 0);
+        assert_int_equal(s->len, 9);
+        assert_memory_equal(s->data, "0011aabb\n", 9);
+        secret_t *t = NULL;
+        assert_int_equal(secret_read_file(path, 8, &t), -EFBIG);
+        assert_int_equal(secret_read_file("/nonexistent/ct-secret", 8, &t), -ENOENT);
+        assert_null(t);
+
+        /* "-" is standard input. */
+        int saved = dup(STDIN_FILENO), p[2];
+        assert_true(saved >= 0);
+        assert_int_equal(pipe(p), 0);
+        assert_int_equal(write(p[1], "cafe", 4), 4);
+        close(p[1]);
+        assert_int_equal(dup2(p[0], STDIN_FILENO), STDIN_FILENO);
+        close(p[0]);
+        _cleanup_secret_ secret_t *in = NULL;
+        int r = secret_read_file("-", 64, &in);
+        assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+        close(saved);
+        assert_int_equal(r, 0);
+        assert_int_equal(in->len, 4);
+        assert_memory_equal(in->data, "cafe", 4);
+        unlink(path);
+        rmdir(dir);
+}
+
 static void test_fileio(void **state) {
         char dir[] = "/tmp/ct-basic-XXXXXX";
         assert_non_null(mkdtemp(dir));
@@ -147,6 +240,8 @@ int main(void) {
                 cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_base64_rejects),
                 cmocka_unit_test(test_ct_memeq),       cmocka_unit_test(test_secret),
                 cmocka_unit_test(test_fileio),        cmocka_unit_test(test_process_harden_secrets),
+                cmocka_unit_test(test_secret_pages),  cmocka_unit_test(test_erase_and_free_wipes),
+                cmocka_unit_test(test_secret_from_hex), cmocka_unit_test(test_secret_read_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,7 +62,7 @@ static void test_rfc5869(void **state) {
                     "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
 }
 
-static secret_t *secret_from_hex(const char *hex) {
+static secret_t *test_secret_from_hex(const char *hex) {
         uint8_t buf[64];
         size_t n = strlen(hex) / 2;
         unhex(hex, buf, n);
@@ -84,14 +84,14 @@ static void test_constellation_vectors(void **state) {
         _cleanup_free_ char *h2 = hex_encode(k2->data, 32);
         assert_string_equal(h2, "1484aa39d3415e906e07940ff215d8b1eee705d3027dba93306af4abff4f70be");
 
-        _cleanup_secret_ secret_t *ms = secret_from_hex("404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f");
-        _cleanup_secret_ secret_t *salt = secret_from_hex("606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f");
+        _cleanup_secret_ secret_t *ms = test_secret_from_hex("404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f");
+        _cleanup_secret_ secret_t *salt = test_secret_from_hex("606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f");
         _cleanup_secret_ secret_t *msec = NULL;
         assert_int_equal(kdf_measurement_secret(ms, salt, &msec), 0);
         _cleanup_free_ char *h3 = hex_encode(msec->data, 32);
         assert_string_equal(h3, "4790578891f3fe6cc22cb661ecdc1b7e33121b1287546a52ba33a9136719c213");
 
-        _cleanup_secret_ secret_t *cs = secret_from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+        _cleanup_secret_ secret_t *cs = test_secret_from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
         uint8_t msalt[32], id[32], pcr15[32];
         unhex("202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f", msalt, 32);
         assert_int_equal(kdf_cluster_id(cs, msalt, 32, id), 0);
