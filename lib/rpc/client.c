@@ -6,6 +6,7 @@
 #include <grpc/support/time.h>
 
 #include "basic/log.h"
+#include "basic/secret.h"
 #include "rpc/rpc-internal.h"
 
 struct rpc_channel {
@@ -26,14 +27,10 @@ struct rpc_stream {
 };
 
 static grpc_channel_args *channel_args_new(const rpc_channel_options *o, const rpc_tls_config *tls,
-                                           grpc_arg *storage) {
-        size_t n = 0;
-        if (o && o->max_receive_message_length != 0) {
-                storage[n].type = GRPC_ARG_INTEGER;
-                storage[n].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-                storage[n].value.integer = o->max_receive_message_length;
-                n++;
-        }
+                                           grpc_arg storage[static 3]) {
+        /* Both limits always, so gRPC core enforces them on this channel (see rpc.h). */
+        size_t n = rpc_message_size_args(o ? o->max_receive_message_length : 0, o ? o->max_send_message_length : 0,
+                                         storage);
         if (tls && tls->target_name) {
                 storage[n].type = GRPC_ARG_STRING;
                 storage[n].key = (char *) GRPC_SSL_TARGET_NAME_OVERRIDE_ARG;
@@ -61,7 +58,7 @@ int rpc_channel_new(const char *target, const rpc_tls_config *tls, const rpc_cha
                 rpc_library_unref();
                 return -EINVAL;
         }
-        grpc_arg storage[2];
+        grpc_arg storage[3];
         _cleanup_free_ grpc_channel_args *args = channel_args_new(options, tls, storage);
         if (!args) {
                 grpc_channel_credentials_release(creds);
@@ -84,7 +81,7 @@ int rpc_channel_new_from_fd(int fd, const rpc_channel_options *options, rpc_chan
         if (!ch)
                 return -ENOMEM;
         rpc_library_ref();
-        grpc_arg storage[2];
+        grpc_arg storage[3];
         _cleanup_free_ grpc_channel_args *args = channel_args_new(options, NULL, storage);
         if (!args) {
                 rpc_library_unref();
@@ -134,6 +131,11 @@ int rpc_unary(rpc_channel *ch, const char *method, const void *request, size_t r
         grpc_metadata_array_init(&initial_md);
         grpc_metadata_array_init(&trailing_md);
         grpc_byte_buffer *send = rpc_bytes_to_byte_buffer(request, request_len), *recv = NULL;
+        if (!send) {
+                grpc_call_unref(call);
+                cq_shutdown_and_destroy(cq);
+                return -ENOMEM;
+        }
         grpc_status_code code = GRPC_STATUS_UNKNOWN;
         grpc_slice details = grpc_empty_slice();
         grpc_op ops[6];
@@ -175,12 +177,11 @@ int rpc_unary(rpc_channel *ch, const char *method, const void *request, size_t r
                         *ret_response = resp;
                         *ret_response_len = resp_len;
                 } else
-                        free(resp);
+                        erase_and_free_sized(resp, resp_len);
         }
 
         grpc_byte_buffer_destroy(send);
-        if (recv)
-                grpc_byte_buffer_destroy(recv);
+        rpc_byte_buffer_destroy_wiped(recv);
         grpc_slice_unref(details);
         grpc_metadata_array_destroy(&initial_md);
         grpc_metadata_array_destroy(&trailing_md);
@@ -221,6 +222,14 @@ int rpc_stream_open(rpc_channel *ch, const char *method, const void *request, si
         st->status_details = grpc_empty_slice();
 
         grpc_byte_buffer *send = rpc_bytes_to_byte_buffer(request, request_len);
+        if (!send) {
+                grpc_call_unref(st->call);
+                cq_shutdown_and_destroy(st->cq);
+                grpc_metadata_array_destroy(&st->initial_metadata);
+                grpc_metadata_array_destroy(&st->trailing_metadata);
+                free(st);
+                return -ENOMEM;
+        }
         grpc_op ops[4];
         memset(ops, 0, sizeof(ops));
         ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -283,8 +292,7 @@ int rpc_stream_next(rpc_stream *st, uint8_t **ret_message, size_t *ret_len) {
         uint8_t *buf;
         size_t len;
         int r = rpc_byte_buffer_to_bytes(st->message, &buf, &len);
-        grpc_byte_buffer_destroy(st->message);
-        st->message = NULL;
+        rpc_byte_buffer_destroy_wiped(TAKE_PTR(st->message));
         if (r < 0)
                 return r;
         *ret_message = buf;

@@ -4,6 +4,7 @@
 #include <grpc/support/string_util.h>
 
 #include "basic/log.h"
+#include "basic/secret.h"
 #include "rpc/rpc-internal.h"
 
 void rpc_library_ref(void) {
@@ -14,32 +15,85 @@ void rpc_library_unref(void) {
         grpc_shutdown();
 }
 
+static void wipe_slice_buffer(grpc_slice_buffer *sb) {
+        for (size_t i = 0; i < sb->count; i++)
+                erase_memory(GRPC_SLICE_START_PTR(sb->slices[i]), GRPC_SLICE_LENGTH(sb->slices[i]));
+}
+
+/* Received messages may carry secrets: once copied out (or not wanted), gRPC's copy is wiped in
+ * place before the buffer goes back to gRPC. Its slices are the message bytes only (the transport
+ * hands each message over in slices of its own), so nothing else is read from them afterwards. */
+void rpc_byte_buffer_destroy_wiped(grpc_byte_buffer *bb) {
+        if (!bb)
+                return;
+        if (bb->type == GRPC_BB_RAW)
+                wipe_slice_buffer(&bb->data.raw.slice_buffer);
+        grpc_byte_buffer_destroy(bb);
+}
+
 int rpc_byte_buffer_to_bytes(grpc_byte_buffer *bb, uint8_t **ret, size_t *ret_len) {
         grpc_byte_buffer_reader reader;
-        if (!grpc_byte_buffer_reader_init(&reader, bb))
+        if (!bb || !grpc_byte_buffer_reader_init(&reader, bb))
                 return -EBADMSG;
-        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-        grpc_byte_buffer_reader_destroy(&reader);
-        size_t len = GRPC_SLICE_LENGTH(all);
-        uint8_t *out = malloc(len + 1);
-        if (!out) {
-                grpc_slice_unref(all);
-                return -ENOMEM;
+        /* The reader's output is the decompressed message (the input itself if uncompressed);
+         * copy it in one allocation, without grpc_byte_buffer_reader_readall's extra copy. */
+        grpc_slice_buffer *plain = &reader.buffer_out->data.raw.slice_buffer;
+        size_t len = plain->length;
+        uint8_t *out = len < SIZE_MAX ? malloc(len + 1) : NULL;
+        if (out) {
+                size_t off = 0;
+                for (size_t i = 0; i < plain->count; i++) {
+                        size_t n = GRPC_SLICE_LENGTH(plain->slices[i]);
+                        if (n > 0)
+                                memcpy(out + off, GRPC_SLICE_START_PTR(plain->slices[i]), n);
+                        off += n;
+                }
+                out[len] = 0;
         }
-        if (len > 0)
-                memcpy(out, GRPC_SLICE_START_PTR(all), len);
-        out[len] = 0;
-        grpc_slice_unref(all);
+        wipe_slice_buffer(plain);
+        if (reader.buffer_out != reader.buffer_in && bb->type == GRPC_BB_RAW)
+                wipe_slice_buffer(&bb->data.raw.slice_buffer);
+        grpc_byte_buffer_reader_destroy(&reader);
+        if (!out)
+                return -ENOMEM;
         *ret = out;
         *ret_len = len;
         return 0;
 }
 
+/* Destroy callback of the slices we hand to gRPC: wiped when gRPC lets go of them. */
+static void wiped_slice_free(void *p, size_t len) {
+        erase_and_free_sized(p, len);
+}
+
 grpc_byte_buffer *rpc_bytes_to_byte_buffer(const void *data, size_t len) {
-        grpc_slice slice = grpc_slice_from_copied_buffer(data ? data : "", len);
+        grpc_slice slice;
+        if (len == 0)
+                slice = grpc_empty_slice();
+        else {
+                uint8_t *copy = malloc(len);
+                if (!copy)
+                        return NULL;
+                memcpy(copy, data, len);
+                slice = grpc_slice_new_with_len(copy, len, wiped_slice_free);
+        }
         grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
         grpc_slice_unref(slice);
         return bb;
+}
+
+size_t rpc_message_size_args(int max_receive, int max_send, grpc_arg storage[static 2]) {
+        storage[0] = (grpc_arg){
+                .type = GRPC_ARG_INTEGER,
+                .key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                .value.integer = max_receive != 0 ? max_receive : RPC_DEFAULT_MAX_MESSAGE_LENGTH,
+        };
+        storage[1] = (grpc_arg){
+                .type = GRPC_ARG_INTEGER,
+                .key = (char *) GRPC_ARG_MAX_SEND_MESSAGE_LENGTH,
+                .value.integer = max_send != 0 ? max_send : RPC_DEFAULT_MAX_MESSAGE_LENGTH,
+        };
+        return 2;
 }
 
 void rpc_status_done(rpc_status *status) {

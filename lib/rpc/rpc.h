@@ -8,7 +8,27 @@
  * call and per batch; it never waits for a peer. Each handler runs on its own worker thread, so
  * a slow handler (an HTTP fetch) or a stream that is never half-closed by the client
  * (go-plugin's StreamStdio) blocks nothing else. Handlers answer through rpc_call_* functions,
- * which are safe to call from any thread. */
+ * which are safe to call from any thread.
+ *
+ * Message size limits are gRPC channel arguments (GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH and
+ * GRPC_ARG_MAX_SEND_MESSAGE_LENGTH), set on every server, channel and fd connection from the
+ * options below, so gRPC core ends an oversize call with RESOURCE_EXHAUSTED and no handler ever
+ * sees it. gRPC C core 1.51 (Debian 12) compares a message's length with the limit only once the
+ * whole message has arrived: measured, a 100 MB request to a server with a 1 KiB limit raised the
+ * server's peak RSS by ~100 MB before the refusal. So the limit keeps oversize messages away from
+ * handlers and parsers, not out of gRPC's buffers; aTLS connections are bounded before gRPC by
+ * the relay (lib/atls).
+ *
+ * Messages may carry secrets (Terraform's write-only attributes, init secrets, keys). Every copy
+ * this layer makes is wiped before it is freed: the request bytes a handler receives (wiped after
+ * it returns: keep no pointer to them), the copy of a reply or streamed message handed to gRPC
+ * (wiped when gRPC releases it), and gRPC's buffers of received messages once copied out. The
+ * buffers rpc_unary() and rpc_stream_next() return belong to the caller: free those that can
+ * hold a secret with erase_and_free_sized() (basic/secret.h).
+ *
+ * Nothing here logs above debug level. Conditions that concern the whole server rather than one
+ * call (it cannot accept further calls, it cannot start a handler) go to the program through
+ * rpc_server_options.on_error; the peer of a failed call gets a status with the reason. */
 #pragma once
 
 #include <grpc/status.h>
@@ -37,10 +57,25 @@ typedef struct rpc_tls_config {
 
 /* --- server --- */
 
+/* gRPC's own default receive limit; used for both directions when an option is 0. */
+#define RPC_DEFAULT_MAX_MESSAGE_LENGTH (4 * 1024 * 1024)
+
+/* A condition that concerns the whole server (see the top of this file): `error` is a negative
+ * errno, `what` says what failed and what it means ("cannot start a handler thread for
+ * /pkg.Svc/M: the call was refused with RESOURCE_EXHAUSTED"). Called from a server thread; `what`
+ * is valid during the call only. */
+typedef void (*rpc_server_error_fn)(void *userdata, int error, const char *what);
+
 typedef struct rpc_server_options {
-        /* Largest message accepted; 0 = 4 MiB (gRPC's default), -1 = unlimited. */
+        /* Largest message accepted, enforced by gRPC core before any handler runs: larger
+         * requests end with RESOURCE_EXHAUSTED. 0 = RPC_DEFAULT_MAX_MESSAGE_LENGTH; -1 = no limit
+         * (avoid: only for peers that are trusted not to exhaust memory). */
         int max_receive_message_length;
+        /* Largest message a handler may send (same encoding); larger replies fail the call. */
         int max_send_message_length;
+        /* Optional: told about server-wide conditions (see rpc_server_error_fn). */
+        rpc_server_error_fn on_error;
+        void *on_error_userdata;
 } rpc_server_options;
 
 /* A handler gets the first (and for unary/server-streaming calls the only) request message.
@@ -57,6 +92,9 @@ int rpc_server_register(rpc_server *server, const char *method, rpc_handler_fn h
  * Returns the bound port in *ret_port (0 for unix sockets). Must be called before start. */
 int rpc_server_listen(rpc_server *server, const char *address, const rpc_tls_config *tls, int *ret_port);
 int rpc_server_start(rpc_server *server);
+/* The receive limit in force: the configured one, RPC_DEFAULT_MAX_MESSAGE_LENGTH for 0, -1 for
+ * none. For transports in front of the server that enforce it earlier (the aTLS relay). */
+int rpc_server_max_receive_message_length(const rpc_server *server);
 /* Serves an already connected socket (plaintext), e.g. one whose TLS our own code terminates
  * (attested TLS). The server takes ownership of fd. Only after start. */
 int rpc_server_add_fd(rpc_server *server, int fd);
@@ -98,7 +136,10 @@ typedef struct rpc_status {
 void rpc_status_done(rpc_status *status);
 
 typedef struct rpc_channel_options {
-        int max_receive_message_length; /* as in rpc_server_options */
+        /* As in rpc_server_options: a larger reply ends the call with RESOURCE_EXHAUSTED; a larger
+         * request is refused by this side before it is sent. */
+        int max_receive_message_length;
+        int max_send_message_length;
 } rpc_channel_options;
 
 /* Creates a channel to "unix:/path" or "host:port"; tls NULL: plaintext. */
@@ -110,7 +151,9 @@ void rpc_channel_free(rpc_channel *channel);
 DEFINE_TRIVIAL_CLEANUP_FUNC(rpc_channel *, rpc_channel_free);
 
 /* A unary call. Returns 0 when the call completed (whatever its status: see ret_status->code)
- * and a negative errno if it could not be made. On status OK *ret_response holds the message. */
+ * and a negative errno if it could not be made. On status OK *ret_response holds the message
+ * (malloc'd, NUL-terminated past its length; free with erase_and_free_sized if it may hold a
+ * secret). */
 int rpc_unary(rpc_channel *channel, const char *method, const void *request, size_t request_len,
               int64_t timeout_ms, uint8_t **ret_response, size_t *ret_response_len, rpc_status *ret_status);
 
@@ -118,7 +161,8 @@ int rpc_unary(rpc_channel *channel, const char *method, const void *request, siz
  * final status is then in rpc_stream_status()). timeout_ms covers the whole call. */
 int rpc_stream_open(rpc_channel *channel, const char *method, const void *request, size_t request_len,
                     int64_t timeout_ms, rpc_stream **ret);
-/* 1: a message in *ret_message (caller frees); 0: stream ended; negative errno on local failure. */
+/* 1: a message in *ret_message (caller frees, as rpc_unary's response); 0: stream ended; negative
+ * errno on local failure. */
 int rpc_stream_next(rpc_stream *stream, uint8_t **ret_message, size_t *ret_len);
 const rpc_status *rpc_stream_status(const rpc_stream *stream);
 void rpc_stream_free(rpc_stream *stream);

@@ -3,11 +3,14 @@
  * handlers on worker threads (see rpc.h). */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <grpc/grpc_posix.h>
 #include <grpc/support/time.h>
 
 #include "basic/log.h"
+#include "basic/secret.h"
 #include "rpc/rpc-internal.h"
 
 enum tag_kind {
@@ -46,6 +49,10 @@ struct rpc_server {
         bool stopped;
         unsigned calls_alive;
         struct tag shutdown_tag;
+
+        rpc_server_error_fn on_error;
+        void *on_error_userdata;
+        int max_receive_message_length;
 };
 
 struct rpc_call {
@@ -72,6 +79,19 @@ struct rpc_call {
 };
 
 static void call_unref(rpc_call *c);
+
+/* A server-wide condition: to the program's on_error hook, and to the debug log (lib/ logs at
+ * debug level only; the program decides what is worth more). */
+_printf_(3, 4) static void server_report(rpc_server *s, int error, const char *fmt, ...) {
+        char what[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        log_debug("rpc: %s: %s", what, strerror(-error));
+        if (s->on_error)
+                s->on_error(s->on_error_userdata, error, what);
+}
 
 /* Once gRPC has reported the server shut down and every call object is gone (handlers
  * included), the queue can be shut down: nothing can post to it any more. Called with s->lock
@@ -108,8 +128,7 @@ static void call_free(rpc_call *c) {
         rpc_server *s = c->server;
         if (c->call)
                 grpc_call_unref(c->call);
-        if (c->request)
-                grpc_byte_buffer_destroy(c->request);
+        rpc_byte_buffer_destroy_wiped(c->request);
         grpc_call_details_destroy(&c->details);
         grpc_metadata_array_destroy(&c->request_metadata);
         free(c->method);
@@ -138,7 +157,7 @@ static void call_unref(rpc_call *c) {
 static void server_request_next_call(rpc_server *s) {
         rpc_call *c = call_new(s);
         if (!c) {
-                log_error("rpc: out of memory, not accepting further calls");
+                server_report(s, -ENOMEM, "out of memory: the server accepts no further calls");
                 return;
         }
         grpc_call_error e = grpc_server_request_call(s->server, &c->call, &c->details, &c->request_metadata,
@@ -165,6 +184,14 @@ static int call_finish_locked(rpc_call *c, const void *message, size_t len, bool
         }
         if (with_message) {
                 bb = rpc_bytes_to_byte_buffer(message, len);
+                if (!bb) {
+                        /* Nothing started: the call stays unfinished, so the caller may still
+                         * answer with an error status. */
+                        if (n > 0)
+                                c->initial_metadata_sent = false;
+                        grpc_slice_unref(details_slice);
+                        return -ENOMEM;
+                }
                 ops[n].op = GRPC_OP_SEND_MESSAGE;
                 ops[n].data.send_message.send_message = bb;
                 n++;
@@ -250,6 +277,12 @@ int rpc_call_send(rpc_call *call, const void *message, size_t len) {
                 c->initial_metadata_sent = true;
         }
         grpc_byte_buffer *bb = rpc_bytes_to_byte_buffer(message, len);
+        if (!bb) {
+                if (n > 0)
+                        c->initial_metadata_sent = false;
+                pthread_mutex_unlock(&c->lock);
+                return -ENOMEM;
+        }
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = bb;
         n++;
@@ -273,13 +306,17 @@ int rpc_call_send(rpc_call *call, const void *message, size_t len) {
 
 static void *handler_thread(void *arg) {
         rpc_call *c = arg;
-        _cleanup_free_ uint8_t *req = NULL;
+        uint8_t *req = NULL;
         size_t req_len = 0;
 
-        if (rpc_byte_buffer_to_bytes(c->request, &req, &req_len) < 0) {
-                (void) rpc_call_fail(c, GRPC_STATUS_INTERNAL, "cannot read request");
+        int r = rpc_byte_buffer_to_bytes(c->request, &req, &req_len);
+        /* Only this thread reads the request; gRPC's copy is wiped and gone before the handler runs. */
+        rpc_byte_buffer_destroy_wiped(TAKE_PTR(c->request));
+        if (r < 0) {
+                (void) rpc_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server cannot copy the request (out of memory)");
         } else {
                 c->handler->fn(c, req, req_len, c->handler->userdata);
+                erase_and_free_sized(req, req_len);
         }
 
         pthread_mutex_lock(&c->lock);
@@ -306,7 +343,9 @@ static void start_handler(rpc_call *c) {
         int e = pthread_create(&t, &attr, handler_thread, c);
         pthread_attr_destroy(&attr);
         if (e != 0) {
-                log_error("rpc: cannot start a handler thread: %s", strerror(e));
+                server_report(c->server, -e,
+                              "cannot start a handler thread for %s: the call was refused with RESOURCE_EXHAUSTED",
+                              c->method);
                 (void) rpc_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server cannot start a handler");
                 call_unref(c);
         }
@@ -449,49 +488,35 @@ static void *loop_thread(void *arg) {
         return NULL;
 }
 
-static grpc_channel_args *server_args_new(const rpc_server_options *o, grpc_arg *storage) {
-        size_t n = 0;
-        if (o && o->max_receive_message_length != 0) {
-                storage[n].type = GRPC_ARG_INTEGER;
-                storage[n].key = (char *) GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
-                storage[n].value.integer = o->max_receive_message_length;
-                n++;
-        }
-        if (o && o->max_send_message_length != 0) {
-                storage[n].type = GRPC_ARG_INTEGER;
-                storage[n].key = (char *) GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
-                storage[n].value.integer = o->max_send_message_length;
-                n++;
-        }
-        grpc_channel_args *args = calloc(1, sizeof(*args));
-        if (args) {
-                args->num_args = n;
-                args->args = storage;
-        }
-        return args;
-}
-
 int rpc_server_new(const rpc_server_options *options, rpc_server **ret) {
         rpc_server *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         rpc_library_ref();
-        grpc_arg storage[2];
-        grpc_channel_args *args = server_args_new(options, storage);
-        if (!args) {
-                rpc_library_unref();
-                free(s);
-                return -ENOMEM;
-        }
-        s->server = grpc_server_create(args, NULL);
-        free(args);
+        /* The limits are channel arguments of the server, so they hold for every connection it
+         * serves, including those added with rpc_server_add_fd (gRPC builds their transports from
+         * the server's arguments), and gRPC core refuses an oversize message itself. */
+        grpc_arg args[2];
+        size_t n = rpc_message_size_args(options ? options->max_receive_message_length : 0,
+                                         options ? options->max_send_message_length : 0, args);
+        grpc_channel_args channel_args = { .num_args = n, .args = args };
+        s->max_receive_message_length = args[0].value.integer;
+        s->server = grpc_server_create(&channel_args, NULL);
         s->cq = grpc_completion_queue_create_for_next(NULL);
         grpc_server_register_completion_queue(s->server, s->cq, NULL);
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->cond, NULL);
         s->shutdown_tag = (struct tag){ TAG_SERVER_SHUTDOWN, NULL };
+        if (options) {
+                s->on_error = options->on_error;
+                s->on_error_userdata = options->on_error_userdata;
+        }
         *ret = s;
         return 0;
+}
+
+int rpc_server_max_receive_message_length(const rpc_server *s) {
+        return s->max_receive_message_length;
 }
 
 int rpc_server_register(rpc_server *s, const char *method, rpc_handler_fn handler, void *userdata) {

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -13,10 +14,25 @@
 #include "basic/secret.h"
 #include "rpc/rpc.h"
 #include "x509/x509.h"
+#include "wipe-check.h"
 
 static char sockdir[64];
 
+/* Handler runs per method, to show that a refused call never reached its handler. */
+static atomic_uint echo_runs, big_runs;
+
+/* -Wl,--wrap=pthread_create: fail the next thread our code starts (a handler thread). */
+static atomic_bool fail_next_thread;
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg) {
+        if (atomic_exchange(&fail_next_thread, false))
+                return EAGAIN;
+        return __real_pthread_create(t, a, fn, arg);
+}
+
 static void echo_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        atomic_fetch_add(&echo_runs, 1);
         char buf[256];
         int n = snprintf(buf, sizeof(buf), "echo:%.*s", (int) len, (const char *) req);
         assert_int_equal(rpc_call_reply(call, buf, (size_t) n), 0);
@@ -31,6 +47,20 @@ static void count_handler(rpc_call *call, const uint8_t *req, size_t len, void *
                         return;
         }
         rpc_call_finish(call, GRPC_STATUS_OK, NULL);
+}
+
+/* Echoes the whole request, whatever its size. */
+static void big_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        atomic_fetch_add(&big_runs, 1);
+        assert_int_equal(rpc_call_reply(call, req, len), 0);
+}
+
+/* Replies with as many bytes as the request's decimal number says. */
+static void sized_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        size_t n = (size_t) atol((const char *) req);
+        _cleanup_free_ uint8_t *buf = calloc(1, n ? n : 1);
+        assert_non_null(buf);
+        rpc_call_reply(call, buf, n);
 }
 
 static void slow_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
@@ -62,6 +92,8 @@ static rpc_server *server_new(const rpc_server_options *o) {
         assert_int_equal(rpc_server_register(s, "/test.Svc/Hold", hold_handler, NULL), 0);
         assert_int_equal(rpc_server_register(s, "/test.Svc/Fail", fail_handler, NULL), 0);
         assert_int_equal(rpc_server_register(s, "/test.Svc/Shutdown", shutdown_handler, NULL), 0);
+        assert_int_equal(rpc_server_register(s, "/test.Svc/Big", big_handler, NULL), 0);
+        assert_int_equal(rpc_server_register(s, "/test.Svc/Sized", sized_handler, NULL), 0);
         assert_int_equal(rpc_server_register(s, "/test.Svc/Echo", echo_handler, NULL), -EEXIST);
         return s;
 }
@@ -179,6 +211,23 @@ static void test_held_stream_does_not_block(void **state) {
         }
 }
 
+/* An oversize request through the real server: gRPC core refuses it with RESOURCE_EXHAUSTED from
+ * the configured limit, and the handler never runs; a request of exactly the limit passes. */
+static void check_receive_limit(rpc_channel *ch) {
+        _cleanup_free_ char *msg = NULL;
+        _cleanup_free_ char *big = malloc(1 << 20);
+        memset(big, 'a', 1 << 20);
+        atomic_store(&big_runs, 0);
+        assert_int_equal(unary_status(ch, "/test.Svc/Big", big, 1025, 5000, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_non_null(strstr(msg, "larger than max (1025 vs. 1024)"));
+        free(TAKE_PTR(msg));
+        /* Far beyond the limit (1 MiB) too. */
+        assert_int_equal(unary_status(ch, "/test.Svc/Big", big, 1 << 20, 5000, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_int_equal(atomic_load(&big_runs), 0);
+        assert_int_equal(unary_status(ch, "/test.Svc/Big", big, 1024, 5000, NULL), GRPC_STATUS_OK);
+        assert_int_equal(atomic_load(&big_runs), 1);
+}
+
 static void test_deadline_and_size_limit(void **state) {
         rpc_server_options o = { .max_receive_message_length = 1024 };
         _cleanup_(rpc_server_freep) rpc_server *s = server_new(&o);
@@ -191,10 +240,127 @@ static void test_deadline_and_size_limit(void **state) {
 
         assert_int_equal(unary_status(ch, "/test.Svc/Slow", "", 0, 100, NULL), GRPC_STATUS_DEADLINE_EXCEEDED);
 
-        _cleanup_free_ char *big = malloc(4096);
-        memset(big, 'a', 4096);
-        assert_int_equal(unary_status(ch, "/test.Svc/Echo", big, 4096, 5000, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        check_receive_limit(ch);
         expect_echo(ch, "small is fine");
+
+        /* The same limit holds on a connection served from a socket (the aTLS path). */
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(rpc_server_add_fd(s, sv[0]), 0);
+        _cleanup_(rpc_channel_freep) rpc_channel *fd_ch = NULL;
+        assert_int_equal(rpc_channel_new_from_fd(sv[1], NULL, &fd_ch), 0);
+        check_receive_limit(fd_ch);
+}
+
+/* Without options the server and channels still carry explicit limits (4 MiB), and a channel's own
+ * limits hold in both directions. */
+static void test_default_and_client_limits(void **state) {
+        _cleanup_(rpc_server_freep) rpc_server *s = server_new(NULL);
+        char addr[128];
+        snprintf(addr, sizeof(addr), "unix:%s/client-limits.sock", sockdir);
+        assert_int_equal(rpc_server_listen(s, addr, NULL, NULL), 0);
+        assert_int_equal(rpc_server_start(s), 0);
+
+        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+        assert_int_equal(rpc_channel_new(addr, NULL, NULL, &ch), 0);
+        size_t over = RPC_DEFAULT_MAX_MESSAGE_LENGTH + 1;
+        _cleanup_free_ char *big = calloc(1, over);
+        atomic_store(&big_runs, 0);
+        _cleanup_free_ char *msg = NULL;
+        /* Refused before it is sent (our send limit), so the server never sees it. */
+        assert_int_equal(unary_status(ch, "/test.Svc/Big", big, over, 10000, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_int_equal(atomic_load(&big_runs), 0);
+        /* A server reply above the default is refused by the server's send limit. */
+        assert_int_equal(unary_status(ch, "/test.Svc/Sized", "4194305", 7, 10000, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_int_equal(unary_status(ch, "/test.Svc/Sized", "4194304", 7, 10000, NULL), GRPC_STATUS_OK);
+
+        /* A client that accepts at most 100 bytes: a 101-byte reply ends with RESOURCE_EXHAUSTED. */
+        rpc_channel_options small = { .max_receive_message_length = 100, .max_send_message_length = 10 };
+        _cleanup_(rpc_channel_freep) rpc_channel *ch2 = NULL;
+        assert_int_equal(rpc_channel_new(addr, NULL, &small, &ch2), 0);
+        assert_int_equal(unary_status(ch2, "/test.Svc/Sized", "100", 3, 5000, NULL), GRPC_STATUS_OK);
+        assert_int_equal(unary_status(ch2, "/test.Svc/Sized", "101", 3, 5000, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        /* ... and sends at most 10. */
+        assert_int_equal(unary_status(ch2, "/test.Svc/Big", "0123456789x", 11, 5000, NULL), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_int_equal(atomic_load(&big_runs), 0);
+}
+
+/* Server-wide conditions reach the program through on_error (lib/ logs at debug level only). */
+struct error_seen {
+        atomic_int error;
+        char what[512];
+};
+
+static void record_error(void *userdata, int error, const char *what) {
+        struct error_seen *e = userdata;
+        snprintf(e->what, sizeof(e->what), "%s", what);
+        atomic_store(&e->error, error);
+}
+
+static void test_on_error_reports_handler_start_failure(void **state) {
+        struct error_seen seen = { 0 };
+        rpc_server_options o = { .on_error = record_error, .on_error_userdata = &seen };
+        _cleanup_(rpc_server_freep) rpc_server *s = server_new(&o);
+        char addr[128];
+        snprintf(addr, sizeof(addr), "unix:%s/on-error.sock", sockdir);
+        assert_int_equal(rpc_server_listen(s, addr, NULL, NULL), 0);
+        assert_int_equal(rpc_server_start(s), 0);
+        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+        assert_int_equal(rpc_channel_new(addr, NULL, NULL, &ch), 0);
+        expect_echo(ch, "warm");
+
+        atomic_store(&echo_runs, 0);
+        atomic_store(&fail_next_thread, true);
+        _cleanup_free_ char *msg = NULL;
+        assert_int_equal(unary_status(ch, "/test.Svc/Echo", "x", 1, 5000, &msg), GRPC_STATUS_RESOURCE_EXHAUSTED);
+        assert_string_equal(msg, "server cannot start a handler");
+        assert_int_equal(atomic_load(&echo_runs), 0);
+        assert_int_equal(atomic_load(&seen.error), -EAGAIN);
+        assert_string_equal(seen.what,
+                            "cannot start a handler thread for /test.Svc/Echo: the call was refused with RESOURCE_EXHAUSTED");
+        /* The server goes on serving. */
+        expect_echo(ch, "after");
+}
+
+/* No copy of a message that our code frees still holds it: the request a handler got, the reply
+ * handed to gRPC, and the messages the client copied out (wipe-check.h, -Wl,--wrap=free). */
+static void test_messages_wiped(void **state) {
+        static const char marker[] = "MARKER-rpc-secret-52c1e9";
+        _cleanup_(rpc_server_freep) rpc_server *s = server_new(NULL);
+        char addr[128];
+        snprintf(addr, sizeof(addr), "unix:%s/wipe.sock", sockdir);
+        assert_int_equal(rpc_server_listen(s, addr, NULL, NULL), 0);
+        assert_int_equal(rpc_server_start(s), 0);
+        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+        assert_int_equal(rpc_channel_new(addr, NULL, NULL, &ch), 0);
+        expect_echo(ch, "warm");
+
+        char req[4096];
+        for (size_t i = 0; i + sizeof(marker) <= sizeof(req); i += sizeof(marker) - 1)
+                memcpy(req + i, marker, sizeof(marker) - 1);
+        wipe_check_arm(marker);
+        for (int i = 0; i < 3; i++) {
+                uint8_t *resp = NULL;
+                size_t len = 0;
+                rpc_status st = { 0 };
+                assert_int_equal(rpc_unary(ch, "/test.Svc/Big", req, sizeof(req), 5000, &resp, &len, &st), 0);
+                assert_int_equal(st.code, GRPC_STATUS_OK);
+                assert_int_equal(len, sizeof(req));
+                assert_memory_equal(resp, req, len);
+                erase_and_free_sized(resp, len);
+                rpc_status_done(&st);
+        }
+        rpc_stream *stream = NULL;
+        assert_int_equal(rpc_stream_open(ch, "/test.Svc/Big", req, sizeof(req), 5000, &stream), 0);
+        uint8_t *m = NULL;
+        size_t mlen = 0;
+        assert_int_equal(rpc_stream_next(stream, &m, &mlen), 1);
+        erase_and_free_sized(m, mlen);
+        rpc_stream_free(stream);
+        rpc_channel_free(TAKE_PTR(ch));
+        rpc_server_free(TAKE_PTR(s));
+        assert_int_equal(wipe_check_disarm(), 0);
+        erase_memory(req, sizeof(req));
 }
 
 static void test_shutdown_after_reply(void **state) {
@@ -386,6 +552,9 @@ int main(void) {
                 cmocka_unit_test(test_server_stream),
                 cmocka_unit_test(test_held_stream_does_not_block),
                 cmocka_unit_test(test_deadline_and_size_limit),
+                cmocka_unit_test(test_default_and_client_limits),
+                cmocka_unit_test(test_on_error_reports_handler_start_failure),
+                cmocka_unit_test(test_messages_wiped),
                 cmocka_unit_test(test_shutdown_after_reply),
                 cmocka_unit_test(test_mutual_tls),
                 cmocka_unit_test(test_server_hook_refuses_client),
