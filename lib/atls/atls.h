@@ -66,6 +66,8 @@ typedef enum atls_reason {
         ATLS_REASON_EVIDENCE_POLICY,     /* other variant-specific policy (TCB, VMPL, ...) */
         ATLS_REASON_ISSUE,               /* our own issuer failed to produce evidence */
         ATLS_REASON_TOO_MANY_CONNECTIONS, /* server: connection limit reached, closed at accept */
+        ATLS_REASON_MESSAGE_TOO_LARGE,   /* the peer announced a gRPC message over the limit: closed */
+        ATLS_REASON_PROTOCOL,            /* the peer's plaintext is not HTTP/2 framing: closed */
         _ATLS_REASON_MAX,
 } atls_reason;
 
@@ -179,6 +181,10 @@ typedef struct atls_conn atls_conn;
 int atls_dial(const char *address, const atls_config *config, const rpc_channel_options *options, atls_conn **ret,
               atls_error *err);
 rpc_channel *atls_conn_channel(atls_conn *conn);
+/* True if the relay closed the connection on its own (the peer announced a gRPC message over
+ * options->max_receive_message_length, or sent no HTTP/2): then the channel's calls fail with
+ * UNAVAILABLE and *ret (if not NULL) says why. */
+bool atls_conn_error(atls_conn *conn, atls_error *ret);
 /* Frees the channel, closes the TLS connection and joins its relay thread. Accepts NULL. */
 void atls_conn_free(atls_conn *conn);
 DEFINE_TRIVIAL_CLEANUP_FUNC(atls_conn *, atls_conn_free);

@@ -3,7 +3,6 @@
  * (Constellation internal/atls/atls.go getCertificate / processCertificate /
  * verifyEmbeddedReport; reference constellation.md §3). */
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "basic/log.h"
 #include "basic/secret.h"
 #include "basic/encoding.h"
+#include "x509/x509.h"
 
 static const char *const reason_names[_ATLS_REASON_MAX] = {
         [ATLS_REASON_OK] = "ok",
@@ -33,6 +33,8 @@ static const char *const reason_names[_ATLS_REASON_MAX] = {
         [ATLS_REASON_EVIDENCE_POLICY] = "evidence-policy",
         [ATLS_REASON_ISSUE] = "issue",
         [ATLS_REASON_TOO_MANY_CONNECTIONS] = "too-many-connections",
+        [ATLS_REASON_MESSAGE_TOO_LARGE] = "message-too-large",
+        [ATLS_REASON_PROTOCOL] = "protocol",
 };
 
 const char *atls_reason_to_string(atls_reason reason) {
@@ -58,6 +60,10 @@ static int reason_to_errno(atls_reason reason) {
                 return -ECONNABORTED;
         case ATLS_REASON_TOO_MANY_CONNECTIONS:
                 return -EBUSY;
+        case ATLS_REASON_MESSAGE_TOO_LARGE:
+                return -EMSGSIZE;
+        case ATLS_REASON_PROTOCOL:
+                return -EPROTO;
         default:
                 return -EPERM;
         }
@@ -105,6 +111,13 @@ int atls_certificate_new(const atls_issuer *issuer, const uint8_t *nonce, size_t
 
         if (!ret_key || !ret_cert || (issuer && (!issuer->issue || !issuer->oid)))
                 return atls_error_set(err, ATLS_REASON_INVALID_ARGUMENT, "aTLS certificate: incomplete issuer");
+        if (issuer) {
+                /* Dotted numeric form only, as the variant OIDs are (ATLS_OID_*). */
+                _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *obj = OBJ_txt2obj(issuer->oid, 1);
+                if (!obj)
+                        return atls_error_set(err, ATLS_REASON_INVALID_ARGUMENT, "aTLS certificate: bad OID %s",
+                                              issuer->oid);
+        }
 
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
         if (!key)
@@ -128,33 +141,20 @@ int atls_certificate_new(const atls_issuer *issuer, const uint8_t *nonce, size_t
 
         /* Go's x509.CreateCertificate in atls.go getCertificate: random 128-bit serial, subject
          * and issuer CN "Constellation", NotBefore now-2h, NotAfter now+2h, no EKU, no SAN, the
-         * evidence as one non-critical extension. */
-        _cleanup_(X509_freep) X509 *cert = X509_new();
-        uint8_t serial[16];
-        if (!cert || RAND_bytes(serial, sizeof(serial)) != 1)
-                return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS certificate: allocation");
-        serial[0] &= 0x7f; /* positive (RFC 5280 §4.1.2.2) */
-        _cleanup_(BN_freep) BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
-        X509_NAME *name = X509_get_subject_name(cert);
-        if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) || X509_set_version(cert, 2) != 1 ||
-            !X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 3600) ||
-            !X509_gmtime_adj(X509_getm_notAfter(cert), 2 * 3600) || X509_set_pubkey(cert, key) != 1 ||
-            !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *) "Constellation", -1, -1,
-                                        0) ||
-            X509_set_issuer_name(cert, name) != 1)
-                return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS certificate: building");
-        if (issuer) {
-                _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *obj = OBJ_txt2obj(issuer->oid, 1);
-                _cleanup_(ASN1_OCTET_STRING_freep) ASN1_OCTET_STRING *val = ASN1_OCTET_STRING_new();
-                if (!obj || !val || !ASN1_OCTET_STRING_set(val, doc, (int) doc_len))
-                        return atls_error_set(err, ATLS_REASON_INVALID_ARGUMENT, "aTLS certificate: bad OID %s",
-                                              issuer->oid);
-                _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, val);
-                if (!ext || !X509_add_ext(cert, ext, -1))
-                        return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS certificate: adding evidence");
-        }
-        if (X509_sign(cert, key, EVP_sha256()) <= 0)
-                return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS certificate: signing");
+         * evidence as one non-critical extension; self-signed with the key made above. */
+        x509_params params = {
+                .common_name = "Constellation",
+                .not_before_offset_s = -2 * 3600,
+                .lifetime_s = 2 * 3600,
+                .subject_key = key,
+                .extra_oid = issuer ? issuer->oid : NULL,
+                .extra_value = doc,
+                .extra_value_len = doc_len,
+        };
+        _cleanup_(X509_freep) X509 *cert = NULL;
+        r = x509_issue(&params, NULL, &cert, NULL, NULL);
+        if (r < 0)
+                return atls_error_set(err, ATLS_REASON_INTERNAL, "aTLS certificate: building: %s", strerror(-r));
 
         *ret_key = TAKE_PTR(key);
         *ret_cert = TAKE_PTR(cert);

@@ -153,7 +153,9 @@ static SSL_CTX *make_ctx(bool is_server) {
         /* MinVersion TLS 1.2 as Constellation; no resumption (it would skip attestation). */
         if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
                 return NULL;
-        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+        /* SSL_OP_CLEANSE_PLAINTEXT: OpenSSL wipes its copy of decrypted application data once
+         * SSL_read handed it to us (by default it stays in the record buffer until overwritten). */
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_CLEANSE_PLAINTEXT);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_num_tickets(ctx, 0);
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

@@ -16,10 +16,18 @@
 #include <sys/socket.h>
 
 #include "atls/atls-internal.h"
+#include "atls/h2-limit.h"
 #include "basic/cleanup-openssl.h"
 #include "basic/log.h"
+#include "basic/secret.h"
 
 #define RELAY_BUFFER_SIZE (16 * 1024) /* one TLS record */
+
+/* The relay buffers hold the connection's plaintext (gRPC messages with secrets: init secrets,
+ * keys): wiped before they are freed. */
+static void relay_buffer_freep(uint8_t **p) {
+        erase_and_free_sized(*p, RELAY_BUFFER_SIZE);
+}
 
 /* Writes to a socket whose peer is gone raise SIGPIPE; OpenSSL's socket BIO uses write(). The
  * signal is thread-directed, so blocking it in our own threads makes such writes fail with EPIPE
@@ -44,11 +52,21 @@ static void restore_sigpipe(const sigset_t *old) {
         pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+/* The size limit in front of gRPC for what the peer sends (h2-limit.h): max_receive as in
+ * rpc_server_options (-1: none). */
+static int relay_limit_new(int max_receive, bool server, atls_h2_limit **ret) {
+        *ret = NULL;
+        if (max_receive < 0)
+                return 0;
+        return atls_h2_limit_new(max_receive ? (uint32_t) max_receive : RPC_DEFAULT_MAX_MESSAGE_LENGTH, server, ret);
+}
+
 /* Copies both ways until either side ends or stop_fd becomes readable. Non-blocking on both fds;
- * waits only in poll(), so neither direction can stall the other. */
-static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd) {
-        _cleanup_free_ uint8_t *down = malloc(RELAY_BUFFER_SIZE); /* TLS -> gRPC */
-        _cleanup_free_ uint8_t *up = malloc(RELAY_BUFFER_SIZE);   /* gRPC -> TLS */
+ * waits only in poll(), so neither direction can stall the other. What the peer sends passes
+ * `limit` (if any) before gRPC sees it; a refusal ends the relay with the reason in err. */
+static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit *limit, atls_error *err) {
+        _cleanup_(relay_buffer_freep) uint8_t *down = malloc(RELAY_BUFFER_SIZE); /* TLS -> gRPC */
+        _cleanup_(relay_buffer_freep) uint8_t *up = malloc(RELAY_BUFFER_SIZE);   /* gRPC -> TLS */
         size_t down_len = 0, down_off = 0, up_len = 0, up_off = 0;
         bool tls_eof = false, plain_eof = false, broken = false;
 
@@ -67,6 +85,17 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd) {
                                 size_t n = 0;
                                 ERR_clear_error();
                                 if (SSL_read_ex(ssl, down, RELAY_BUFFER_SIZE, &n) == 1) {
+                                        if (limit) {
+                                                char why[200];
+                                                int r = atls_h2_limit_feed(limit, down, n, why, sizeof(why));
+                                                if (r < 0) {
+                                                        atls_error_set(err,
+                                                                       r == -EPROTO ? ATLS_REASON_PROTOCOL
+                                                                                    : ATLS_REASON_MESSAGE_TOO_LARGE,
+                                                                       "%s; connection closed", why);
+                                                        goto out;
+                                                }
+                                        }
                                         down_len = n;
                                         down_off = 0;
                                         progress = true;
@@ -227,6 +256,7 @@ static void *conn_thread(void *arg) {
 
         atls_error e = { 0 };
         _cleanup_(SSL_freep) SSL *ssl = NULL;
+        atls_h2_limit *limit = NULL;
         int r = atls_handshake(c->fd, true, &l->config, l->stop_fd, false, &ssl, &e);
         if (r < 0) {
                 reject(l, c->peer, &e);
@@ -249,9 +279,18 @@ static void *conn_thread(void *arg) {
         pthread_mutex_lock(&l->lock);
         l->established++;
         pthread_mutex_unlock(&l->lock);
-        relay(ssl, c->fd, sp[0], l->stop_fd);
+        if (relay_limit_new(rpc_server_max_receive_message_length(l->server), true, &limit) < 0) {
+                close(sp[0]);
+                atls_error_set(&e, ATLS_REASON_INTERNAL, "out of memory");
+                reject(l, c->peer, &e);
+                goto done;
+        }
+        relay(ssl, c->fd, sp[0], l->stop_fd, limit, &e);
         close(sp[0]);
+        if (e.reason != ATLS_REASON_OK)
+                reject(l, c->peer, &e);
 done:
+        atls_h2_limit_free(limit);
         SSL_free(TAKE_PTR(ssl));
         close(c->fd);
         c->fd = -1;
@@ -427,6 +466,9 @@ void atls_listener_free(atls_listener *l) {
 
 struct atls_conn {
         rpc_channel *channel;
+        atls_h2_limit *limit;
+        pthread_mutex_t lock;
+        atls_error error; /* why the relay ended early, under lock */
         SSL *ssl;
         int tls_fd;
         int plain_fd;
@@ -439,7 +481,14 @@ static void *client_relay_thread(void *arg) {
         atls_conn *c = arg;
         sigset_t old;
         block_sigpipe(&old);
-        relay(c->ssl, c->tls_fd, c->plain_fd, c->stop_fd);
+        atls_error e = { 0 };
+        relay(c->ssl, c->tls_fd, c->plain_fd, c->stop_fd, c->limit, &e);
+        if (e.reason != ATLS_REASON_OK) {
+                log_debug("aTLS: relay closed: %s: %s", atls_reason_to_string(e.reason), e.detail);
+                pthread_mutex_lock(&c->lock);
+                c->error = e;
+                pthread_mutex_unlock(&c->lock);
+        }
         /* Closing our end tells gRPC the connection is gone (its calls fail UNAVAILABLE). */
         shutdown(c->plain_fd, SHUT_RDWR);
         return NULL;
@@ -527,6 +576,12 @@ int atls_dial(const char *address, const atls_config *config, const rpc_channel_
                 rpc_channel_free(c->channel);
                 return atls_error_set(err, ATLS_REASON_INTERNAL, "eventfd: %s", strerror(errno));
         }
+        pthread_mutex_init(&c->lock, NULL);
+        if (relay_limit_new(options ? options->max_receive_message_length : 0, false, &c->limit) < 0) {
+                c->tls_fd = c->plain_fd = -1;
+                atls_conn_free(TAKE_PTR(c));
+                return atls_error_set(err, ATLS_REASON_INTERNAL, "out of memory");
+        }
         c->ssl = TAKE_PTR(ssl);
         c->tls_fd = TAKE_FD(fd);
         c->plain_fd = TAKE_FD(mine);
@@ -543,6 +598,17 @@ rpc_channel *atls_conn_channel(atls_conn *c) {
         return c ? c->channel : NULL;
 }
 
+bool atls_conn_error(atls_conn *c, atls_error *ret) {
+        if (!c)
+                return false;
+        pthread_mutex_lock(&c->lock);
+        bool failed = c->error.reason != ATLS_REASON_OK;
+        if (failed && ret)
+                *ret = c->error;
+        pthread_mutex_unlock(&c->lock);
+        return failed;
+}
+
 void atls_conn_free(atls_conn *c) {
         if (!c)
                 return;
@@ -557,5 +623,7 @@ void atls_conn_free(atls_conn *c) {
         if (c->plain_fd >= 0)
                 close(c->plain_fd);
         close(c->stop_fd);
+        atls_h2_limit_free(c->limit);
+        pthread_mutex_destroy(&c->lock);
         free(c);
 }

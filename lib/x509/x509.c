@@ -78,7 +78,11 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
 
 int x509_issue(const x509_params *p, EVP_PKEY **ret_key, X509 **ret_cert, char **ret_key_pem,
                char **ret_cert_pem) {
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", p->curve ?: "P-256");
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        if (p->subject_key)
+                key = EVP_PKEY_up_ref(p->subject_key) == 1 ? p->subject_key : NULL;
+        else
+                key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", p->curve ?: "P-256");
         _cleanup_(X509_freep) X509 *cert = X509_new();
         int r;
 

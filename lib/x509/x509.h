@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Ephemeral X.509 certificates: go-plugin AutoMTLS server certificates, attested-TLS
- * certificates, and test PKIs. Keys are fresh ECDSA P-256 (or P-384/P-521) keys. */
+ * certificates (lib/atls builds its per-connection certificate here), and test PKIs. Keys are
+ * fresh ECDSA P-256 (or P-384/P-521) keys, or one the caller made. */
 #pragma once
 
 #include <openssl/evp.h>
@@ -18,6 +19,10 @@ typedef struct x509_params {
         int64_t not_before_offset_s;  /* relative to now; e.g. -30 */
         int64_t lifetime_s;           /* from now */
         const char *curve;            /* "P-256" (default), "P-384", "P-521" */
+        /* The certificate's key, when the caller made it first (aTLS binds its evidence to the key
+         * before the certificate exists); NULL: a fresh key on `curve`. Not taken over: ret_key
+         * then gets a new reference to it. */
+        EVP_PKEY *subject_key;
         /* One extra non-critical extension (attested TLS evidence), by dotted OID. */
         const char *extra_oid;
         const uint8_t *extra_value;

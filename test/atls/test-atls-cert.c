@@ -269,6 +269,13 @@ static void test_issuer_failures(void **state) {
         err = (atls_error) { 0 };
         assert_int_equal(atls_certificate_new(&iss, nonce, sizeof(nonce), &key, &cert, &err), -EIO);
         assert_non_null(strstr(err.detail, "out of range"));
+        iss.issue = atls_dummy_issuer().issue;
+        iss.oid = "not-an-oid";
+        err = (atls_error) { 0 };
+        assert_int_equal(atls_certificate_new(&iss, nonce, sizeof(nonce), &key, &cert, &err), -EINVAL);
+        assert_int_equal(err.reason, ATLS_REASON_INVALID_ARGUMENT);
+        assert_string_equal(err.detail, "aTLS certificate: bad OID not-an-oid");
+        assert_null(key);
         iss.oid = NULL;
         err = (atls_error) { 0 };
         assert_int_equal(atls_certificate_new(&iss, nonce, sizeof(nonce), &key, &cert, &err), -EINVAL);

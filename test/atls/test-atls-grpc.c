@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -20,15 +21,29 @@
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
 #include "basic/secret.h"
+#include "wipe-check.h"
 
 /* --- handlers --- */
 
+static atomic_uint echo_runs;
+
 static void echo_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
         (void) userdata;
+        atomic_fetch_add(&echo_runs, 1);
         _cleanup_free_ uint8_t *buf = malloc(len + 5);
         memcpy(buf, "echo:", 5);
         memcpy(buf + 5, req, len);
         rpc_call_reply(call, buf, len + 5);
+}
+
+/* Echo for secrets: the handler's own copy is wiped too. */
+static void secret_echo_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        (void) userdata;
+        uint8_t *buf = malloc(len + 5);
+        memcpy(buf, "echo:", 5);
+        memcpy(buf + 5, req, len);
+        rpc_call_reply(call, buf, len + 5);
+        erase_and_free_sized(buf, len + 5);
 }
 
 /* Init-like server stream: n messages, then OK. */
@@ -75,14 +90,18 @@ static void on_reject(void *userdata, const char *peer, const atls_error *err) {
         pthread_mutex_unlock(&f->lock);
 }
 
+/* The gRPC server's receive limit for the next fixture_start. */
+static int fixture_max_receive = 8 << 20;
+
 static void fixture_start(fixture *f, const atls_config *server_config) {
         *f = (fixture) { 0 };
         pthread_mutex_init(&f->lock, NULL);
-        rpc_server_options o = { .max_receive_message_length = 8 << 20, .max_send_message_length = 8 << 20 };
+        rpc_server_options o = { .max_receive_message_length = fixture_max_receive, .max_send_message_length = 8 << 20 };
         assert_int_equal(rpc_server_new(&o, &f->server), 0);
         assert_int_equal(rpc_server_register(f->server, "/test.Svc/Echo", echo_handler, NULL), 0);
         assert_int_equal(rpc_server_register(f->server, "/test.Svc/Count", count_handler, NULL), 0);
         assert_int_equal(rpc_server_register(f->server, "/test.Svc/Hold", hold_handler, NULL), 0);
+        assert_int_equal(rpc_server_register(f->server, "/test.Svc/SecretEcho", secret_echo_handler, NULL), 0);
         assert_int_equal(rpc_server_start(f->server), 0);
         atls_config c = *server_config;
         c.on_reject = on_reject;
@@ -267,6 +286,101 @@ static void test_server_attests(void **state) {
         assert_int_equal(refused, 0);
         atls_conn_free(TAKE_PTR(conn));
         atls_conn_free(TAKE_PTR(conn2));
+        fixture_stop(&f);
+}
+
+/* The plaintext of a connection (secrets in gRPC messages) is wiped from every buffer our code frees:
+ * the relay buffers on both ends, the rpc copies (wipe-check.h, -Wl,--wrap=free). The messages
+ * fill the 16 KiB relay buffers, so the small frames at the end of a connection cannot hide an
+ * unwiped buffer by overwriting it. */
+static void test_relay_wipes_plaintext(void **state) {
+        (void) state;
+        static const char marker[] = "MARKER-atls-plaintext-e41d07";
+        fixture f;
+        atls_config both = { .issuer = &dummy_issuer, .validators = &dummy_validator, .n_validators = 1 };
+        fixture_start(&f, &both);
+        size_t len = 40000;
+        uint8_t *req = malloc(len);
+        for (size_t i = 0; i + sizeof(marker) <= len; i += sizeof(marker) - 1)
+                memcpy(req + i, marker, sizeof(marker) - 1);
+        memset(req + len - sizeof(marker), '.', sizeof(marker));
+
+        wipe_check_arm(marker);
+        atls_conn *conn = NULL;
+        atls_error err = { 0 };
+        assert_int_equal(atls_dial(f.address, &both, NULL, &conn, &err), 0);
+        for (int i = 0; i < 3; i++) {
+                uint8_t *resp = NULL;
+                size_t resp_len = 0;
+                rpc_status st = { 0 };
+                assert_int_equal(rpc_unary(atls_conn_channel(conn), "/test.Svc/SecretEcho", req, len, 10000, &resp,
+                                           &resp_len, &st),
+                                 0);
+                assert_int_equal(st.code, GRPC_STATUS_OK);
+                assert_int_equal(resp_len, len + 5);
+                erase_and_free_sized(resp, resp_len);
+                rpc_status_done(&st);
+        }
+        atls_conn_free(conn);
+        fixture_stop(&f);
+        unsigned hits = wipe_check_disarm();
+        erase_and_free_sized(req, len);
+        assert_int_equal(hits, 0);
+}
+
+/* The receive limit holds before gRPC buffers a message: the relay reads the 5-byte gRPC prefix
+ * and closes the connection when it announces more than the server's limit, so neither gRPC nor
+ * the handler ever gets the body (gRPC 1.51 alone would buffer all of it first: lib/rpc/rpc.h).
+ * The same on the client for replies over rpc_channel_options.max_receive_message_length. */
+static void test_oversize_message_refused_at_relay(void **state) {
+        (void) state;
+        fixture f;
+        fixture_max_receive = 1 << 20;
+        fixture_start(&f, &(atls_config) { .issuer = &dummy_issuer });
+        fixture_max_receive = 8 << 20;
+        atls_config cc = { .validators = &dummy_validator, .n_validators = 1 };
+        atls_error err = { 0 };
+
+        size_t big_len = 2 << 20;
+        char *big = malloc(big_len + 1);
+        memset(big, 'b', big_len);
+        big[big_len] = 0;
+        atomic_store(&echo_runs, 0);
+        atls_conn *conn = NULL;
+        assert_int_equal(atls_dial(f.address, &cc, NULL, &conn, &err), 0);
+        rpc_status st = { 0 };
+        uint8_t *resp = NULL;
+        size_t resp_len = 0;
+        assert_int_equal(rpc_unary(atls_conn_channel(conn), "/test.Svc/Echo", big, big_len, 10000, &resp, &resp_len, &st),
+                         0);
+        assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+        rpc_status_done(&st);
+        expect_server_reject(&f, ATLS_REASON_MESSAGE_TOO_LARGE,
+                             "stream 1 announces a 2097152-byte gRPC message; the limit is 1048576; connection closed");
+        assert_int_equal(atomic_load(&echo_runs), 0);
+        atls_conn_free(conn);
+
+        /* Exactly the limit passes, on a new connection. */
+        big[1 << 20] = 0;
+        assert_int_equal(atls_dial(f.address, &cc, NULL, &conn, &err), 0);
+        expect_echo(atls_conn_channel(conn), big);
+        assert_int_equal(atomic_load(&echo_runs), 1);
+        assert_false(atls_conn_error(conn, NULL));
+        atls_conn_free(conn);
+
+        /* Client side: a reply of 1001 bytes over a 1000-byte limit closes the client's relay. */
+        rpc_channel_options small = { .max_receive_message_length = 1000 };
+        assert_int_equal(atls_dial(f.address, &cc, &small, &conn, &err), 0);
+        big[996] = 0;
+        assert_int_equal(rpc_unary(atls_conn_channel(conn), "/test.Svc/Echo", big, 996, 10000, &resp, &resp_len, &st), 0);
+        assert_int_equal(st.code, GRPC_STATUS_UNAVAILABLE);
+        rpc_status_done(&st);
+        atls_error why = { 0 };
+        assert_true(atls_conn_error(conn, &why));
+        assert_int_equal(why.reason, ATLS_REASON_MESSAGE_TOO_LARGE);
+        assert_string_equal(why.detail, "stream 1 announces a 1001-byte gRPC message; the limit is 1000; connection closed");
+        atls_conn_free(conn);
+        free(big);
         fixture_stop(&f);
 }
 
@@ -661,6 +775,8 @@ int main(void) {
                 cmocka_unit_test(test_server_attests),
                 cmocka_unit_test(test_client_attests),
                 cmocka_unit_test(test_mutual),
+                cmocka_unit_test(test_relay_wipes_plaintext),
+                cmocka_unit_test(test_oversize_message_refused_at_relay),
                 cmocka_unit_test(test_held_stream),
                 cmocka_unit_test(test_relay_refused),
                 cmocka_unit_test(test_replayed_document_refused),
