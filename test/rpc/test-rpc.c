@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "basic/secret.h"
+#include "rpc/rpc-internal.h"
 #include "rpc/rpc.h"
 #include "x509/x509.h"
 #include "wipe-check.h"
@@ -322,6 +323,34 @@ static void test_on_error_reports_handler_start_failure(void **state) {
         expect_echo(ch, "after");
 }
 
+/* gRPC's own copy of a received message is wiped once it is copied out: the slices of the byte
+ * buffer (one refcounted, one inline) read back as zeros while we still hold a reference. */
+static void test_received_buffer_wiped(void **state) {
+        static const char secret[] = "received-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+        grpc_init();
+        grpc_slice parts[2] = { grpc_slice_from_copied_string(secret), grpc_slice_from_copied_string("tiny") };
+        grpc_slice keep = grpc_slice_ref(parts[0]);
+        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(parts, 2);
+        grpc_slice_unref(parts[0]);
+        grpc_slice_unref(parts[1]);
+        uint8_t *out = NULL;
+        size_t len = 0;
+        assert_int_equal(rpc_byte_buffer_to_bytes(bb, &out, &len), 0);
+        assert_int_equal(len, strlen(secret) + 4);
+        assert_memory_equal(out, secret, strlen(secret));
+        assert_memory_equal(out + strlen(secret), "tiny", 4);
+        assert_int_equal(out[len], 0);
+        static const uint8_t zeros[sizeof(secret)];
+        assert_memory_equal(GRPC_SLICE_START_PTR(keep), zeros, strlen(secret));
+        grpc_slice inline_part = bb->data.raw.slice_buffer.slices[1];
+        assert_memory_equal(GRPC_SLICE_START_PTR(inline_part), zeros, 4);
+        rpc_byte_buffer_destroy_wiped(bb);
+        rpc_byte_buffer_destroy_wiped(NULL);
+        grpc_slice_unref(keep);
+        erase_and_free_sized(out, len);
+        grpc_shutdown();
+}
+
 /* No copy of a message that our code frees still holds it: the request a handler got, the reply
  * handed to gRPC, and the messages the client copied out (wipe-check.h, -Wl,--wrap=free). */
 static void test_messages_wiped(void **state) {
@@ -555,6 +584,7 @@ int main(void) {
                 cmocka_unit_test(test_default_and_client_limits),
                 cmocka_unit_test(test_on_error_reports_handler_start_failure),
                 cmocka_unit_test(test_messages_wiped),
+                cmocka_unit_test(test_received_buffer_wiped),
                 cmocka_unit_test(test_shutdown_after_reply),
                 cmocka_unit_test(test_mutual_tls),
                 cmocka_unit_test(test_server_hook_refuses_client),
