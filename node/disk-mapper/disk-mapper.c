@@ -170,9 +170,12 @@ int dm_unlock_offer(dm_unlock *u, dm_keys *keys, ct_error *err) {
                 u->done = true;
         }
         pthread_mutex_unlock(&u->lock);
-        if (r >= 0 && u->on_done)
-                u->on_done(u->on_done_userdata);
         return r;
+}
+
+void dm_unlock_notify(dm_unlock *u) {
+        if (u->on_done)
+                u->on_done(u->on_done_userdata);
 }
 
 void dm_recover_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
@@ -191,8 +194,11 @@ void dm_recover_handler(rpc_call *call, const uint8_t *req, size_t len, void *us
                 return;
         }
         log_info("recovery: the key from the KMS opens the state disk (keyslot %d)", LUKS_KEYSLOT);
-        /* RecoverResponse is empty. */
+        /* RecoverResponse is empty. Reply first, then stop the server: a stop requested before
+         * the reply is queued cancels the call, and the operator would see UNAVAILABLE although
+         * the key was taken. */
         (void) rpc_call_reply(call, "", 0);
+        dm_unlock_notify(u);
 }
 
 int dm_cluster_id(const secret_t *measurement_secret, const nodestate *ns, uint8_t ret[32], ct_error *err) {

@@ -62,14 +62,17 @@ typedef struct dm_unlock {
         char uuid[LUKS_UUID_STRING_MAX];
         bool done;
         dm_keys keys;
-        void (*on_done)(void *userdata); /* called once, outside the lock, after the win */
+        void (*on_done)(void *userdata); /* dm_unlock_notify(): the winner calls it once it is done */
         void *on_done_userdata;
 } dm_unlock;
 int dm_unlock_init(dm_unlock *u, luks_disk *disk, ct_error *err);
 void dm_unlock_done(dm_unlock *u);
 /* Checks keys->disk_key against keyslot 0 (no activation); on success takes the keys (*keys is
- * emptied) and calls on_done. A wrong key: -EPERM `wrong-key` (layer "luks"), the disk untouched. */
+ * emptied). A wrong key: -EPERM `wrong-key` (layer "luks"), the disk untouched. */
 int dm_unlock_offer(dm_unlock *u, dm_keys *keys, ct_error *err);
+/* Calls on_done: the winner of dm_unlock_offer calls this after it finished its side (the recovery
+ * handler after its reply is queued, so stopping the server cannot cancel the answer). */
+void dm_unlock_notify(dm_unlock *u);
 /* The /recoverproto.API/Recover handler (userdata = dm_unlock*): parse, KMS, offer, reply; a
  * failure goes back as a gRPC status with its reason (wrong key: PERMISSION_DENIED). */
 struct rpc_call;

@@ -123,6 +123,7 @@ static void *rejoin_thread(void *p) {
                         dm_keys_done(&keys);
                         if (r >= 0) {
                                 log_info("rejoin: the ticket's key opens the state disk");
+                                dm_unlock_notify(c->unlock);
                                 break;
                         }
                         if (r == -EALREADY)

@@ -139,6 +139,8 @@ static void *offer_thread(void *p) {
         dm_keys k = { secret_new_copy(x->key, 32), secret_new_copy(x->key, 32) };
         ct_error err = CT_ERROR_INIT;
         x->r = dm_unlock_offer(x->u, &k, &err);
+        if (x->r == 0)
+                dm_unlock_notify(x->u);
         x->reason = err.reason;
         dm_keys_done(&k);
         return NULL;
