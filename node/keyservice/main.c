@@ -49,6 +49,7 @@ static int open_kms(kms **ret, ct_error *err) {
 }
 
 int main(int argc, char **argv) {
+        _cleanup_(kms_freep) kms *k = NULL; /* freed after the service that uses it */
         _cleanup_(service_freep) service *s = NULL;
         int r = service_new(&info, argc, argv, &s);
         if (r < 0)
@@ -58,7 +59,6 @@ int main(int argc, char **argv) {
                 log_error("give either --master-secret FILE and --salt FILE, or --kms-uri URI");
                 return SERVICE_EXIT_USAGE;
         }
-        _cleanup_(kms_freep) kms *k = NULL;
         ct_error err = CT_ERROR_INIT;
         char msg[CT_ERROR_DETAIL_MAX + 64];
         if (open_kms(&k, &err) < 0) {

@@ -45,11 +45,11 @@ static void get_attestation(rpc_call *call, const uint8_t *req, size_t len, void
 }
 
 int main(int argc, char **argv) {
+        _cleanup_(verification_freep) verification *v = NULL; /* freed after both servers */
         _cleanup_(service_freep) service *s = NULL;
         int r = service_new(&info, argc, argv, &s);
         if (r < 0)
                 return service_exit_code(r);
-        _cleanup_(verification_freep) verification *v = NULL;
         if (verification_new(service_tpm(s), arg_event_log, &v) < 0 ||
             service_register(s, VERIFICATION_METHOD, get_attestation, v) < 0 || service_start(s) < 0)
                 return SERVICE_EXIT_FAILURE;
