@@ -125,8 +125,20 @@ static int split_roots(const char *list, char ***ret) {
                 }
                 v[i++] = t;
         }
-        *ret = v; /* v[0] points at the start of copy, which lives as long as the process */
-        return i > 0 ? 0 : -EINVAL;
+        if (i == 0) {
+                free(copy);
+                free(v);
+                return -EINVAL;
+        }
+        *ret = v; /* v[0] points at the start of copy: roots_free() frees both */
+        return 0;
+}
+
+static void roots_free(char ***v) {
+        if (*v) {
+                free((*v)[0]);
+                free(*v);
+        }
 }
 
 int main(int argc, char **argv) {
@@ -145,7 +157,7 @@ int main(int argc, char **argv) {
                 .kubernetes_dir = arg_kubernetes_dir,
                 .start_units = arg_start_units,
         };
-        char **roots = NULL;
+        _cleanup_(roots_free) char **roots = NULL;
         if (split_roots(arg_component_roots, &roots) < 0) {
                 log_error("--component-roots: expected absolute directories separated by ':'");
                 return SERVICE_EXIT_USAGE;

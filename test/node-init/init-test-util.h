@@ -58,7 +58,10 @@ static inline char *it_tmpdir(void) {
         return d;
 }
 
+/* CT_KEEP_TMP=1 keeps the directory (the bootstrapper's log is in it) for a failing run. */
 static inline void it_rmrf(const char *dir) {
+        if (getenv("CT_KEEP_TMP"))
+                return;
         if (dir && strncmp(dir, "/tmp/ct-node-init-", 18) == 0)
                 (void) it_run(NULL, "rm -rf '%s'", dir);
 }
