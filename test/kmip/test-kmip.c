@@ -621,18 +621,18 @@ static void test_kek_never_leaves_server(void **state) {
          * captured responses, the PKI, the server's own log and config. */
         fflush(stderr);
         for (size_t i = 0; i < n_kek_uids; i++) {
-                char out[PATH_MAX];
-                snprintf(out, sizeof(out), "%s/kek-%zu.hex.tmp", "/tmp", i);
-                /* Read the KEK from PyKMIP's database (outside the test dir, then removed). */
-                int rc = sh("/usr/bin/python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute("
-                            "\"select hex(value) from managed_objects where uid=?\",(int(sys.argv[2]),)).fetchone();"
-                            " print(r[0] if r else \"\")' %s/pykmip.db %s > %s",
-                            dir, kek_uids[i], out);
-                assert_int_equal(rc, 0);
-                uint8_t *hex = NULL;
-                size_t hl;
-                assert_int_equal(read_full_file(out, 4096, &hex, &hl), 0);
-                unlink(out);
+                /* Read the KEK from PyKMIP's database through a pipe (no file of ours holds it). */
+                char cmd[2 * PATH_MAX];
+                snprintf(cmd, sizeof(cmd),
+                         "/usr/bin/python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute("
+                         "\"select hex(value) from managed_objects where uid=?\",(int(sys.argv[2]),)).fetchone();"
+                         " print(r[0] if r else \"\")' %s/pykmip.db %s",
+                         dir, kek_uids[i]);
+                FILE *pf = popen(cmd, "re");
+                assert_non_null(pf);
+                uint8_t *hex = calloc(1, 4096);
+                size_t hl = fread(hex, 1, 4095, pf);
+                assert_int_equal(pclose(pf), 0);
                 while (hl > 0 && (hex[hl - 1] == '\n'))
                         hex[--hl] = 0;
                 if (hl == 0) {
