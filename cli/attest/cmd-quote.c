@@ -2,10 +2,11 @@
 /* constellation-attest quote verify --ak FILE --quote FILE --signature FILE --pcrs FILE --nonce HEX
  *     [--bank sha1|sha256|sha384|sha512] [--eventlog FILE] [--json]
  *
- * Verifies a TPM 2.0 quote (TPMS_ATTEST + TPMT_SIGNATURE) with the AK (PEM SubjectPublicKeyInfo or
- * TPMT_PUBLIC), the expected qualifying data, and the PCR values of one bank given as a JSON object
- * {"0":"hex",...}. The bank is the one of the values' length unless --bank says it; the quote must
- * cover exactly that bank (no quote-bank confusion). With --eventlog the TCG event log is replayed
+ * Verifies a TPM 2.0 quote (TPMS_ATTEST + TPMT_SIGNATURE) with the AK (PEM SubjectPublicKeyInfo,
+ * TPMT_PUBLIC or TPM2B_PUBLIC), the expected qualifying data, and the PCR values of one bank given as
+ * a JSON object {"0":"hex",...}. The bank is the one of the values' length unless --bank says it; the
+ * quote must cover exactly that bank (no quote-bank confusion) and exactly the PCRs given (values for
+ * PCRs the quote does not select are refused, not ignored). With --eventlog the TCG event log is replayed
  * against the verified PCRs. One line on success; on failure the file and the reason, exit 1. */
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,10 +31,12 @@ static void usage(FILE *f) {
         fputs("Usage: constellation-attest quote verify --ak FILE --quote FILE --signature FILE\n"
               "           --pcrs FILE --nonce HEX [--bank ALG] [--eventlog FILE] [--json]\n"
               "\n"
-              "  --ak FILE         attestation key: PEM public key or TPMT_PUBLIC\n"
+              "  --ak FILE         attestation key: PEM public key, TPMT_PUBLIC or TPM2B_PUBLIC\n"
+              "                    (tpm2_createak -u, tpm2_readpublic -o)\n"
               "  --quote FILE      TPMS_ATTEST (tpm2_quote -m)\n"
               "  --signature FILE  TPMT_SIGNATURE (tpm2_quote -s)\n"
-              "  --pcrs FILE       JSON object of PCR index -> hex value, one bank\n"
+              "  --pcrs FILE       JSON object of PCR index -> hex value, one bank; exactly\n"
+              "                    the PCRs the quote selects\n"
               "  --nonce HEX       expected qualifying data (\"\" for none)\n"
               "  --bank ALG        bank of the PCR values: sha1, sha256, sha384, sha512\n"
               "                    (default: from the values' length)\n"
@@ -176,7 +179,7 @@ static int verify(int argc, char **argv) {
         if (r < 0)
                 return attest_output(json, ATTEST_EXIT_REJECTED, json_pack("{s:s}", "file", ak_path),
                                      "ak %s: %s", ak_path,
-                                     r == -EOPNOTSUPP ? "unsupported key type" : "neither a PEM public key nor a TPMT_PUBLIC");
+                                     r == -EOPNOTSUPP ? "unsupported key type" : "neither a PEM public key nor a TPMT_PUBLIC/TPM2B_PUBLIC");
         tpmq_pcr_bank pcrs;
         char err[160];
         if (parse_pcrs(pcrs_buf, pcrs_len, bank, &pcrs, err, sizeof err) < 0)
@@ -188,7 +191,7 @@ static int verify(int argc, char **argv) {
         r = tpmq_verify_quote(quote, quote_len, sig, sig_len, ak, &pcrs, nonce, nonce_len, &reason, &detail);
         if (r < 0) {
                 const char *file = reason == TPMQ_MALFORMED_SIGNATURE || reason == TPMQ_BAD_KEY ? sig_path :
-                                   reason == TPMQ_PCR_MISSING || reason == TPMQ_PCR_DIGEST_MISMATCH ? pcrs_path :
+                                   reason == TPMQ_PCR_MISSING || reason == TPMQ_PCR_DIGEST_MISMATCH || reason == TPMQ_PCR_NOT_QUOTED ? pcrs_path :
                                                                                                      quote_path;
                 return attest_output(json, ATTEST_EXIT_REJECTED,
                                      json_pack("{s:s,s:s,s:s}", "file", file, "tpm_reason", tpmq_reason_to_string(reason),

@@ -1,34 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* qemu-vtpm issuer/validator adapters (Constellation internal/attestation/qemu; reference
+/* qemu-vtpm validator adapter (Constellation internal/attestation/qemu; reference
  * constellation.md §4.1-4.2). The document format, nonce scheme and checks are lib/attestation's;
- * this file only maps them onto aTLS's interface and reasons. */
-#include <pthread.h>
+ * this file only maps them onto aTLS's interface and reasons. No tpm2-tss here: the issuer is in
+ * qemu-vtpm-issue.c (ct-atls-vtpm-issue). */
 #include <stdio.h>
 
 #include "atls/qemu-vtpm.h"
 #include "basic/log.h"
-
-static pthread_mutex_t tpm_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int vtpm_issue(void *userdata, const uint8_t *user_data, size_t user_data_len, const uint8_t *nonce,
-                      size_t nonce_len, uint8_t **ret_doc, size_t *ret_doc_len, atls_error *err) {
-        const char *tcti = userdata;
-        char *json = NULL, *why = NULL;
-        size_t len = 0;
-        pthread_mutex_lock(&tpm_lock);
-        int r = attdoc_issue_qemu_vtpm(tcti, user_data, user_data_len, nonce, nonce_len, &json, &len, &why);
-        pthread_mutex_unlock(&tpm_lock);
-        if (r < 0) {
-                r = atls_error_set(err, ATLS_REASON_ISSUE, "qemu-vtpm: issuing the attestation document: %s",
-                                   why ?: strerror(-r));
-                free(why);
-                return r;
-        }
-        free(why);
-        *ret_doc = (uint8_t *) json;
-        *ret_doc_len = len;
-        return 0;
-}
 
 static atls_reason map_reason(const attdoc_verdict *v) {
         switch (v->reason) {
@@ -43,6 +21,7 @@ static atls_reason map_reason(const attdoc_verdict *v) {
                 return ATLS_REASON_EVIDENCE_MEASUREMENTS;
         case ATTDOC_EVENTLOG_MISMATCH:
         case ATTDOC_USER_DATA_MISMATCH:
+        case ATTDOC_POLICY_EMPTY:
                 return ATLS_REASON_EVIDENCE_POLICY;
         default:
                 return ATLS_REASON_EVIDENCE_MALFORMED;
@@ -53,9 +32,11 @@ static int vtpm_validate(void *userdata, const uint8_t *doc, size_t doc_len, con
                          uint8_t **ret_user_data, size_t *ret_user_data_len, atls_error *err) {
         const atls_qemu_vtpm_policy *policy = userdata;
         attdoc_verdict v = { 0 };
-        int r = attdoc_validate_qemu_vtpm((const char *) doc, doc_len, nonce, nonce_len, NULL, 0,
-                                          policy ? policy->measurements : NULL, policy ? policy->n_measurements : 0,
-                                          &v);
+        attdoc_policy p = { 0 }; /* NULL policy: empty, refused by lib/attestation */
+        if (policy)
+                p = (attdoc_policy){ .measurements = policy->measurements, .n_measurements = policy->n_measurements,
+                                     .allow_empty_policy = policy->allow_empty_policy };
+        int r = attdoc_validate_qemu_vtpm((const char *) doc, doc_len, nonce, nonce_len, NULL, 0, &p, &v);
         if (r < 0 || v.reason != ATTDOC_OK) {
                 r = atls_error_set(err, map_reason(&v), "qemu-vtpm: %s: %s", attdoc_reason_to_string(v.reason),
                                    v.detail ?: "refused");
@@ -68,11 +49,6 @@ static int vtpm_validate(void *userdata, const uint8_t *doc, size_t doc_len, con
         *ret_user_data_len = v.user_data_len;
         attdoc_verdict_done(&v);
         return 0;
-}
-
-atls_issuer atls_qemu_vtpm_issuer(const char *tcti_conf) {
-        return (atls_issuer) { .oid = ATLS_OID_QEMU_VTPM, .name = "qemu-vtpm", .issue = vtpm_issue,
-                               .userdata = (void *) tcti_conf };
 }
 
 atls_validator atls_qemu_vtpm_validator(const atls_qemu_vtpm_policy *policy) {

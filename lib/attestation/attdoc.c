@@ -8,7 +8,6 @@
 #include "basic/encoding.h"
 #include "basic/secret.h"
 #include "tpm/eventlog.h"
-#include "tpm/tpm.h"
 
 const char *attdoc_reason_to_string(attdoc_reason r) {
         static const char *const s[] = {
@@ -23,6 +22,7 @@ const char *attdoc_reason_to_string(attdoc_reason r) {
                 [ATTDOC_MEASUREMENT_MISSING] = "missing measurement value",
                 [ATTDOC_MEASUREMENT_MISMATCH] = "untrusted measurement value",
                 [ATTDOC_USER_DATA_MISMATCH] = "user data does not match",
+                [ATTDOC_POLICY_EMPTY] = "measurement policy is empty (no enforced PCR)",
         };
         return (unsigned) r < ELEMENTSOF(s) && s[r] ? s[r] : "unknown reason";
 }
@@ -54,133 +54,6 @@ int attdoc_make_tpm_nonce(const uint8_t *instance_info, size_t ii_len, const uin
         return sha256_two(instance_info, ii_len, extra_data, 32, ret);
 }
 
-/* ---- issuing ---- */
-
-static int set_b64(json_t *obj, const char *key, const uint8_t *data, size_t len) {
-        _cleanup_free_ char *s = base64_encode(data, len, BASE64_STD);
-        if (!s || json_object_set_new(obj, key, json_string(s)) < 0)
-                return -ENOMEM;
-        return 0;
-}
-
-/* Quote{quote, raw_sig, pcrs{hash, pcrs{"i": b64}}}: Go sorts map keys as strings ("0","1","10",..). */
-static json_t *quote_json(const tpm_quote_result *q) {
-        _cleanup_(json_decrefp) json_t *o = json_object(), *pcrs = json_object(), *map = json_object();
-        if (!o || !pcrs || !map)
-                return NULL;
-        if (set_b64(o, "quote", q->attest, q->attest_len) < 0 || set_b64(o, "raw_sig", q->sig, q->sig_len) < 0)
-                return NULL;
-        char keys[TPMQ_NUM_PCRS][4];
-        const char *order[TPMQ_NUM_PCRS];
-        for (unsigned i = 0; i < TPMQ_NUM_PCRS; i++) {
-                snprintf(keys[i], sizeof keys[i], "%u", i);
-                order[i] = keys[i];
-        }
-        for (unsigned i = 1; i < TPMQ_NUM_PCRS; i++) /* insertion sort by string */
-                for (unsigned k = i; k > 0 && strcmp(order[k - 1], order[k]) > 0; k--) {
-                        const char *t = order[k];
-                        order[k] = order[k - 1];
-                        order[k - 1] = t;
-                }
-        size_t dlen = tpmq_digest_size(q->pcrs.alg);
-        for (unsigned i = 0; i < TPMQ_NUM_PCRS; i++) {
-                unsigned idx = (unsigned) atoi(order[i]);
-                if (q->pcrs.present[idx] && set_b64(map, order[i], q->pcrs.value[idx], dlen) < 0)
-                        return NULL;
-        }
-        if (json_object_set_new(pcrs, "hash", json_integer(q->pcrs.alg)) < 0 ||
-            json_object_set_new(pcrs, "pcrs", TAKE_PTR(map)) < 0 || json_object_set_new(o, "pcrs", TAKE_PTR(pcrs)) < 0)
-                return NULL;
-        return TAKE_PTR(o);
-}
-
-_printf_(2, 3) static void set_error(char **ret, const char *fmt, ...) {
-        if (!ret)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-}
-
-int attdoc_issue_qemu_vtpm_tpm(tpm_ctx *t, const char *event_log_path, const uint8_t *user_data, size_t ud_len,
-                               const uint8_t *nonce, size_t nonce_len, char **ret_json, size_t *ret_len,
-                               char **ret_error) {
-        uint8_t extra[32], tpm_nonce[32];
-        uint16_t banks[TPM_MAX_BANKS];
-        size_t n_banks = 0;
-        int r;
-
-        if (ret_error)
-                *ret_error = NULL;
-        if (ud_len > ATTDOC_MAX_USER_DATA || nonce_len > ATTDOC_MAX_NONCE)
-                return -EINVAL;
-        if (attdoc_make_extra_data(user_data, ud_len, nonce, nonce_len, extra) < 0 ||
-            attdoc_make_tpm_nonce(NULL, 0, extra, tpm_nonce) < 0) /* qemu-vtpm: no instanceInfo */
-                return -ENOMEM;
-
-        _cleanup_free_ uint8_t *ak = NULL, *log = NULL;
-        size_t ak_len, log_len;
-        r = tpm_ak_public(t, &ak, &ak_len);
-        if (r >= 0)
-                r = tpm_get_banks(t, banks, &n_banks);
-        if (r < 0) {
-                set_error(ret_error, "%s", tpm_last_error(t));
-                return r;
-        }
-        r = tpm_read_event_log(event_log_path, &log, &log_len);
-        if (r < 0) {
-                set_error(ret_error, "event log %s: %s", event_log_path ?: TPM_EVENT_LOG_PATH, strerror(-r));
-                return r;
-        }
-
-        _cleanup_(json_decrefp) json_t *doc = json_object(), *att = json_object(), *quotes = json_array();
-        if (!doc || !att || !quotes || set_b64(att, "ak_pub", ak, ak_len) < 0)
-                return -ENOMEM;
-        /* go-tpm-tools Key.Attest: one quote over all 24 PCRs of every allocated bank. */
-        for (size_t i = 0; i < n_banks; i++) {
-                tpm_quote_result q = { 0 };
-                r = tpm_quote(t, banks[i], (1u << TPMQ_NUM_PCRS) - 1, tpm_nonce, sizeof tpm_nonce, &q);
-                if (r < 0) {
-                        set_error(ret_error, "quote of the %s bank: %s", tpmq_alg_name(banks[i]), tpm_last_error(t));
-                        return r;
-                }
-                json_t *qj = quote_json(&q);
-                tpm_quote_result_done(&q);
-                if (!qj || json_array_append_new(quotes, qj) < 0)
-                        return -ENOMEM;
-        }
-        if (json_object_set_new(att, "quotes", TAKE_PTR(quotes)) < 0)
-                return -ENOMEM;
-        if (log_len > 0 && set_b64(att, "event_log", log, log_len) < 0)
-                return -ENOMEM;
-        if (json_object_set_new(doc, "Attestation", TAKE_PTR(att)) < 0 ||
-            json_object_set_new(doc, "InstanceInfo", json_null()) < 0)
-                return -ENOMEM;
-        if (user_data || ud_len) {
-                if (set_b64(doc, "UserData", user_data, ud_len) < 0)
-                        return -ENOMEM;
-        } else if (json_object_set_new(doc, "UserData", json_null()) < 0)
-                return -ENOMEM;
-        char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!s)
-                return -ENOMEM;
-        *ret_json = s;
-        if (ret_len)
-                *ret_len = strlen(s);
-        return 0;
-}
-
-int attdoc_issue_qemu_vtpm(const char *tcti_conf, const uint8_t *user_data, size_t ud_len, const uint8_t *nonce,
-                           size_t nonce_len, char **ret_json, size_t *ret_len, char **ret_error) {
-        _cleanup_(tpm_closep) tpm_ctx *t = NULL;
-        int r = tpm_open(tcti_conf, &t, ret_error);
-        if (r < 0)
-                return r;
-        return attdoc_issue_qemu_vtpm_tpm(t, NULL, user_data, ud_len, nonce, nonce_len, ret_json, ret_len, ret_error);
-}
-
 /* ---- validation ---- */
 
 _printf_(3, 4) static int refuse(attdoc_verdict *v, attdoc_reason reason, const char *fmt, ...) {
@@ -196,7 +69,7 @@ _printf_(3, 4) static int refuse(attdoc_verdict *v, attdoc_reason reason, const 
         if (asprintf(&v->detail, "%s: %s", attdoc_reason_to_string(reason), msg ?: "?") < 0)
                 v->detail = NULL;
         return reason == ATTDOC_MEASUREMENT_MISMATCH || reason == ATTDOC_MEASUREMENT_MISSING ||
-                               reason == ATTDOC_USER_DATA_MISMATCH ?
+                               reason == ATTDOC_USER_DATA_MISMATCH || reason == ATTDOC_POLICY_EMPTY ?
                        -EPERM :
                        -EBADMSG;
 }
@@ -266,7 +139,7 @@ static int parse_pcr_map(json_t *pcrs, uint16_t alg, tpmq_pcr_bank *ret, char *e
 
 int attdoc_validate_qemu_vtpm(const char *json, size_t json_len, const uint8_t *nonce, size_t nonce_len,
                               const uint8_t *expected_user_data, size_t expected_ud_len,
-                              const attdoc_measurement *measurements, size_t n_measurements, attdoc_verdict *ret) {
+                              const attdoc_policy *policy, attdoc_verdict *ret) {
         attdoc_verdict *v = ret;
         json_error_t jerr;
         int r;
@@ -277,6 +150,16 @@ int attdoc_validate_qemu_vtpm(const char *json, size_t json_len, const uint8_t *
                 return refuse(v, ATTDOC_MALFORMED, "document is %zu bytes, at most %u allowed", json_len, ATTDOC_MAX_SIZE);
         if (nonce_len > ATTDOC_MAX_NONCE)
                 return refuse(v, ATTDOC_MALFORMED, "nonce is %zu bytes, at most %u allowed", nonce_len, ATTDOC_MAX_NONCE);
+
+        /* Stage 0: a policy that can refuse something. Without an enforced measurement any quote of
+         * any TPM would do (the AK is not vouched for by anything else for qemu-vtpm). */
+        size_t n_enforced = 0;
+        for (size_t m = 0; policy && m < policy->n_measurements; m++)
+                n_enforced += !policy->measurements[m].warn_only;
+        if (!policy || (n_enforced == 0 && !policy->allow_empty_policy))
+                return refuse(v, ATTDOC_POLICY_EMPTY, "%zu measurements, none enforced: every document would pass; "
+                              "give the expected PCR values (or set allow_empty_policy where the caller compares "
+                              "them itself)", policy ? policy->n_measurements : 0);
 
         /* Stage 1: shape. */
         _cleanup_(json_decrefp) json_t *doc = json_loadb(json, json_len, JSON_REJECT_DUPLICATES, &jerr);
@@ -367,8 +250,8 @@ int attdoc_validate_qemu_vtpm(const char *json, size_t json_len, const uint8_t *
         }
 
         /* Stage 5: expected measurements against the verified SHA-256 PCRs. */
-        for (size_t m = 0; m < n_measurements; m++) {
-                const attdoc_measurement *e = &measurements[m];
+        for (size_t m = 0; m < policy->n_measurements; m++) {
+                const attdoc_measurement *e = &policy->measurements[m];
                 bool missing = e->index >= TPMQ_NUM_PCRS || !bank.present[e->index];
                 bool bad = missing || !ct_memeq(bank.value[e->index], 32, e->expected, e->expected_len);
                 if (!bad)

@@ -18,7 +18,11 @@
  * then compares the SHA-256 PCR map, which a SHA-384 quote does not cover); the AK must be a
  * restricted signing key; an empty event log is allowed (swtpm has none), a present one must replay
  * to the quoted values for every PCR it has events for. Trust in the AK itself is, as in
- * Constellation's qemu-vtpm, unconditional: only the measurements make the document trustworthy. */
+ * Constellation's qemu-vtpm, unconditional: only the measurements make the document trustworthy,
+ * so a policy without an enforced measurement is refused unless the caller opts in.
+ *
+ * This header and ct-attestation are the verifier side (OpenSSL, jansson, ct-tpm); issuing from a
+ * TPM is attestation/issue.h in ct-attestation-issue, the only part that links tpm2-tss. */
 #pragma once
 
 #include "basic/macro.h"
@@ -48,6 +52,7 @@ typedef enum attdoc_reason {
         ATTDOC_MEASUREMENT_MISSING,  /* an enforced expected PCR is not in the quote */
         ATTDOC_MEASUREMENT_MISMATCH, /* an enforced PCR has another value than expected */
         ATTDOC_USER_DATA_MISMATCH,   /* UserData is not the expected one */
+        ATTDOC_POLICY_EMPTY,         /* no enforced measurement to compare, and the caller did not allow that */
 } attdoc_reason;
 
 const char *attdoc_reason_to_string(attdoc_reason r);
@@ -70,23 +75,20 @@ int attdoc_make_extra_data(const uint8_t *user_data, size_t ud_len, const uint8_
                            uint8_t ret[32]);
 int attdoc_make_tpm_nonce(const uint8_t *instance_info, size_t ii_len, const uint8_t extra_data[32], uint8_t ret[32]);
 
-typedef struct tpm_ctx tpm_ctx;
+/* What a document must show. With no enforced (non-warnOnly) measurement the quote proves only
+ * that some TPM quoted some state: every document of a well-formed TPM would pass. That is
+ * refused (ATTDOC_POLICY_EMPTY) unless allow_empty_policy says the caller knows: a tool that
+ * compares verdict PCRs itself, or a test of the document's other checks. */
+typedef struct attdoc_policy {
+        const attdoc_measurement *measurements;
+        size_t n_measurements;
+        bool allow_empty_policy;
+} attdoc_policy;
 
-/* Issues a document from the TPM at tcti_conf (NULL: /dev/tpmrm0): the AK of TPM_AK_HANDLE (created
- * if needed), one quote over PCRs 0-23 per allocated bank, the event log at event_log_path (NULL:
- * the kernel's securityfs path; a missing file is an empty log). *ret_json is NUL-terminated,
- * malloc'd. -EIO on TPM failures with *ret_error (optional, malloc'd) saying which call failed. */
-int attdoc_issue_qemu_vtpm(const char *tcti_conf, const uint8_t *user_data, size_t ud_len, const uint8_t *nonce,
-                           size_t nonce_len, char **ret_json, size_t *ret_len, char **ret_error);
-/* Same on an open TPM (the aTLS server keeps one open). */
-int attdoc_issue_qemu_vtpm_tpm(tpm_ctx *t, const char *event_log_path, const uint8_t *user_data, size_t ud_len,
-                               const uint8_t *nonce, size_t nonce_len, char **ret_json, size_t *ret_len,
-                               char **ret_error);
-
-/* Validates a document for `nonce`. expected_user_data may be NULL (then the caller compares
- * verdict.user_data itself). Returns 0 with ret->reason == ATTDOC_OK (warnings possible), or
+/* Validates a document for `nonce` against policy (NULL: an empty policy, refused).
+ * expected_user_data may be NULL (then the caller compares verdict.user_data itself). Returns 0 with ret->reason == ATTDOC_OK (warnings possible), or
  * -EBADMSG / -EPERM (measurement or user data refused) with reason and detail. *ret is always
  * filled; free it with attdoc_verdict_done(). */
 int attdoc_validate_qemu_vtpm(const char *json, size_t json_len, const uint8_t *nonce, size_t nonce_len,
                               const uint8_t *expected_user_data, size_t expected_ud_len,
-                              const attdoc_measurement *measurements, size_t n_measurements, attdoc_verdict *ret);
+                              const attdoc_policy *policy, attdoc_verdict *ret);

@@ -114,11 +114,17 @@ static int push_event(eventlog *log, const struct ev *e) {
         return 0;
 }
 
-static bool all_padding(const uint8_t *p, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (p[i] != p[0] || (p[0] != 0x00 && p[0] != 0xff))
-                        return false;
-        return true;
+/* Where the trailing padding starts: the smallest s such that buf[s..len) is all 0x00 or all 0xFF
+ * (len if the last byte is neither). Computed once, from the end, so that "is the rest of the log
+ * padding?" is one comparison per event: asking it by scanning the rest at every event made the
+ * parser quadratic (a 700 KiB log of zeros ending in 0x01 took minutes of CPU). */
+static size_t padding_start(const uint8_t *buf, size_t len) {
+        if (len == 0 || (buf[len - 1] != 0x00 && buf[len - 1] != 0xff))
+                return len;
+        size_t s = len - 1;
+        while (s > 0 && buf[s - 1] == buf[len - 1])
+                s--;
+        return s;
 }
 
 /* TCG_EfiSpecIDEvent (PFP §10.4.5.1), the data of the first (legacy-format) event. */
@@ -173,13 +179,14 @@ int eventlog_parse(const uint8_t *buf, size_t len, eventlog **ret, char **ret_er
         /* First event: always TCG_PCClientPCREvent (PFP §10.2.1): pcrIndex, eventType, SHA-1 digest,
          * eventDataSize, event. */
         bool first = true;
+        const size_t pad = padding_start(log->buf, len);
         while (rd.off < len) {
                 struct ev e = { .offset = rd.off };
                 for (size_t k = 0; k < EVENTLOG_MAX_ALGS; k++)
                         e.digest_off[k] = SIZE_MAX;
                 size_t idx = log->n_events;
-                if (all_padding(log->buf + rd.off, len - rd.off) && !first)
-                        break;
+                if (rd.off >= pad && !first)
+                        break; /* only padding left */
                 if (!rd_u32(&rd, &e.pcr) || !rd_u32(&rd, &e.type))
                         return fail(ret_error, "event %zu at offset %zu: truncated header", idx, e.offset);
                 if (first || !log->agile) {
@@ -247,6 +254,11 @@ int eventlog_parse(const uint8_t *buf, size_t len, eventlog **ret, char **ret_er
                         log->startup_locality = log->buf[e.data_off + 16];
                 }
                 r = push_event(log, &e);
+                if (r == -E2BIG) {
+                        (void) fail(ret_error, "event %zu at offset %zu: more than %u events", idx, e.offset,
+                                    EVENTLOG_MAX_EVENTS);
+                        return r;
+                }
                 if (r < 0)
                         return r;
         }

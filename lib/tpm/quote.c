@@ -26,6 +26,9 @@ const char *tpmq_reason_to_string(tpmq_reason r) {
                 [TPMQ_BANK_MISMATCH] = "quote covers a different PCR bank than the PCR values compared",
                 [TPMQ_PCR_MISSING] = "quote selects a PCR whose value was not provided",
                 [TPMQ_PCR_DIGEST_MISMATCH] = "PCR values do not match the quoted PCR digest",
+                [TPMQ_PCR_NOT_QUOTED] = "PCR value given for a PCR the quote does not select "
+                                        "(given PCRs and quote do not have the same PCR selection)",
+                [TPMQ_PCR_SELECTION_EMPTY] = "quote selects no PCRs",
         };
         return (unsigned) r < ELEMENTSOF(s) && s[r] ? s[r] : "unknown reason";
 }
@@ -373,6 +376,14 @@ int tpmq_load_ak(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_inf
                         *ret_has_info = false;
                 return 0;
         }
+        /* TPM2B_PUBLIC (Part 2 §12.2.5), what tpm2_createak -u and tpm2_readpublic -o write: a u16
+         * size, then exactly that many bytes of TPMT_PUBLIC. No TPMT_PUBLIC is mistaken for one: its
+         * first u16 is the key type (0x0001 or 0x0023), never its own length minus 2 for a key of
+         * 2048 bits or a NIST curve. */
+        if (len >= 2 && (size_t) (buf[0] << 8 | buf[1]) == len - 2) {
+                buf += 2;
+                len -= 2;
+        }
         r = tpmq_public_parse_info(buf, len, &key, &info);
         if (r < 0)
                 return r;
@@ -461,6 +472,15 @@ _printf_(2, 3) static void detail(char **ret, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* Bit i set for every PCR i whose value the caller gave. */
+static uint32_t given_mask(const tpmq_pcr_bank *pcrs) {
+        uint32_t m = 0;
+        for (unsigned i = 0; i < TPMQ_NUM_PCRS; i++)
+                if (pcrs->present[i])
+                        m |= 1u << i;
+        return m;
+}
+
 int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len, EVP_PKEY *ak,
                       const tpmq_pcr_bank *pcrs, const uint8_t *nonce, size_t nonce_len, tpmq_reason *ret_reason,
                       char **ret_detail) {
@@ -499,6 +519,19 @@ int tpmq_verify_quote(const uint8_t *attest, size_t attest_len, const uint8_t *s
         } else if (tpmq_digest_size(pcrs->alg) == 0) {
                 reason = TPMQ_BANK_MISMATCH;
                 detail(ret_detail, "%s: unknown PCR bank 0x%04x", tpmq_reason_to_string(reason), pcrs->alg);
+        } else if (a.selections[0].mask == 0) {
+                reason = TPMQ_PCR_SELECTION_EMPTY;
+                detail(ret_detail, "%s: the %s selection is empty, so it vouches for no PCR value",
+                       tpmq_reason_to_string(reason), tpmq_alg_name(pcrs->alg));
+        } else if ((given_mask(pcrs) & ~a.selections[0].mask) != 0) {
+                /* Every value the caller goes on to trust must be covered by the digest: a genuine
+                 * quote over PCR 0 must not carry made-up values for PCRs 4, 9, 11, 15. */
+                uint32_t extra = given_mask(pcrs) & ~a.selections[0].mask;
+                reason = TPMQ_PCR_NOT_QUOTED;
+                detail(ret_detail, "%s: PCR %u (%s)%s; the quote selects %u PCRs, %u values were given",
+                       tpmq_reason_to_string(reason), (unsigned) __builtin_ctz(extra), tpmq_alg_name(pcrs->alg),
+                       extra & (extra - 1) ? " and others" : "", (unsigned) __builtin_popcount(a.selections[0].mask),
+                       (unsigned) __builtin_popcount(given_mask(pcrs)));
         } else {
                 /* pcrDigest = H_sig(PCR values of the selection, in index order) (Part 3 §18.4). */
                 size_t dlen = tpmq_digest_size(pcrs->alg);

@@ -54,6 +54,8 @@ typedef enum tpmq_reason {
         TPMQ_BANK_MISMATCH,       /* the quote covers another PCR bank than the values compared */
         TPMQ_PCR_MISSING,         /* the quote selects a PCR whose value was not given */
         TPMQ_PCR_DIGEST_MISMATCH, /* the given PCR values do not hash to the quoted pcrDigest */
+        TPMQ_PCR_NOT_QUOTED,      /* a PCR value was given that the quote does not select (not vouched for) */
+        TPMQ_PCR_SELECTION_EMPTY, /* the quote selects no PCR at all */
 } tpmq_reason;
 
 const char *tpmq_reason_to_string(tpmq_reason r);
@@ -114,8 +116,8 @@ int tpmq_signature_parse(const uint8_t *buf, size_t len, tpmq_signature *ret);
 int tpmq_public_parse(const uint8_t *buf, size_t len, EVP_PKEY **ret);
 /* Same, and also returns the attributes, scheme and Name. ret_info may be NULL. */
 int tpmq_public_parse_info(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info);
-/* An AK given either as PEM (SubjectPublicKeyInfo, "-----BEGIN PUBLIC KEY-----") or as TPMT_PUBLIC
- * bytes. ret_info is filled only for TPMT_PUBLIC (*ret_has_info tells which); both may be NULL. */
+/* An AK given as PEM (SubjectPublicKeyInfo, "-----BEGIN PUBLIC KEY-----"), as TPMT_PUBLIC bytes, or
+ * as TPM2B_PUBLIC (size-prefixed TPMT_PUBLIC, as tpm2_createak -u / tpm2_readpublic -o write it). ret_info is filled only for TPMT_PUBLIC (*ret_has_info tells which); both may be NULL. */
 int tpmq_load_ak(const uint8_t *buf, size_t len, EVP_PKEY **ret, tpmq_public_info *ret_info, bool *ret_has_info);
 /* True for a key the TPM only lets sign data it produced itself (restricted + sign, not decrypt):
  * only such a key gives TPM_GENERATED_VALUE in a TPMS_ATTEST its meaning (Part 1 §25.2.3). */
@@ -128,8 +130,11 @@ int tpmq_pcr_bank_parse_text(const char *text, size_t len, uint16_t alg, tpmq_pc
 uint16_t tpmq_alg_from_name(const char *name);
 
 /* Verifies a quote: structure, TPM magic and type, signature with ak, extraData == nonce, the
- * quote selects pcrs->alg (and only that bank), every selected PCR is in pcrs, and the quoted
- * pcrDigest equals the hash (the signature's hash algorithm) of the selected PCR values in order.
+ * quote selects pcrs->alg (and only that bank), the PCRs present in pcrs are exactly the quote's
+ * selection (not empty; a value the quote does not cover is refused, as go-tpm-tools refuses "given
+ * PCRs and quote do not have the same PCR selection"), and the quoted pcrDigest equals the hash
+ * (the signature's hash algorithm) of the selected PCR values in order. On success every PCR
+ * present in pcrs is vouched for by the quote.
  * Returns 0 or -EBADMSG with the reason and a detail naming the field. ret_reason and
  * ret_detail (both optional) are always set: the detail is NULL on success, a malloc'd sentence
  * naming the field, bank and PCR otherwise (caller frees). */

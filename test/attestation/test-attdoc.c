@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "attestation/attdoc.h"
+#include "attestation/issue.h"
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
 #include "basic/fileio.h"
@@ -16,6 +16,7 @@
 #include "tpm/tpm.h"
 
 static swtpm tpm_sim;
+static const attdoc_policy allow_empty = { .allow_empty_policy = true };
 static const uint8_t user_data[] = "sha256 of the aTLS public key...";
 static const uint8_t nonce[] = "client nonce 0123456789abcdef";
 
@@ -43,7 +44,9 @@ static char *issue(void) {
 
 static attdoc_reason validate_full(const char *json, const uint8_t *n, size_t nl, const attdoc_measurement *m,
                                    size_t nm, attdoc_verdict *ret) {
-        int r = attdoc_validate_qemu_vtpm(json, strlen(json), n, nl, user_data, sizeof user_data, m, nm, ret);
+        /* No measurements here means the test checks the document's other parts: opt in. */
+        attdoc_policy p = { m, nm, nm == 0 };
+        int r = attdoc_validate_qemu_vtpm(json, strlen(json), n, nl, user_data, sizeof user_data, &p, ret);
         if (ret->reason == ATTDOC_OK) {
                 assert_int_equal(r, 0);
                 assert_null(ret->detail);
@@ -101,7 +104,7 @@ static void test_issue_and_validate(void **state) {
         assert_memory_equal(v.user_data, user_data, sizeof user_data);
         attdoc_verdict_done(&v);
         /* Without an expected user data the caller gets it back. */
-        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, NULL, 0, &v), 0);
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, &allow_empty, &v), 0);
         assert_memory_equal(v.user_data, user_data, sizeof user_data);
         attdoc_verdict_done(&v);
 }
@@ -119,7 +122,7 @@ static void test_replayed_nonce_and_user_data(void **state) {
         /* The caller expects other user data (a relay presenting another key). */
         static const uint8_t other_ud[] = "sha256 of the relay's key.......";
         assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, other_ud, sizeof other_ud,
-                                                   NULL, 0, &v), -EPERM);
+                                                   &allow_empty, &v), -EPERM);
         assert_int_equal(v.reason, ATTDOC_USER_DATA_MISMATCH);
         attdoc_verdict_done(&v);
 
@@ -128,7 +131,7 @@ static void test_replayed_nonce_and_user_data(void **state) {
         _cleanup_free_ char *b64 = base64_encode(other_ud, sizeof other_ud, BASE64_STD);
         json_object_set_new(doc, "UserData", json_string(b64));
         _cleanup_free_ char *swapped = dump(doc);
-        assert_int_equal(attdoc_validate_qemu_vtpm(swapped, strlen(swapped), nonce, sizeof nonce, NULL, 0, NULL, 0, &v),
+        assert_int_equal(attdoc_validate_qemu_vtpm(swapped, strlen(swapped), nonce, sizeof nonce, NULL, 0, &allow_empty, &v),
                          -EBADMSG);
         assert_int_equal(v.reason, ATTDOC_QUOTE_INVALID);
         assert_int_equal(v.quote_reason, TPMQ_NONCE_MISMATCH);
@@ -233,6 +236,99 @@ static void test_tampered_pcr_and_bank_confusion(void **state) {
                 assert_non_null(strstr(v.detail, "PCR values given are sha256"));
                 attdoc_verdict_done(&v);
         }
+}
+
+
+/* A genuine SHA-256 quote over PCRs 0 and 1 only (as `tpm2_quote -l sha256:0,1` makes), sent with
+ * made-up values for PCRs 4, 9, 11 and 15 that the policy expects: the quote does not vouch for
+ * them, so the document is refused before the measurements are compared. */
+static void test_pcrs_not_quoted(void **state) {
+        (void) state;
+        _cleanup_free_ char *json = issue();
+        uint8_t extra[32], tn[32];
+        assert_int_equal(attdoc_make_extra_data(user_data, sizeof user_data, nonce, sizeof nonce, extra), 0);
+        assert_int_equal(attdoc_make_tpm_nonce(NULL, 0, extra, tn), 0);
+        tpm_ctx *t = NULL;
+        assert_int_equal(tpm_open(tpm_sim.tcti, &t, NULL), 0);
+        tpm_quote_result q = { 0 };
+        assert_int_equal(tpm_quote(t, TPM_ALG_SHA256, 0x3, tn, sizeof tn, &q), 0);
+        tpm_close(t);
+
+        attdoc_measurement m[4] = { { .index = 4 }, { .index = 9 }, { .index = 11 }, { .index = 15 } };
+        _cleanup_(json_decrefp) json_t *doc = load(json);
+        json_t *sq = sha256_quote(doc);
+        _cleanup_free_ char *qb = base64_encode(q.attest, q.attest_len, BASE64_STD);
+        _cleanup_free_ char *sb = base64_encode(q.sig, q.sig_len, BASE64_STD);
+        json_object_set_new(sq, "quote", json_string(qb));
+        json_object_set_new(sq, "raw_sig", json_string(sb));
+        json_t *map = json_object();
+        for (unsigned i = 0; i < 2; i++) {
+                char k[4];
+                snprintf(k, sizeof k, "%u", i);
+                _cleanup_free_ char *b = base64_encode(q.pcrs.value[i], 32, BASE64_STD);
+                json_object_set_new(map, k, json_string(b));
+        }
+        for (size_t i = 0; i < ELEMENTSOF(m); i++) {
+                m[i].expected_len = 32;
+                memset(m[i].expected, 0xa0 + (int) i, 32);
+                char k[4];
+                snprintf(k, sizeof k, "%u", m[i].index);
+                _cleanup_free_ char *b = base64_encode(m[i].expected, 32, BASE64_STD);
+                json_object_set_new(map, k, json_string(b));
+        }
+        json_object_set_new(json_object_get(sq, "pcrs"), "pcrs", map);
+        tpm_quote_result_done(&q);
+        _cleanup_free_ char *forged = dump(doc);
+        attdoc_verdict v;
+        assert_int_equal(validate_full(forged, nonce, sizeof nonce, m, ELEMENTSOF(m), &v), ATTDOC_QUOTE_INVALID);
+        assert_int_equal(v.quote_reason, TPMQ_PCR_NOT_QUOTED);
+        assert_non_null(strstr(v.detail, "do not have the same PCR selection"));
+        assert_non_null(strstr(v.detail, "PCR 4 (sha256) and others"));
+        attdoc_verdict_done(&v);
+
+        /* The same quote with exactly its own PCRs is genuine, but it says nothing about PCR 4..15:
+         * the policy's PCRs are missing. */
+        json_t *map2 = json_object_get(json_object_get(sq, "pcrs"), "pcrs");
+        for (size_t i = 0; i < ELEMENTSOF(m); i++) {
+                char k[4];
+                snprintf(k, sizeof k, "%u", m[i].index);
+                json_object_del(map2, k);
+        }
+        _cleanup_free_ char *honest = dump(doc);
+        assert_int_equal(validate_full(honest, nonce, sizeof nonce, m, ELEMENTSOF(m), &v), ATTDOC_MEASUREMENT_MISSING);
+        assert_non_null(strstr(v.detail, "PCR 4"));
+        attdoc_verdict_done(&v);
+}
+
+/* No enforced measurement: refused unless the caller opts in. */
+static void test_empty_policy(void **state) {
+        (void) state;
+        _cleanup_free_ char *json = issue();
+        attdoc_verdict v;
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, NULL, &v), -EPERM);
+        assert_int_equal(v.reason, ATTDOC_POLICY_EMPTY);
+        assert_non_null(strstr(v.detail, "measurement policy is empty"));
+        assert_null(v.user_data);
+        attdoc_verdict_done(&v);
+        attdoc_policy empty = { 0 };
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, &empty, &v), -EPERM);
+        assert_int_equal(v.reason, ATTDOC_POLICY_EMPTY);
+        assert_non_null(strstr(v.detail, "0 measurements, none enforced"));
+        attdoc_verdict_done(&v);
+        /* Only warnOnly entries enforce nothing either. */
+        attdoc_measurement warn = { .index = 0, .expected_len = 32, .warn_only = true };
+        attdoc_policy warn_only = { &warn, 1, false };
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, &warn_only, &v),
+                         -EPERM);
+        assert_int_equal(v.reason, ATTDOC_POLICY_EMPTY);
+        assert_non_null(strstr(v.detail, "1 measurements, none enforced"));
+        attdoc_verdict_done(&v);
+        warn_only.allow_empty_policy = true;
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, &warn_only, &v), 0);
+        assert_int_equal(v.reason, ATTDOC_OK);
+        attdoc_verdict_done(&v);
+        assert_int_equal(attdoc_validate_qemu_vtpm(json, strlen(json), nonce, sizeof nonce, NULL, 0, &allow_empty, &v), 0);
+        attdoc_verdict_done(&v);
 }
 
 static void test_wrong_ak(void **state) {
@@ -359,8 +455,8 @@ static void test_malformed(void **state) {
                 "{\"Attestation\":{\"ak_pub\":\"AAEACw==\",\"quotes\":[]},\"Attestation\":{}}",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                assert_int_equal(attdoc_validate_qemu_vtpm(bad[i], strlen(bad[i]), nonce, sizeof nonce, NULL, 0, NULL,
-                                                           0, &v), -EBADMSG);
+                assert_int_equal(attdoc_validate_qemu_vtpm(bad[i], strlen(bad[i]), nonce, sizeof nonce, NULL, 0,
+                                                           &allow_empty, &v), -EBADMSG);
                 assert_int_equal(v.reason, ATTDOC_MALFORMED);
                 assert_non_null(v.detail);
                 attdoc_verdict_done(&v);
@@ -385,6 +481,8 @@ int main(void) {
                 cmocka_unit_test(test_wrong_ak),
                 cmocka_unit_test(test_event_log),
                 cmocka_unit_test(test_malformed),
+                cmocka_unit_test(test_pcrs_not_quoted),
+                cmocka_unit_test(test_empty_policy),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

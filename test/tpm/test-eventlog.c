@@ -178,11 +178,85 @@ static void test_legacy_sha1_log(void **state) {
         assert_int_equal(eventlog_replay(log, TPM_ALG_SHA256, &b, NULL), -EOPNOTSUPP);
 }
 
+
+/* A crypto-agile Spec ID header (PFP §10.4.5.1, SHA-256 only), 65 bytes. */
+static size_t spec_id_header(uint8_t *out) {
+        static const uint8_t h[] = {
+                0, 0, 0, 0, 3, 0, 0, 0, /* PCR 0, EV_NO_ACTION */
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* SHA-1 digest */
+                33, 0, 0, 0, 'S', 'p', 'e', 'c', ' ', 'I', 'D', ' ', 'E', 'v', 'e', 'n', 't', '0', '3', 0,
+                0, 0, 0, 0, 0, 2, 0, 2, 1, 0, 0, 0, 0x0b, 0, 32, 0, 0,
+        };
+        memcpy(out, h, sizeof h);
+        return sizeof h;
+}
+
+/* Logs padded with zeros up to the largest size the CLI (--eventlog, EVENTLOG_MAX_SIZE) and an
+ * attestation document (event_log, EVENTLOG_MAX_SIZE) accept. The parser used to ask "is the rest
+ * padding?" by scanning the rest at every event: quadratic, minutes of CPU for a 700 KiB log of
+ * zeros ending in 0x01. These must parse or be refused, with the reason; the time it takes is
+ * measured in bench-tpm, not asserted here. */
+static void test_padding_at_the_size_limit(void **state) {
+        (void) state;
+        const size_t max = EVENTLOG_MAX_SIZE;
+        _cleanup_free_ uint8_t *buf = calloc(1, max);
+        assert_non_null(buf);
+        size_t h = spec_id_header(buf);
+        char *err = NULL;
+        eventlog *log = NULL;
+
+        /* Header, then only zeros: trailing padding, no events. */
+        assert_int_equal(eventlog_parse(buf, max, &log, &err), 0);
+        assert_int_equal(eventlog_n_events(log), 0);
+        log = eventlog_free(log);
+
+        /* Header, zeros, one 0x01 at the very end: the zeros are events (PCR 0, type 0, no digests,
+         * no data: 16 bytes each), more than the 65536 allowed. */
+        buf[max - 1] = 0x01;
+        assert_int_equal(eventlog_parse(buf, max, &log, &err), -E2BIG);
+        assert_non_null(err);
+        _cleanup_free_ char *want = NULL;
+        assert_true(asprintf(&want, "event 65536 at offset %zu: more than 65536 events", h + 65536 * 16) > 0);
+        assert_string_equal(err, want);
+        err = mfree(err);
+
+        /* The 700 KiB log of the report (fuzz/tpm/corpus/fuzz-eventlog/regression-quadratic-*):
+         * 44795 empty events, then 15 bytes ending in 0x01: a truncated event. */
+        const size_t n700 = 700 * 1024;
+        memset(buf + h, 0, max - h);
+        buf[n700 - 1] = 0x01;
+        assert_int_equal(eventlog_parse(buf, n700, &log, &err), -EBADMSG);
+        assert_string_equal(err, "event 44795 at offset 716785: truncated event data");
+        err = mfree(err);
+
+        /* The real GCE log, then zeros up to the limit: 44 events, padding ignored, replay intact. */
+        size_t len;
+        _cleanup_free_ uint8_t *gce = tpm_test_read("tpm-gce-vtpm/nonce9009.event_log.bin", &len);
+        memset(buf, 0, max);
+        memcpy(buf, gce, len);
+        assert_int_equal(eventlog_parse(buf, max, &log, &err), 0);
+        assert_int_equal(eventlog_n_events(log), 44);
+        tpmq_pcr_bank quoted;
+        tpm_test_read_bank("tpm-gce-vtpm/nonce9009.pcrs_sha256.txt", TPM_ALG_SHA256, &quoted);
+        assert_int_equal(eventlog_compare(log, &quoted, NULL, NULL), 0);
+        log = eventlog_free(log);
+        /* ... and 0xFF padding, as some firmware leaves it. */
+        memset(buf + len, 0xff, max - len);
+        assert_int_equal(eventlog_parse(buf, max, &log, &err), 0);
+        assert_int_equal(eventlog_n_events(log), 44);
+        log = eventlog_free(log);
+        /* Mixed padding is not padding: the zeros after the log are parsed as events again. */
+        buf[max - 1] = 0x00;
+        assert_int_equal(eventlog_parse(buf, max, &log, &err), -EBADMSG);
+        assert_non_null(strstr(err, "event 44 at offset"));
+        err = mfree(err);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_gce_replay),  cmocka_unit_test(test_tampered_event),
                 cmocka_unit_test(test_truncated),   cmocka_unit_test(test_bad_spec_id),
-                cmocka_unit_test(test_legacy_sha1_log),
+                cmocka_unit_test(test_legacy_sha1_log), cmocka_unit_test(test_padding_at_the_size_limit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

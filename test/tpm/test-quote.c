@@ -199,6 +199,94 @@ static void test_reject_wrong_pcr(void **state) {
         free(d);
 }
 
+
+/* A TPMS_ATTEST quote (Part 2 §10.12.12) over `mask` of the SHA-256 bank, signed RSASSA-SHA256 by a
+ * software key: lets the selection rules be tested with selections real quotes do not have. */
+static void make_quote(struct quote_case *c, uint32_t mask, const tpmq_pcr_bank *bank, const uint8_t *nonce,
+                       size_t nonce_len) {
+        uint8_t a[256];
+        size_t o = 0;
+#define BE(v, n) do { for (int _i = (n) - 1; _i >= 0; _i--) a[o++] = (uint8_t) ((uint64_t) (v) >> (8 * _i)); } while (0)
+        BE(TPM_GENERATED_VALUE, 4);
+        BE(TPM_ST_ATTEST_QUOTE, 2);
+        BE(0, 2); /* qualifiedSigner */
+        BE(nonce_len, 2);
+        memcpy(a + o, nonce, nonce_len);
+        o += nonce_len;
+        BE(1234, 8); /* clockInfo: clock, resetCount, restartCount, safe */
+        BE(1, 4);
+        BE(0, 4);
+        a[o++] = 1;
+        BE(0x20160511ull, 8);                        /* firmwareVersion */
+        BE(1, 4); /* TPML_PCR_SELECTION: one TPMS_PCR_SELECTION of 3 bytes */
+        BE(TPM_ALG_SHA256, 2);
+        a[o++] = 3;
+        a[o++] = (uint8_t) mask, a[o++] = (uint8_t) (mask >> 8), a[o++] = (uint8_t) (mask >> 16);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *h = EVP_MD_CTX_new();
+        assert_int_equal(EVP_DigestInit_ex(h, EVP_sha256(), NULL), 1);
+        for (unsigned i = 0; i < TPMQ_NUM_PCRS; i++)
+                if (mask & (1u << i))
+                        EVP_DigestUpdate(h, bank->value[i], 32);
+        BE(32, 2);
+        assert_int_equal(EVP_DigestFinal_ex(h, a + o, NULL), 1);
+        o += 32;
+        c->attest = malloc(o);
+        assert_non_null(c->attest);
+        memcpy(c->attest, a, o);
+        c->attest_len = o;
+        c->ak = EVP_RSA_gen(2048);
+        assert_non_null(c->ak);
+        _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *s = EVP_MD_CTX_new();
+        size_t sl = 256;
+        c->sig = malloc(6 + sl);
+        assert_non_null(c->sig);
+        assert_int_equal(EVP_DigestSignInit(s, NULL, EVP_sha256(), NULL, c->ak), 1);
+        assert_int_equal(EVP_DigestSign(s, c->sig + 6, &sl, c->attest, c->attest_len), 1);
+        assert_int_equal(sl, 256);
+        memcpy(c->sig, (const uint8_t[]){ 0x00, 0x14, 0x00, 0x0b, 0x01, 0x00 }, 6);
+        c->sig_len = 6 + sl;
+#undef BE
+}
+
+/* The PCR values given must be exactly the quote's selection (go-tpm-tools: "given PCRs and quote do
+ * not have the same PCR selection"): a genuine quote over PCR 0 alone must not vouch for made-up
+ * values of PCRs 4, 9, 11 and 15; an empty selection vouches for nothing. */
+static void test_reject_selection_mismatch(void **state) {
+        (void) state;
+        tpmq_pcr_bank b = { .alg = TPM_ALG_SHA256 };
+        b.present[0] = true;
+        memset(b.value[0], 0x00, 32);
+        _cleanup_(quote_case_done) struct quote_case c = { 0 };
+        make_quote(&c, 1u << 0, &b, nonce9009, sizeof nonce9009);
+        assert_int_equal(verify(&c, &b, nonce9009, sizeof nonce9009, NULL), TPMQ_OK);
+        tpmq_pcr_bank forged = b;
+        const unsigned fake[] = { 4, 9, 11, 15 };
+        for (size_t i = 0; i < ELEMENTSOF(fake); i++) {
+                forged.present[fake[i]] = true;
+                memset(forged.value[fake[i]], 0x42, 32);
+        }
+        char *d = NULL;
+        assert_int_equal(verify(&c, &forged, nonce9009, sizeof nonce9009, &d), TPMQ_PCR_NOT_QUOTED);
+        assert_non_null(strstr(d, "do not have the same PCR selection"));
+        assert_non_null(strstr(d, "PCR 4 (sha256) and others"));
+        assert_non_null(strstr(d, "the quote selects 1 PCRs, 5 values were given"));
+        free(d);
+        /* One extra PCR is enough. */
+        tpmq_pcr_bank one = b;
+        one.present[23] = true;
+        assert_int_equal(verify(&c, &one, nonce9009, sizeof nonce9009, &d), TPMQ_PCR_NOT_QUOTED);
+        assert_non_null(strstr(d, "PCR 23 (sha256);"));
+        free(d);
+
+        _cleanup_(quote_case_done) struct quote_case e = { 0 };
+        make_quote(&e, 0, &b, nonce9009, sizeof nonce9009);
+        assert_int_equal(verify(&e, &b, nonce9009, sizeof nonce9009, &d), TPMQ_PCR_SELECTION_EMPTY);
+        assert_non_null(strstr(d, "quote selects no PCRs"));
+        free(d);
+        tpmq_pcr_bank none = { .alg = TPM_ALG_SHA256 };
+        assert_int_equal(verify(&e, &none, nonce9009, sizeof nonce9009, NULL), TPMQ_PCR_SELECTION_EMPTY);
+}
+
 static void test_reject_wrong_ak(void **state) {
         (void) state;
         _cleanup_(quote_case_done) struct quote_case c = { 0 };
@@ -293,6 +381,7 @@ int main(void) {
                 cmocka_unit_test(test_reject_wrong_nonce),   cmocka_unit_test(test_reject_wrong_pcr),
                 cmocka_unit_test(test_reject_wrong_ak),      cmocka_unit_test(test_reject_bank_confusion),
                 cmocka_unit_test(test_reject_truncated),     cmocka_unit_test(test_pcr_text),
+                cmocka_unit_test(test_reject_selection_mismatch),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

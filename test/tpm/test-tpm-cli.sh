@@ -12,7 +12,7 @@ D=$HERE/data/tpm-gce-vtpm
 W=$(mktemp -d /tmp/ct-tpm-cli-XXXXXX)
 cleanup() { swtpm_stop; rm -rf "$W"; }
 trap cleanup EXIT
-for t in tpm2_quote tpm2_checkquote tpm2_createprimary tpm2_pcrread python3; do
+for t in tpm2_quote tpm2_checkquote tpm2_createprimary tpm2_createek tpm2_createak tpm2_pcrread python3; do
         command -v $t >/dev/null || { echo "FAIL: $t is not installed (scripts/setup.sh)"; exit 1; }
 done
 
@@ -86,6 +86,24 @@ PY
 expect 1 "eventlog .*: PCR 0 \(sha1\): event log replay does not give the quoted value" -- "$ATTEST" quote verify \
         --ak $D/nonce9009.ak_pub.pem --quote $D/nonce9009.quote_sha1.tpms_attest.bin \
         --signature $D/nonce9009.quote_sha1.tpmt_signature.bin --pcrs "$W/gce-sha1.json" --nonce 9009 --eventlog "$W/bad.log"
+# The largest event log --eventlog reads (EVENTLOG_MAX_SIZE, 8 MiB): the real log padded with zeros
+# parses (trailing padding); with a 0x01 as its last byte the zeros are 16-byte empty events, more
+# than the 65536 allowed; one byte more is too large to read. The old parser was quadratic on such
+# logs (issue 12: minutes of CPU); bench-tpm measures the time, this checks the verdicts.
+python3 - "$D/nonce9009.event_log.bin" "$W" <<'PY'
+import sys
+log = open(sys.argv[1], "rb").read()
+limit = 8 * 1024 * 1024
+pad = log + b"\0" * (limit - len(log))
+open(sys.argv[2] + "/padded.log", "wb").write(pad)
+open(sys.argv[2] + "/crafted.log", "wb").write(pad[:-1] + b"\x01")
+open(sys.argv[2] + "/toobig.log", "wb").write(pad + b"\0")
+PY
+GCE256=(--ak $D/nonce9009.ak_pub.pem "${Q256[@]}" --pcrs "$W/gce-sha256.json" --nonce 9009)
+expect 0 "event log: 44 events, 17 PCRs match" -- "$ATTEST" quote verify "${GCE256[@]}" --eventlog "$W/padded.log"
+expect 1 "eventlog .*crafted.log: event 65536 at offset [0-9]+: more than 65536 events" -- "$ATTEST" quote verify "${GCE256[@]}" \
+        --eventlog "$W/crafted.log"
+expect 3 "eventlog .*toobig.log: file too large" -- "$ATTEST" quote verify "${GCE256[@]}" --eventlog "$W/toobig.log"
 expect 2 "required" -- "$ATTEST" quote verify --ak $D/nonce9009.ak_pub.pem
 expect 2 "--nonce: expected" -- "$ATTEST" quote verify --ak $D/nonce9009.ak_pub.pem "${Q256[@]}" --pcrs "$W/gce-sha256.json" --nonce xyz
 expect 3 "quote /nonexistent: No such file" -- "$ATTEST" quote verify --ak $D/nonce9009.ak_pub.pem --quote /nonexistent \
@@ -116,9 +134,47 @@ expect 0 "^OK .*sha256 quote over 24 PCRs" -- "$ATTEST" quote verify --ak "$W/ou
 expect 1 "PCR values do not match" -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/t.msg" --signature "$W/t.sig" \
         --pcrs "$W/ours/pcrs.json" --nonce "$NONCE"
 
-echo "== swtpm: RSAPSS and ECDSA restricted signing keys made by tpm2-tools"
 # No resource manager in front of swtpm: flush what each tool leaves loaded (reference machine.md §3).
 flush() { tpm2_flushcontext -t >/dev/null 2>&1; tpm2_flushcontext -l >/dev/null 2>&1; tpm2_flushcontext -s >/dev/null 2>&1; }
+
+echo "== swtpm: PCR values the quote does not select are refused (tpm2_quote -l sha256:0,1)"
+# A genuine quote over PCRs 0 and 1 must not vouch for made-up PCRs 4, 9, 11, 15 sent beside them
+# (go-tpm-tools: "given PCRs and quote do not have the same PCR selection").
+expect 0 "" -- tpm2_quote -c 0x81008F01 -l sha256:0,1 -q "$NONCE" -m "$W/p.msg" -s "$W/p.sig" -g sha256
+flush
+tpm2_pcrread sha256:0,1 -o "$W/p.raw" >/dev/null && raw_to_json "$W/p.raw" 32 >"$W/p.json"
+expect 0 "^OK .*sha256 quote over 2 PCRs" -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/p.msg" --signature "$W/p.sig" \
+        --pcrs "$W/p.json" --nonce "$NONCE"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update({str(i): "%02x" % (0x40+i) * 32 for i in (4, 9, 11, 15)}); print(json.dumps(d))' \
+        "$W/p.json" >"$W/p-forged.json"
+expect 1 "quote .*p.msg: PCR value given for a PCR the quote does not select \(given PCRs and quote do not have the same PCR selection\): PCR 4 \(sha256\) and others; the quote selects 2 PCRs, 6 values were given" \
+        -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/p.msg" --signature "$W/p.sig" --pcrs "$W/p-forged.json" --nonce "$NONCE"
+expect 1 '"file": ".*p-forged.json"' -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/p.msg" --signature "$W/p.sig" \
+        --pcrs "$W/p-forged.json" --nonce "$NONCE" --json
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["23"]=d["0"]; print(json.dumps(d))' "$W/p.json" >"$W/p-extra.json"
+expect 1 "PCR 23 \(sha256\);" -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/p.msg" --signature "$W/p.sig" \
+        --pcrs "$W/p-extra.json" --nonce "$NONCE"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); del d["1"]; print(json.dumps(d))' "$W/p.json" >"$W/p-less.json"
+expect 1 "quote selects a PCR whose value was not provided: PCR 1" -- "$ATTEST" quote verify --ak "$W/ours/ak.pem" --quote "$W/p.msg" \
+        --signature "$W/p.sig" --pcrs "$W/p-less.json" --nonce "$NONCE"
+
+echo "== swtpm: AK files as tpm2-tools write them (TPM2B_PUBLIC from tpm2_createak -u)"
+tpm2_createek -c "$W/ek.ctx" -G rsa -u "$W/ek.pub" >/dev/null || { echo "FAIL: tpm2_createek"; fails=$((fails+1)); }
+flush
+tpm2_createak -C "$W/ek.ctx" -c "$W/cak.ctx" -G rsa -g sha256 -s rsassa -u "$W/cak.pub" -n "$W/cak.name" >/dev/null \
+        || { echo "FAIL: tpm2_createak"; fails=$((fails+1)); }
+flush
+expect 0 "" -- tpm2_quote -c "$W/cak.ctx" -l "$SEL" -q "$NONCE" -m "$W/cak.msg" -s "$W/cak.sig" -g sha256
+flush
+tpm2_pcrread "$SEL" -o "$W/cak.raw" >/dev/null && raw_to_json "$W/cak.raw" 32 >"$W/cak.json"
+expect 0 "^OK .*sha256 quote over 24 PCRs" -- "$ATTEST" quote verify --ak "$W/cak.pub" --quote "$W/cak.msg" --signature "$W/cak.sig" \
+        --pcrs "$W/cak.json" --nonce "$NONCE"
+# A TPM2B_PUBLIC whose size prefix disagrees with the file is neither form.
+python3 -c 'import sys; b=bytearray(open(sys.argv[1],"rb").read()); b[1]^=1; open(sys.argv[2],"wb").write(b)' "$W/cak.pub" "$W/cak-bad.pub"
+expect 1 "ak .*cak-bad.pub: neither a PEM public key nor a TPMT_PUBLIC/TPM2B_PUBLIC" -- "$ATTEST" quote verify --ak "$W/cak-bad.pub" \
+        --quote "$W/cak.msg" --signature "$W/cak.sig" --pcrs "$W/cak.json" --nonce "$NONCE"
+
+echo "== swtpm: RSAPSS and ECDSA restricted signing keys made by tpm2-tools"
 ATTRS="fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign"
 for spec in rsa2048:rsapss-sha256:null/rsapss/sha256 ecc256:ecdsa-sha256:null/ecdsa/sha256 ecc384:ecdsa-sha384:null/ecdsa/sha384; do
         IFS=/ read -r alg scheme hash <<<"$spec"
@@ -131,7 +187,7 @@ for spec in rsa2048:rsapss-sha256:null/rsapss/sha256 ecc256:ecdsa-sha256:null/ec
         tpm2_quote -c "$W/$name.ctx" -l "$SEL" -q "$NONCE" -m "$W/$name.msg" -s "$W/$name.sig" \
                 --scheme "$scheme" -g "$hash" >/dev/null; flush
         tpm2_pcrread "$SEL" -o "$W/$name.raw" >/dev/null && raw_to_json "$W/$name.raw" 32 >"$W/$name.json"
-        for key in "$W/$name.pem" "$W/$name.tpmt"; do
+        for key in "$W/$name.pem" "$W/$name.tpmt" "$W/$name.tss"; do
                 expect 0 "^OK .*sha256 quote over 24 PCRs" -- "$ATTEST" quote verify --ak "$key" --quote "$W/$name.msg" \
                         --signature "$W/$name.sig" --pcrs "$W/$name.json" --nonce "$NONCE"
         done

@@ -10,7 +10,7 @@
 #include <openssl/pem.h>
 #include <tss2/tss2_tpm2_types.h>
 
-#include "attestation/attdoc.h"
+#include "attestation/issue.h"
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
 #include "basic/fileio.h"
