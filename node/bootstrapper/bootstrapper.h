@@ -22,6 +22,7 @@ typedef struct bootstrapper_config {
         const char *nodestate_path;   /* NODESTATE_PATH */
         const char *pki_dir;          /* /etc/kubernetes/pki */
         const char *kubernetes_dir;   /* /etc/kubernetes: admin.conf, kubeadm-init.yaml */
+        const char *config_dir;       /* /var/config: the key service's mastersecret and salt */
         const char *const *component_roots;
         const char *start_units;      /* after success: "a.service b.service"; "" none */
         metadata md;                  /* this node, from the infrastructure (untrusted) */

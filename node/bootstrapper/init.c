@@ -18,7 +18,8 @@
  *     chunks, the disk's token is set back to "not initialized", and the process exits with
  *     INIT_EXIT_REBOOT so that the node reboots and starts over as a fresh node):
  *     7. keyslot 0: first-boot passphrase -> DEK, then token "initialized" (lib/luks);
- *     8. node_state.json {Role: ControlPlane, MeasurementSalt};
+ *     8. node_state.json {Role: ControlPlane, MeasurementSalt}; for kms://cluster-kms the master
+ *        secret and salt for the key service (<config_dir>/mastersecret, salt; 0600);
  *     9. PKI (kubeadm layout) and the admin kubeconfig (written 0600 as admin.conf);
  *    10. components downloaded, pins checked, installed; kubeadm init if kubeadm is among them,
  *        else the log says plainly that the Kubernetes layer was not installed;
@@ -187,6 +188,8 @@ typedef struct init_plan {
         char uuid[LUKS_UUID_STRING_MAX];
         secret_t *first_boot_pass;
         secret_t *disk_key;
+        secret_t *master_secret; /* cluster-kms only: for the key service */
+        secret_t *master_salt;
         component_spec *components;
         size_t n_components;
         ssize_t kubeadm_index; /* -1: no kubeadm component */
@@ -205,6 +208,8 @@ static void init_plan_done(init_plan *p) {
         luks_close(p->disk);
         secret_free(p->first_boot_pass);
         secret_free(p->disk_key);
+        secret_free(p->master_secret);
+        secret_free(p->master_salt);
         free(p->components);
         erase_memory(p->cluster_id, sizeof p->cluster_id);
         *p = (init_plan){ 0 };
@@ -279,6 +284,15 @@ static int init_validate(const bootstrapper *b, const uint8_t *request, size_t l
         r = kms_open(req->kms_uri, req->storage_uri, &p->kms, err);
         if (r < 0)
                 return r;
+        if (streq(kms_backend_name(p->kms), "cluster-kms")) {
+                /* The key service derives data keys from the same master secret and salt
+                 * (Constellation mounts them from the constellation-mastersecret Secret). */
+                _cleanup_(kms_uri_freep) kms_uri *u = NULL;
+                if ((r = kms_uri_parse(req->kms_uri, &u, err)) < 0 ||
+                    (r = kms_uri_get_base64(u, "key", &p->master_secret, err)) < 0 ||
+                    (r = kms_uri_get_base64(u, "salt", &p->master_salt, err)) < 0)
+                        return r;
+        }
         _cleanup_secret_ secret_t *ms = NULL;
         r = kms_get_data_key(p->kms, KDF_MEASUREMENT_SECRET_ID, 32, &ms, err);
         if (r < 0)
@@ -344,6 +358,25 @@ static int write_admin_conf(const bootstrapper_config *cfg, const char *kubeconf
         return 0;
 }
 
+/* <config_dir>/mastersecret and salt, raw, 0600 in a 0700 directory: what constellation-keyservice
+ * reads (--master-secret, --salt). */
+static int write_key_service_config(const bootstrapper_config *cfg, const init_plan *p, ct_error *err) {
+        if (mkdir(cfg->config_dir, 0700) < 0 && errno != EEXIST)
+                return ct_error_set(err, -errno, LAYER, "io", "%s: %s", cfg->config_dir, strerror(errno));
+        static const char *const names[] = { "mastersecret", "salt" };
+        const secret_t *values[] = { p->master_secret, p->master_salt };
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s", cfg->config_dir, names[i]) < 0)
+                        return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                int r = write_file_atomic(path, values[i]->data, values[i]->len, 0600);
+                if (r < 0)
+                        return ct_error_set(err, r, LAYER, "io", "%s: %s", path, strerror(-r));
+        }
+        initlog(LOG_LEVEL_INFO, "Init: key service configuration written to %s", cfg->config_dir);
+        return 0;
+}
+
 /* Step C. Returns the kubeconfig (a secret: erase_and_free). */
 static int init_bootstrap(bootstrapper *b, init_plan *p, char **ret_kubeconfig, ct_error *err) {
         const bootstrapper_config *cfg = b->cfg;
@@ -357,6 +390,8 @@ static int init_bootstrap(bootstrapper *b, init_plan *p, char **ret_kubeconfig, 
         if ((r = nodestate_write(cfg->nodestate_path, &ns, err)) < 0)
                 return r;
         initlog(LOG_LEVEL_INFO, "Init: %s written", cfg->nodestate_path);
+        if (p->master_secret && (r = write_key_service_config(cfg, p, err)) < 0)
+                return r;
 
         if ((r = pki_create(cfg->pki_dir, err)) < 0)
                 return r;
@@ -509,6 +544,14 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
                 else
                         initlog(LOG_LEVEL_ERROR, "Init: state disk marked not initialized; the node must reboot "
                                                  "(it will be formatted again and can be initialised anew)");
+                /* The master secret has no business on a node that failed to become part of the cluster. */
+                if (p.master_secret) {
+                        char path[1024];
+                        snprintf(path, sizeof path, "%s/mastersecret", b->cfg->config_dir);
+                        (void) unlink(path);
+                        snprintf(path, sizeof path, "%s/salt", b->cfg->config_dir);
+                        (void) unlink(path);
+                }
                 /* A restart before the reboot must not take this node for a bootstrapped one. */
                 if (unlink(b->cfg->nodestate_path) < 0 && errno != ENOENT)
                         initlog(LOG_LEVEL_ERROR, "Init: could not remove %s: %s", b->cfg->nodestate_path,

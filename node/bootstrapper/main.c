@@ -21,7 +21,8 @@
 static const char *arg_metadata, *arg_state_disk, *arg_keyfile = LUKS_STATE_KEYFILE, *arg_node_state = NODESTATE_PATH,
                                                    *arg_pki_dir = PKI_DEFAULT_DIR, *arg_kubernetes_dir = "/etc/kubernetes",
                                                    *arg_component_roots = DEFAULT_COMPONENT_ROOTS,
-                                                   *arg_start_units = DEFAULT_START_UNITS;
+                                                   *arg_start_units = DEFAULT_START_UNITS,
+                                                   *arg_config_dir = "/var/config";
 
 static const service_option options[] = {
         { "metadata", "FILE", "node metadata JSON (default: $" METADATA_PATH_ENV " or QEMU fw_cfg)", &arg_metadata, NULL,
@@ -32,6 +33,8 @@ static const service_option options[] = {
         { "node-state", "FILE", "node_state.json to write (default " NODESTATE_PATH ")", &arg_node_state, NULL, false },
         { "pki-dir", "DIR", "cluster PKI directory (default " PKI_DEFAULT_DIR ")", &arg_pki_dir, NULL, false },
         { "kubernetes-dir", "DIR", "admin.conf and kubeadm config (default /etc/kubernetes)", &arg_kubernetes_dir, NULL,
+          false },
+        { "config-dir", "DIR", "key service master secret and salt (default /var/config)", &arg_config_dir, NULL,
           false },
         { "component-roots", "DIR:DIR", "where components may be installed (default " DEFAULT_COMPONENT_ROOTS ")",
           &arg_component_roots, NULL, false },
@@ -155,6 +158,7 @@ int main(int argc, char **argv) {
                 .nodestate_path = arg_node_state,
                 .pki_dir = arg_pki_dir,
                 .kubernetes_dir = arg_kubernetes_dir,
+                .config_dir = arg_config_dir,
                 .start_units = arg_start_units,
         };
         _cleanup_(roots_free) char **roots = NULL;

@@ -46,7 +46,7 @@ static char *tmp;
 static swtpm tpm_sim;
 static it_http http;
 static char disk[512], keyfile[512], md_path[512], nodestate_path[600], pki_dir[600], kube_dir[512], state_root[512],
-        stderr_path[512];
+        stderr_path[512], config_dir[512];
 static attdoc_measurement measurements[8];
 static atls_qemu_vtpm_policy policy;
 static atls_validator validator;
@@ -79,6 +79,7 @@ static void start_bootstrapper(bool expect_ready) {
                 execl(bootstrapper_bin, bootstrapper_bin, "--listen", "127.0.0.1:0", "--tpm", tpm_sim.tcti, "--metadata",
                       md_path, "--state-disk", disk, "--state-keyfile", keyfile, "--node-state", nodestate_path,
                       "--pki-dir", pki_dir, "--kubernetes-dir", kube_dir, "--component-roots", state_root,
+                      "--config-dir", config_dir,
                       "--start-units", "", (char *) NULL);
                 _exit(127);
         }
@@ -234,6 +235,7 @@ static void expect_unchanged(const uint8_t disk_before[32]) {
         assert_memory_equal(now, disk_before, 32);
         assert_int_equal(access(nodestate_path, F_OK), -1);
         assert_int_equal(it_dir_entries(pki_dir), -1);
+        assert_int_equal(it_dir_entries(config_dir), -1);
 }
 
 /* ---- setup ---- */
@@ -251,6 +253,7 @@ static int setup(void **state) {
         snprintf(kube_dir, sizeof kube_dir, "%s/etc-kubernetes", tmp);
         snprintf(pki_dir, sizeof pki_dir, "%s/pki", kube_dir);
         snprintf(stderr_path, sizeof stderr_path, "%s/bootstrapper.log", tmp);
+        snprintf(config_dir, sizeof config_dir, "%s/var-config", tmp);
         mkdir(state_root, 0755);
 
         /* The state disk as the disk-mapper leaves a new one (without dm-integrity: no
@@ -455,6 +458,20 @@ static void test_good_init(void **state) {
         snprintf(want, sizeof want, "{\"Role\":\"ControlPlane\",\"MeasurementSalt\":\"%s\"}", b64);
         assert_string_equal((char *) nsj, want);
 
+        /* the key service's configuration: the master secret and salt, raw, 0600 */
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ uint8_t *v = NULL;
+                size_t vl;
+                snprintf(p, sizeof p, "%s/%s", config_dir, i == 0 ? "mastersecret" : "salt");
+                assert_int_equal(read_full_file(p, 4096, &v, &vl), 0);
+                assert_int_equal(vl, 32);
+                assert_memory_equal(v, i == 0 ? master : master_salt, 32);
+                assert_int_equal(stat(p, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
+        assert_int_equal(stat(config_dir, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+
         /* the component */
         _cleanup_free_ uint8_t *got = NULL;
         size_t gl;
@@ -549,6 +566,8 @@ static void test_failure_after_lock(void **state) {
         init_result_done(&r);
         assert_int_equal(wait_bootstrapper(60), 3);
         assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(access(nodestate_path, F_OK), -1);
+        assert_true(it_dir_entries(config_dir) <= 0); /* the master secret is not left behind */
         _cleanup_free_ char *token = NULL;
         assert_int_equal(it_run(&token, "cryptsetup token export --token-id 0 '%s'", disk), 0);
         assert_non_null(strstr(token, "\"diskIsInitialized\":false"));
