@@ -4,8 +4,10 @@
  * admin.conf written next to it because that one chains to the same CA).
  *
  * No kubeadm exists on the build and test machines (reference machine.md: no kubeadm, kubelet or
- * kube-apiserver in any reachable registry), so this path is real but untested here; the values
- * put into the YAML were validated by the strict alphabets below before anything was changed. */
+ * kube-apiserver in any reachable registry): test-node-init drives this path with a stand-in
+ * script that records its arguments and the configuration; what a real kubeadm does with them is
+ * unproven here. The values put into the YAML were validated by the strict alphabets below before
+ * anything was changed. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -21,7 +21,9 @@
  *     init_failure then the log, sets the token back to "not initialized", installs nothing and
  *     exits 3; a restart before the reboot exits 3 again (interrupted bootstrap);
  *  6. PCR 15 extended by someone else while the bootstrapper runs: FAILED_PRECONDITION "node is
- *     already being activated" from the PCR check itself, PCR 15 not extended again, disk unchanged. */
+ *     already being activated" from the PCR check itself, PCR 15 not extended again, disk unchanged;
+ *  7. the kubeadm path with a stand-in kubeadm (a shell script component): the bootstrapper writes
+ *     its InitConfiguration/ClusterConfiguration and runs "kubeadm init --config ..." with it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -604,6 +606,64 @@ static void test_pcr15_already_set(void **state) {
         assert_int_equal(access(nodestate_path, F_OK), -1);
 }
 
+/* The kubeadm path with a stand-in: a component installing ".../bin/kubeadm" (a shell script in a
+ * data: URL) makes the bootstrapper write its kubeadm configuration and run "kubeadm init" with it.
+ * The stand-in records its arguments and the configuration; a real kubeadm does not exist here. */
+static void test_kubeadm_stand_in(void **state) {
+        (void) state;
+        char record[600], script[2048], path[600];
+        snprintf(record, sizeof record, "%s/kubeadm-record", tmp);
+        snprintf(script, sizeof script,
+                 "#!/bin/sh\n"
+                 "echo \"$@\" > '%s.args'\n"
+                 "cp \"$3\" '%s.yaml'\n"
+                 "echo \"PATH=$PATH\" > '%s.env'\n"
+                 "echo 'kubeadm stand-in: pretending to init the control plane' >&2\n",
+                 record, record, record);
+        _cleanup_free_ char *b64 = base64_encode(script, strlen(script), BASE64_STD);
+        _cleanup_free_ char *url = NULL;
+        assert_true(asprintf(&url, "data:application/octet-stream;base64,%s", b64) > 0);
+        uint8_t d[32];
+        SHA256((const uint8_t *) script, strlen(script), d);
+        _cleanup_free_ char *hex = hex_encode(d, 32);
+        char pin[80];
+        snprintf(pin, sizeof pin, "sha256:%s", hex);
+        snprintf(path, sizeof path, "%s/bin/kubeadm", state_root);
+        init_result r;
+        do_init(&(request_opts){ .component_url = url, .component_hash = pin, .component_path = path }, &r);
+        if (r.code != GRPC_STATUS_OK || !r.first || r.first->kind_case != INIT__INIT_RESPONSE__KIND_INIT_SUCCESS)
+                fail_msg("Init: %s %s %s", rpc_status_code_to_string(r.code), r.message ?: "",
+                         r.first && r.first->kind_case == INIT__INIT_RESPONSE__KIND_INIT_FAILURE ? r.first->init_failure->error : "");
+        assert_non_null(strstr(r.log, "kubeadm init finished"));
+        assert_null(strstr(r.log, "not installed"));
+        init_result_done(&r);
+        assert_int_equal(wait_bootstrapper(60), 0);
+
+        _cleanup_free_ char *args = NULL, *want = NULL;
+        assert_int_equal(it_run(&args, "cat '%s.args'", record), 0);
+        assert_true(asprintf(&want, "init --config %s/kubeadm-init.yaml --skip-token-print --skip-certificate-key-print\n",
+                             kube_dir) > 0);
+        assert_string_equal(args, want);
+        _cleanup_free_ char *env = NULL;
+        assert_int_equal(it_run(&env, "cat '%s.env'", record), 0);
+        assert_non_null(strstr(env, "PATH=/run/state/bin:"));
+        /* The configuration parses as two YAML documents with our values. */
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(it_run(&out,
+                                "python3 -c 'import yaml,sys; d=list(yaml.safe_load_all(open(sys.argv[1])));"
+                                " i,c=d; print(i[\"kind\"],i[\"nodeRegistration\"][\"name\"],i[\"localAPIEndpoint\"][\"advertiseAddress\"],"
+                                " c[\"kind\"],c[\"clusterName\"],c[\"kubernetesVersion\"],c[\"certificatesDir\"],"
+                                " c[\"networking\"][\"serviceSubnet\"],c[\"controlPlaneEndpoint\"],\",\".join(c[\"apiServer\"][\"certSANs\"]))' '%s.yaml'",
+                                record),
+                         0);
+        _cleanup_free_ char *expect = NULL;
+        assert_true(asprintf(&expect,
+                             "InitConfiguration control-plane-0 127.0.0.1 ClusterConfiguration test-cluster v1.30.4 %s "
+                             "10.96.0.0/12 127.0.0.1:6443 127.0.0.1\n",
+                             pki_dir) > 0);
+        assert_string_equal(out, expect);
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s PATH-TO-constellation-bootstrapper\n", argv[0]);
@@ -623,5 +683,7 @@ int main(int argc, char **argv) {
         failed += cmocka_run_group_tests(failure, setup, teardown);
         const struct CMUnitTest locked[] = { cmocka_unit_test(test_pcr15_already_set) };
         failed += cmocka_run_group_tests(locked, setup, teardown);
+        const struct CMUnitTest kubeadm[] = { cmocka_unit_test(test_kubeadm_stand_in) };
+        failed += cmocka_run_group_tests(kubeadm, setup, teardown);
         return failed;
 }
