@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <jansson.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -29,6 +30,7 @@ const char *rekor_reason_to_string(rekor_reason r) {
                 [REKOR_BODY_SIGNATURE_MISMATCH] = "entry carries a different signature",
                 [REKOR_NOT_FOUND] = "no entry for the artifact in the log",
                 [REKOR_UNREACHABLE] = "the log could not be reached",
+                [REKOR_NO_VERIFIED_ENTRY] = "no entry for the artifact in the log verifies with the signer's key",
         };
         return (unsigned) r < ELEMENTSOF(s) && s[r] ? s[r] : "unknown reason";
 }
@@ -370,6 +372,13 @@ int rekor_verify_body(const rekor_entry *e, const uint8_t artifact_sha256[32], E
                 else {
                         _cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(pem, (int) pem_len);
                         logged = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+                        if (!logged && pem_len <= INT_MAX) {
+                                /* hashedrekord also carries an X.509 certificate (keyless/Fulcio
+                                 * signing): an entry someone else made that way names another key. */
+                                _cleanup_(BIO_freep) BIO *cb = BIO_new_mem_buf(pem, (int) pem_len);
+                                _cleanup_(X509_freep) X509 *cert = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+                                logged = cert ? X509_get_pubkey(cert) : NULL;
+                        }
                         if (!logged)
                                 reason = REKOR_BODY_MALFORMED;
                         else if (!signer_key || EVP_PKEY_eq(logged, signer_key) != 1)
@@ -388,16 +397,54 @@ int rekor_verify_body(const rekor_entry *e, const uint8_t artifact_sha256[32], E
         return reason == REKOR_OK ? 0 : -EBADMSG;
 }
 
+/* Fetches /api/v1/log/entries/<uuid> and verifies it fully. 0, or -EBADMSG with *ret_reason and
+ * *ret_error (malloc'd, optional), -ENOMEM. */
+static int fetch_and_verify(const char *rekor_url, const char *uuid, const uint8_t artifact_sha256[32],
+                            EVP_PKEY *signer_key, EVP_PKEY *log_key, rekor_reason *ret_reason, char **ret_error) {
+        _cleanup_free_ char *url = NULL;
+        _cleanup_free_ uint8_t *body = NULL;
+        size_t len;
+        http_options ho = { .max_size = REKOR_MAX_DOCUMENT, .timeout_ms = 30000 };
+        int r;
+
+        for (const char *p = uuid; *p; p++)
+                if (!strchr("0123456789abcdef", *p)) {
+                        *ret_reason = REKOR_MALFORMED;
+                        return perr(ret_error, "the index returned \"%.80s\", not a hex entry UUID", uuid);
+                }
+        if (asprintf(&url, "%s/api/v1/log/entries/%s", rekor_url, uuid) < 0)
+                return -ENOMEM;
+        r = http_get(url, &ho, &body, &len, ret_error);
+        if (r < 0) {
+                *ret_reason = r == -ENOENT ? REKOR_NOT_FOUND : REKOR_UNREACHABLE;
+                return -EBADMSG;
+        }
+        rekor_entry e;
+        if (rekor_api_entry_parse(body, len, &e, ret_error) < 0) {
+                *ret_reason = REKOR_MALFORMED;
+                return -EBADMSG;
+        }
+        r = rekor_verify_entry(&e, log_key, ret_reason, NULL);
+        if (r >= 0)
+                r = rekor_verify_body(&e, artifact_sha256, signer_key, NULL, ret_reason);
+        rekor_entry_done(&e);
+        return r < 0 ? -EBADMSG : 0;
+}
+
 int rekor_lookup_and_verify(const char *rekor_url, const uint8_t artifact_sha256[32], EVP_PKEY *signer_key,
                             EVP_PKEY *log_key, rekor_reason *ret_reason, char **ret_detail) {
-        _cleanup_free_ char *url = NULL, *req = NULL, *err = NULL, *hex = hex_encode(artifact_sha256, 32);
+        _cleanup_free_ char *url = NULL, *req = NULL, *err = NULL, *first_err = NULL, *first_uuid = NULL,
+                                *hex = hex_encode(artifact_sha256, 32);
         _cleanup_free_ uint8_t *body = NULL;
         size_t len;
         http_options ho = { .max_size = REKOR_MAX_DOCUMENT, .timeout_ms = 30000 };
         _cleanup_(json_decrefp) json_t *uuids = NULL;
-        rekor_reason reason;
+        rekor_reason reason, first_reason = REKOR_OK;
+        size_t n, tried = 0;
         int r;
 
+        if (ret_detail)
+                *ret_detail = NULL;
         /* POST /api/v1/index/retrieve {"hash":"sha256:<hex>"} -> ["<uuid>", ...] */
         if (!hex || asprintf(&url, "%s/api/v1/index/retrieve", rekor_url) < 0 ||
             asprintf(&req, "{\"hash\":\"sha256:%s\"}", hex) < 0)
@@ -408,41 +455,60 @@ int rekor_lookup_and_verify(const char *rekor_url, const uint8_t artifact_sha256
                 goto fail;
         }
         uuids = json_loadb((const char *) body, len, 0, NULL);
-        const char *uuid = json_string_value(json_array_get(uuids, 0));
-        if (!uuid) {
+        if (!json_is_array(uuids)) {
+                reason = REKOR_MALFORMED;
+                free(err);
+                err = strdup("the index answer is not a JSON array of entry UUIDs");
+                goto fail;
+        }
+        n = json_array_size(uuids);
+        if (n == 0) {
                 reason = REKOR_NOT_FOUND;
                 goto fail;
         }
-        for (const char *p = uuid; *p; p++)
-                if (!strchr("0123456789abcdef", *p)) {
-                        reason = REKOR_MALFORMED;
-                        goto fail;
+        /* Anyone can log an entry for the same artifact hash under their own key, so the first UUID
+         * may well be someone else's: a foreign entry must not block ours. Try the entries in the
+         * index's order, at most REKOR_MAX_LOOKUP_ENTRIES (each is one HTTP GET), and accept the
+         * first that fully verifies (SET, inclusion proof, checkpoint, and a body naming this hash
+         * and the signer's key). */
+        for (size_t i = 0; i < n && tried < REKOR_MAX_LOOKUP_ENTRIES; i++) {
+                const char *uuid = json_string_value(json_array_get(uuids, i));
+                _cleanup_free_ char *e = NULL;
+                rekor_reason er = REKOR_MALFORMED;
+                tried++;
+                if (!uuid) {
+                        er = REKOR_MALFORMED;
+                        e = strdup("not a string");
+                } else {
+                        r = fetch_and_verify(rekor_url, uuid, artifact_sha256, signer_key, log_key, &er, &e);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r == 0) {
+                                if (ret_reason)
+                                        *ret_reason = REKOR_OK;
+                                return 0;
+                        }
                 }
-        free(url);
-        url = NULL;
-        free(body);
-        body = NULL;
-        if (asprintf(&url, "%s/api/v1/log/entries/%s", rekor_url, uuid) < 0)
-                return -ENOMEM;
-        r = http_get(url, &ho, &body, &len, &err);
-        if (r < 0) {
-                reason = r == -ENOENT ? REKOR_NOT_FOUND : REKOR_UNREACHABLE;
+                if (tried == 1) {
+                        first_reason = er;
+                        first_err = TAKE_PTR(e);
+                        first_uuid = strdup(uuid ?: "?");
+                }
+        }
+        /* None is ours. One entry: its own reason (as before). Several: say how many were tried and
+         * why the first failed; an unreachable log stays "unreachable". */
+        free(err);
+        err = NULL;
+        if (tried == 1) {
+                reason = first_reason;
+                err = TAKE_PTR(first_err);
                 goto fail;
         }
-        rekor_entry e;
-        if (rekor_api_entry_parse(body, len, &e, &err) < 0) {
-                reason = REKOR_MALFORMED;
-                goto fail;
-        }
-        r = rekor_verify_entry(&e, log_key, &reason, NULL);
-        if (r >= 0)
-                r = rekor_verify_body(&e, artifact_sha256, signer_key, NULL, &reason);
-        rekor_entry_done(&e);
-        if (r < 0)
-                goto fail;
-        if (ret_reason)
-                *ret_reason = REKOR_OK;
-        return 0;
+        reason = first_reason == REKOR_UNREACHABLE ? REKOR_UNREACHABLE : REKOR_NO_VERIFIED_ENTRY;
+        if (asprintf(&err, "%zu of %zu entries for sha256:%s tried%s, none verifies with the signer's key; the first "
+                     "(%s): %s%s%s", tried, n, hex, n > tried ? " (the limit)" : "", first_uuid ?: "?",
+                     rekor_reason_to_string(first_reason), first_err ? ": " : "", first_err ?: "") < 0)
+                err = NULL;
 fail:
         if (ret_reason)
                 *ret_reason = reason;

@@ -17,6 +17,9 @@
 
 #define REKOR_MAX_DOCUMENT (1024 * 1024)
 #define REKOR_MAX_PROOF_HASHES 64
+/* Online lookup: entries of the index answer tried, at most (one GET each). Anyone may log entries
+ * for the same artifact hash; beyond this many foreign entries the lookup fails closed. */
+#define REKOR_MAX_LOOKUP_ENTRIES 32
 
 typedef enum rekor_reason {
         REKOR_OK = 0,
@@ -33,6 +36,7 @@ typedef enum rekor_reason {
         REKOR_BODY_SIGNATURE_MISMATCH,       /* body carries another signature than ours */
         REKOR_NOT_FOUND,                     /* online: no entry for the artifact */
         REKOR_UNREACHABLE,                   /* online: the log could not be asked */
+        REKOR_NO_VERIFIED_ENTRY,             /* online: entries for the artifact, none of them ours */
 } rekor_reason;
 
 const char *rekor_reason_to_string(rekor_reason r);
@@ -67,7 +71,11 @@ int rekor_verify_entry(const rekor_entry *e, EVP_PKEY *log_key, rekor_reason *re
 int rekor_verify_body(const rekor_entry *e, const uint8_t artifact_sha256[32], EVP_PKEY *signer_key,
                       const char *sig_b64, rekor_reason *ret_reason);
 
-/* Online: finds the entry for artifact_sha256 in the log at rekor_url, then verifies it fully
- * (entry and body). Any failure, including an unreachable log, is an error with its reason. */
+/* Online: asks the index of the log at rekor_url for artifact_sha256 and verifies the entries it
+ * names (entry and body), in order, up to REKOR_MAX_LOOKUP_ENTRIES, until one verifies with
+ * signer_key: entries others logged for the same hash under their keys do not block ours. Any
+ * failure, including an unreachable log, is an error with its reason: REKOR_NOT_FOUND (no entry),
+ * the entry's own reason (one entry), REKOR_NO_VERIFIED_ENTRY (several, none ours; the detail says
+ * how many were tried and why the first failed). */
 int rekor_lookup_and_verify(const char *rekor_url, const uint8_t artifact_sha256[32], EVP_PKEY *signer_key,
                             EVP_PKEY *log_key, rekor_reason *ret_reason, char **ret_detail);

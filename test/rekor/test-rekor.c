@@ -205,6 +205,119 @@ static void test_online(void **state) {
         assert_non_null(strstr(d3, "the log could not be reached: http://127.0.0.1:1/api/v1/index/retrieve"));
 }
 
+
+/* --- the lookup tries the index's entries until one is ours --- */
+
+static pid_t scen_pid = -1;
+static int scen_port, scen_out = -1;
+
+static int start_scenarios(void **state) {
+        (void) state;
+        char a_hash[65];
+        size_t al;
+        _cleanup_free_ uint8_t *a = load("a.txt", &al);
+        uint8_t d[32];
+        SHA256(a, al, d);
+        for (int i = 0; i < 32; i++)
+                snprintf(a_hash + 2 * i, 3, "%02x", d[i]);
+        int out[2];
+        if (pipe(out) < 0)
+                return -1;
+        scen_pid = fork();
+        if (scen_pid == 0) {
+                dup2(out[1], STDOUT_FILENO);
+                close(out[0]);
+                execlp("python3", "python3", server_script, "--scenarios", datadir, a_hash, (char *) NULL);
+                _exit(127);
+        }
+        close(out[1]);
+        char line[32] = "";
+        size_t n = 0;
+        while (n < sizeof(line) - 1 && !memchr(line, '\n', n)) {
+                ssize_t k = read(out[0], line + n, sizeof(line) - 1 - n);
+                if (k <= 0)
+                        break;
+                n += (size_t) k;
+        }
+        scen_out = out[0];
+        if (n == 0) {
+                fprintf(stderr, "the stand-in Rekor (python3 %s --scenarios) did not start\n", server_script);
+                return -1;
+        }
+        scen_port = atoi(line);
+        return scen_port > 0 ? 0 : -1;
+}
+
+static int stop_scenarios(void **state) {
+        (void) state;
+        if (scen_pid > 0) {
+                kill(scen_pid, SIGTERM);
+                waitpid(scen_pid, NULL, 0);
+        }
+        if (scen_out >= 0)
+                close(scen_out);
+        return 0;
+}
+
+static int lookup(const char *scenario, rekor_reason *r, char **detail) {
+        char url[96];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s", scen_port, scenario);
+        size_t al;
+        _cleanup_free_ uint8_t *a = load("a.txt", &al);
+        uint8_t d[32];
+        SHA256(a, al, d);
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *signer = key("key.pub");
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *log = key("rekor.pub");
+        *r = (rekor_reason) -1;
+        return rekor_lookup_and_verify(url, d, signer, log, r, detail);
+}
+
+/* Someone logged a.txt's hash under their own certificate (a genuine public-good entry) before
+ * us: the index names theirs first. The lookup must go on to ours instead of failing closed on
+ * theirs, which would let anyone block every apply of a release. */
+static void test_foreign_entry_first(void **state) {
+        (void) state;
+        rekor_reason r;
+        _cleanup_free_ char *d1 = NULL, *d2 = NULL, *d3 = NULL;
+        if (lookup("ours", &r, &d1) != 0)
+                fail_msg("ours: %s", d1 ?: "?");
+        assert_int_equal(r, REKOR_OK);
+        if (lookup("foreign-first", &r, &d2) != 0)
+                fail_msg("foreign-first: %s", d2 ?: "?");
+        assert_int_equal(r, REKOR_OK);
+        assert_null(d2);
+        /* A broken entry (bad SET) and a foreign one before ours. */
+        if (lookup("broken-first", &r, &d3) != 0)
+                fail_msg("broken-first: %s", d3 ?: "?");
+        assert_int_equal(r, REKOR_OK);
+}
+
+static void test_all_entries_foreign(void **state) {
+        (void) state;
+        rekor_reason r;
+        _cleanup_free_ char *d = NULL;
+        assert_int_equal(lookup("all-foreign", &r, &d), -EBADMSG);
+        assert_int_equal(r, REKOR_NO_VERIFIED_ENTRY);
+        assert_non_null(strstr(d, "no entry for the artifact in the log verifies with the signer's key: 2 of 2 entries "
+                                  "for sha256:a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf tried, "
+                                  "none verifies with the signer's key; the first (00000000000f0000"));
+        assert_non_null(strstr(d, "): entry was signed with a different public key"));
+
+        /* 33 foreign entries before ours: the lookup stops at REKOR_MAX_LOOKUP_ENTRIES and says so. */
+        _cleanup_free_ char *d2 = NULL;
+        assert_int_equal(lookup("many-foreign", &r, &d2), -EBADMSG);
+        assert_int_equal(r, REKOR_NO_VERIFIED_ENTRY);
+        assert_int_equal(REKOR_MAX_LOOKUP_ENTRIES, 32);
+        assert_non_null(strstr(d2, "32 of 34 entries for sha256:"));
+        assert_non_null(strstr(d2, " tried (the limit), none verifies"));
+
+        /* An index answer that is not a list. */
+        _cleanup_free_ char *d3 = NULL;
+        assert_int_equal(lookup("not-a-list", &r, &d3), -EBADMSG);
+        assert_int_equal(r, REKOR_MALFORMED);
+        assert_non_null(strstr(d3, "not a JSON array of entry UUIDs"));
+}
+
 int main(int argc, char **argv) {
         datadir = argc > 1 ? argv[1] : "data";
         server_script = argc > 2 ? argv[2] : "rekor-server.py";
@@ -214,6 +327,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_body),
                 cmocka_unit_test(test_api_entry_and_malformed),
                 cmocka_unit_test_setup_teardown(test_online, start_server, stop_server),
+                cmocka_unit_test_setup_teardown(test_foreign_entry_first, start_scenarios, stop_scenarios),
+                cmocka_unit_test_setup_teardown(test_all_entries_foreign, start_scenarios, stop_scenarios),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
