@@ -142,8 +142,29 @@ static void *rejoin_thread(void *p) {
         return NULL;
 }
 
-static void stop_service(void *userdata) {
+/* Stopping the service tears down the aTLS relays at once (atls_listener_free), which can drop a
+ * reply that gRPC already wrote but the relay has not yet forwarded: the operator would see
+ * UNAVAILABLE although the key was taken. So the stop lingers a moment after the winning reply
+ * (recovery happens once per boot; the client closes its side within milliseconds). Reported to
+ * lib/atls: draining relays on listener shutdown would make this unnecessary. */
+#define STOP_LINGER_MS 1500
+
+static void *delayed_stop(void *userdata) {
+        struct timespec ts = { STOP_LINGER_MS / 1000, (STOP_LINGER_MS % 1000) * 1000 * 1000 };
+        nanosleep(&ts, NULL);
         service_request_stop(userdata);
+        return NULL;
+}
+
+static void stop_service(void *userdata) {
+        pthread_t t;
+        pthread_attr_t attr;
+        if (pthread_attr_init(&attr) == 0 && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+            pthread_create(&t, &attr, delayed_stop, userdata) == 0) {
+                pthread_attr_destroy(&attr);
+                return;
+        }
+        service_request_stop(userdata); /* no thread: stop now rather than never */
 }
 
 static int read_node_state(luks_disk *d, const secret_t *disk_key, nodestate *ret) {
