@@ -57,7 +57,9 @@ int main(int argc, char **argv) {
         char dir[PATH_MAX / 2] = "/tmp/bench-kmip-XXXXXX";
         if (!mkdtemp(dir))
                 return 1;
-        char cmd[PATH_MAX * 2];
+        char cmd[PATH_MAX * 2], owner[32];
+        snprintf(owner, sizeof(owner), "%d", (int) getpid());
+        setenv("PYKMIP_OWNER_PID", owner, 1);
         snprintf(cmd, sizeof(cmd), "bash %s pki %s && bash %s start %s >/dev/null", argv[1], dir, argv[1], dir);
         if (system(cmd) != 0) {
                 fprintf(stderr, "bench-kmip: PyKMIP did not start (pykmip-server installed?)\n");

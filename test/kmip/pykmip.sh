@@ -9,6 +9,7 @@
 #                         until it accepts; writes DIR/port and DIR/server.pid; prints the port
 #   pykmip.sh stop DIR    stops that server by its pid (and its process group), waits for it
 #
+# PYKMIP_OWNER_PID: if set, the server is stopped when that process is gone (a crashed test).
 # Fails with a clear message when pykmip-server or Debian's python3 with the kmip module is missing.
 set -euo pipefail
 PY=/usr/bin/python3
@@ -97,6 +98,25 @@ CONF
                 # then), as long as the process lives.
                 for _ in $(seq 200); do
                         if grep -q "Starting connection service" "$dir/server.log" 2>/dev/null; then
+                                # A test that dies without its teardown must not leave the server
+                                # behind: with PYKMIP_OWNER_PID set, a watchdog stops it once the
+                                # owner is gone.
+                                if [ -n "${PYKMIP_OWNER_PID:-}" ]; then
+                                        (
+                                                for fd in /proc/$BASHPID/fd/*; do
+                                                        fd=${fd##*/}
+                                                        [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+                                                done
+                                                while kill -0 "$PYKMIP_OWNER_PID" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do
+                                                        sleep 1
+                                                done
+                                                if kill -0 "$pid" 2>/dev/null; then
+                                                        kill -INT "$pid" 2>/dev/null
+                                                        sleep 5
+                                                        kill -KILL -- "-$pid" 2>/dev/null
+                                                fi
+                                        ) </dev/null >/dev/null 2>&1 &
+                                fi
                                 echo "$port" >"$dir/port"
                                 echo "$port"
                                 exit 0

@@ -74,6 +74,7 @@ def main():
         fail("pykmip-server is missing: install Debian's python3-pykmip (scripts/setup.sh)")
     base = os.environ.get("CT_BINARY_DIR") or None
     d = tempfile.mkdtemp(prefix="kmip-e2e-", dir=base)
+    os.environ["PYKMIP_OWNER_PID"] = str(os.getpid())
     try:
         subprocess.run(["bash", HARNESS, "pki", d], check=True)
         subprocess.run(["bash", HARNESS, "start", d], check=True, stdout=subprocess.DEVNULL)

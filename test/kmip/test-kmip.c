@@ -84,6 +84,9 @@ static int group_setup(void **state) {
                 fprintf(stderr, "mkdtemp %s: %m\n", dir);
                 return -1;
         }
+        char owner[32];
+        snprintf(owner, sizeof(owner), "%d", (int) getpid());
+        setenv("PYKMIP_OWNER_PID", owner, 1);
         int rc = sh("bash %s pki %s", harness, dir);
         if (rc != 0) {
                 fprintf(stderr, "test-kmip: making the test PKI failed (%d); is pykmip-server installed?\n", rc);
