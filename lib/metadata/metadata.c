@@ -155,6 +155,11 @@ bool metadata_valid_bcrypt_hash(const char *s) {
         return true;
 }
 
+/* The out-of-cluster endpoint: a host name or an IPv4/IPv6 address. */
+static bool valid_endpoint_host(const char *s) {
+        return metadata_valid_ip(s) || valid_host(s);
+}
+
 static bool valid_uid(const char *s) {
         size_t n = strlen(s);
         if (n == 0 || n > 64)
@@ -238,7 +243,7 @@ int metadata_parse(const char *json, size_t len, metadata *ret, ct_error *err) {
                 return r;
         if ((r = take_string(root, "uid", false, valid_uid, "at most 64 of [a-z0-9-]", &m.uid, err)) < 0)
                 return r;
-        if ((r = take_string(root, "endpoint", false, valid_host, "a host name or IPv4 address", &m.endpoint,
+        if ((r = take_string(root, "endpoint", false, valid_endpoint_host, "a host name or IP address", &m.endpoint,
                              err)) < 0)
                 return r;
 

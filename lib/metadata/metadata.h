@@ -19,7 +19,8 @@
  *   "join_endpoints"   array of "host:port" strings, optional (<= METADATA_MAX_JOIN_ENDPOINTS):
  *                      control-plane join services a worker (or a rejoining node) dials
  *   "uid"              string, optional: the infrastructure's cluster UID (names, tags; <= 64, [a-z0-9-])
- *   "endpoint"         string, optional: the cluster's out-of-cluster endpoint (host or IP), put into
+ *   "endpoint"         string, optional: the cluster's out-of-cluster endpoint (host name, IPv4 or
+ *                      IPv6 address, no port), put into
  *                      the admin kubeconfig instead of vpc_ip */
 #pragma once
 

@@ -41,6 +41,11 @@ static void test_metadata(void **state) {
         assert_string_equal(m.join_endpoints[1], "[fd00::1]:30090");
         assert_string_equal(m.endpoint, "192.0.2.1");
         metadata_done(&m);
+        const char *v6 = "{\"name\":\"w\",\"role\":\"worker\",\"vpc_ip\":\"fd00::5\",\"endpoint\":\"fd00::1\"}";
+        assert_int_equal(metadata_parse(v6, strlen(v6), &m, NULL), 0);
+        assert_string_equal(m.endpoint, "fd00::1");
+        metadata_done(&m);
+        md_bad("{\"name\":\"w\",\"role\":\"worker\",\"vpc_ip\":\"fd00::5\",\"endpoint\":\"h:6443\"}", "bad-field", "endpoint");
         const char *worker = "{\"name\":\"w\",\"role\":\"worker\",\"vpc_ip\":\"fd00::5\"}";
         assert_int_equal(metadata_parse(worker, strlen(worker), &m, NULL), 0);
         assert_int_equal(m.role, METADATA_ROLE_WORKER);
