@@ -4,7 +4,8 @@
 #
 #   pykmip.sh pki DIR     test CA, server certificate (IP SAN 127.0.0.1), client certificates:
 #                         client (CN constellation-kms), other (CN other-tenant, same CA),
-#                         rogue-client (CN constellation-kms, issued by rogue-ca), rogue-ca.pem
+#                         rogue-client (CN constellation-kms, issued by rogue-ca), rogue-ca.pem,
+#                         no-client-eku (right CA, EKU serverAuth only)
 #   pykmip.sh start DIR [PORT]  picks a free port (or PORT, to restart on the same one), starts the server in its own session, waits (bounded)
 #                         until it accepts; writes DIR/port and DIR/server.pid; prints the port
 #   pykmip.sh stop DIR    stops that server by its pid (and its process group), waits for it
@@ -59,6 +60,7 @@ pki)
         issue client constellation-kms clientAuth ca
         issue other other-tenant clientAuth ca
         issue rogue-client constellation-kms clientAuth rogue-ca
+        issue no-client-eku constellation-kms serverAuth ca
         ;;
 start)
         need

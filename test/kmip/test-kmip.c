@@ -491,6 +491,10 @@ static void test_tls_refusals(void **state) {
         expect_open_refused(u3, "kmip", "server-name-mismatch");
         _cleanup_erase_free_ char *u4 = uri_for(&w, NULL, 0, NULL, "client", "ca", "&server-name=127.0.0.2");
         expect_open_refused(u4, "kmip", "server-name-mismatch");
+        /* The right CA, but a certificate not meant for client authentication (EKU serverAuth
+         * only): the server's TLS stack refuses it (alert unsupported certificate). */
+        _cleanup_erase_free_ char *u6 = uri_for(&w, NULL, 0, NULL, "no-client-eku", "ca", NULL);
+        expect_open_refused(u6, "kmip", "tls-client-cert-refused");
         /* Another tenant of the same server: authenticated, but not the KEK's owner. */
         _cleanup_erase_free_ char *u5 = uri_for(&w, NULL, 0, NULL, "other", "ca", NULL);
         expect_open_refused(u5, "kmip", "permission-denied");
