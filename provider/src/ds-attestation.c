@@ -10,7 +10,19 @@
  *   4. the file must be for the requested version/ref/stream; the (csp, variant) entry is taken;
  *   5. SEV-SNP variants: minimum TCB versions from the attestation config API
  *      (<cdn>/constellation/v1/attestation/<variant>/list -> first entry -> <variant>/<entry>, each
- *      with a .sig by the release key), the AMD Milan root key and, on Azure, the firmware signer.
+ *      with a .sig by the release key), the AMD root key of the product (amd_product) and, on
+ *      Azure, the firmware signer.
+ *
+ * Which AMD root key (ARK): neither the variant nor the attestation config can say. The variants
+ * (aws-sev-snp, azure-sev-snp, gcp-sev-snp) name a cloud, not a CPU generation, and each cloud
+ * offers SEV-SNP machines of several (AWS m6a/c6a Milan and m7a Genoa; Azure DCasv5 Milan and
+ * DCasv6 Genoa; GCP n2d Milan and c3d Genoa); the config API entry holds only the four TCB
+ * numbers (Constellation attestationconfigapi.SEVSNPVersion: bootloader, tee, snp, microcode), no
+ * product. The product is a property of the machine type, which this data source does not see, so
+ * the configuration states it: `amd_product` = "Milan" (default, what Constellation always
+ * pins), "Genoa" or "Turin"; the ARK is the built-in, fingerprint-pinned one of that product
+ * (lib/snp). A node on another generation fails attestation against it (its VCEK chain ends in
+ * another ARK) rather than being accepted.
  *
  * Differences from Constellation's data source, on purpose:
  *  - a Rekor failure (log unreachable, no entry, entry not verifying) is an ERROR; Constellation
@@ -50,6 +62,8 @@ static const char azure_firmware_key_digest[] =
         "0356215882a825279a85b300b0b742931d113bf7e32dde2e50ffde7ec743ca491ecdd7f336dc28a6e0b2bb57af7a44a3";
 
 
+static const char *const amd_products[] = { "Milan", "Genoa", "Turin", NULL };
+
 static const tf_attr attestation_attrs[] = {
         { .name = "csp", .kind = CTY_STRING, .mode = TF_REQUIRED, .description = "Cloud service provider.",
           .validate = tf_validate_one_of, .validate_arg = tf_csps_with_qemu },
@@ -62,6 +76,11 @@ static const tf_attr attestation_attrs[] = {
           .description = "Microsoft Azure Attestation URL (azure-sev-snp only)." },
         { .name = "insecure", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
           .description = "Skip the signature and Rekor checks of the measurements. Only for development." },
+        { .name = "amd_product", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "AMD EPYC generation of the SEV-SNP nodes, which selects `attestation.amd_root_key`: "
+                         "`Milan` (default), `Genoa` or `Turin`. SEV-SNP variants only; neither the variant nor "
+                         "the attestation config names it (it depends on the machine type).",
+          .validate = tf_validate_one_of, .validate_arg = amd_products },
         { .name = "skip_rekor", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
           .description = "Accept the measurements without a verified Rekor transparency-log entry (a warning "
                          "instead of an error)." },
@@ -230,9 +249,16 @@ static int fetch_snp_tcb(const tf_provider_state *p, const char *variant, bool i
         return 0;
 }
 
-/* The AMD Milan ARK as Constellation's config carries it: a JSON string holding the PEM. */
-static char *milan_ark_json(void) {
-        _cleanup_(X509_freep) X509 *ark = snp_builtin_ark(SNP_PRODUCT_MILAN);
+static enum snp_product amd_product_from_name(const char *name) {
+        return !name || streq(name, "Milan") ? SNP_PRODUCT_MILAN :
+               streq(name, "Genoa")          ? SNP_PRODUCT_GENOA :
+               streq(name, "Turin")          ? SNP_PRODUCT_TURIN :
+                                               SNP_PRODUCT_UNKNOWN;
+}
+
+/* The product's built-in ARK as Constellation's config carries it: a JSON string holding the PEM. */
+static char *ark_json(enum snp_product product) {
+        _cleanup_(X509_freep) X509 *ark = snp_builtin_ark(product);
         _cleanup_free_ char *pem = NULL;
         if (!ark || x509_to_pem(ark, &pem) < 0)
                 return NULL;
@@ -278,7 +304,7 @@ static cty_value *azure_signer_value(const char *maa_url) {
 
 static cty_value *read_attestation(tf_provider_state *p, const cty_value *config, tf_diags *d) {
         const char *csp = tf_get_string(config, "csp"), *variant = tf_get_string(config, "attestation_variant");
-        const char *maa_url = tf_get_string(config, "maa_url");
+        const char *maa_url = tf_get_string(config, "maa_url"), *amd_product = tf_get_string(config, "amd_product");
         const cty_value *image = cty_object_get(config, "image");
         const char *short_path = tf_get_string(image, "short_path") ?: tf_get_string(image, "version");
         bool insecure = get_bool(config, "insecure"), skip_rekor = get_bool(config, "skip_rekor");
@@ -286,6 +312,7 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
         tf_path sp_path = tf_path_child(&image_path, "short_path");
         tf_path variant_path = tf_path_child(NULL, "attestation_variant");
         tf_path insecure_path = tf_path_child(NULL, "insecure"), maa_path = tf_path_child(NULL, "maa_url");
+        tf_path product_path = tf_path_child(NULL, "amd_product");
         int r;
 
         if (!csp || !variant || !short_path) {
@@ -296,6 +323,17 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
                 tf_error(d, &variant_path, "Unsupported attestation variant",
                          "This provider cannot yet fill the TDX defaults (MRSEAM, Intel root key) of azure-tdx; "
                          "set the cluster's attestation attribute by hand for this variant.");
+                return NULL;
+        }
+        if (amd_product && !is_snp(variant)) {
+                tf_error(d, &product_path, "amd_product needs an SEV-SNP variant",
+                         "amd_product selects the AMD root key of SEV-SNP nodes; attestation variant %s has none. "
+                         "Remove amd_product.", variant);
+                return NULL;
+        }
+        if (amd_product_from_name(amd_product) == SNP_PRODUCT_UNKNOWN) {
+                tf_error(d, &product_path, "Unknown AMD product",
+                         "amd_product must be Milan, Genoa or Turin, got \"%s\".", amd_product);
                 return NULL;
         }
         tf_image_path ip;
@@ -353,8 +391,11 @@ static cty_value *read_attestation(tf_provider_state *p, const cty_value *config
         if (is_snp(variant)) {
                 if (fetch_snp_tcb(p, variant, insecure, &variant_path, d, &tcb) < 0)
                         return NULL;
-                if (!(ark = milan_ark_json()))
+                if (!(ark = ark_json(amd_product_from_name(amd_product)))) {
+                        tf_error(d, &product_path, "Internal error", "Cannot encode the built-in %s AMD root key.",
+                                 amd_product ?: "Milan");
                         return NULL;
+                }
         }
 
         _cleanup_(cty_type_unrefp) cty_type *at = tf_schema_type(tf_attestation_attrs_input);

@@ -102,6 +102,22 @@ has '"bootloader_version" = 3'
 has '"snp_version" = 14'
 has '"microcode_version" = 72'
 has 'BEGIN CERTIFICATE'
+# amd_root_key is the ARK of amd_product (default Milan, as Constellation); neither the variant nor
+# the attestation config names the product.
+ark_subject() { (cd "$work/$1" && terraform output -json att) | jq -r .amd_root_key | jq -r . | openssl x509 -noout -subject; }
+[[ $(ark_subject snp) == *"CN = ARK-Milan"* ]] || fail "default amd_root_key: $(ark_subject snp), want ARK-Milan"
+for product in Genoa Turin; do
+        run "snp-$product" ok gcp-sev-snp gcp http://127.0.0.1:1 "skip_rekor = true
+  amd_product = \"$product\""
+        [[ $(ark_subject "snp-$product") == *"CN = ARK-$product"* ]] || fail "amd_product $product: $(ark_subject "snp-$product")"
+done
+run product-qemu fail qemu-vtpm qemu http://127.0.0.1:1 'skip_rekor = true
+  amd_product = "Genoa"'
+has "amd_product needs an SEV-SNP variant"
+run product-bad fail gcp-sev-snp gcp http://127.0.0.1:1 'skip_rekor = true
+  amd_product = "Rome"'
+has 'amd_product'
+has 'Rome'
 
 echo "== an unsigned TCB version list is refused (it could select an older, lower TCB entry)"
 mv "$tcb/list.sig" "$work/list.sig"
