@@ -517,7 +517,13 @@ static void test_server_down_and_silent(void **state) {
         int real_port = port;
         port = dead_port;
         _cleanup_erase_free_ char *u1 = uri_for(&w, NULL, 0, NULL, "client", "ca", "&attempts=3");
-        expect_open_refused(u1, "kmip", "server-down");
+        {
+                kms *k = NULL;
+                ct_error err = CT_ERROR_INIT;
+                int r = kms_open(u1, NULL, &k, &err);
+                expect_error(r, &err, "kmip", "server-down");
+                assert_non_null(strstr(err.detail, "3 attempts")); /* transport failures are retried */
+        }
 
         /* A server that accepts TCP and then says nothing: bounded by timeout-ms per attempt. */
         s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -555,10 +561,17 @@ static void test_revoke_shreds(void **state) {
         kms_free(k);
         expect_open_refused(uri, "kmip", "kek-revoked");
         {
+                /* A KMIP error result is never retried: exactly the Decrypt and the Get Attributes
+                 * that explains it, on the same connection. */
+                unsigned connects0, requests0, connects1, requests1;
+                kmip_client_stats(c, &connects0, &requests0);
                 _cleanup_secret_ secret_t *m = NULL;
                 ct_error e2 = CT_ERROR_INIT;
                 int r = kmip_unwrap_master_secret(c, w.uid, w.blob, w.blob_len, w.salt, &m, &e2);
                 expect_error(r, &e2, "kmip", "kek-revoked");
+                kmip_client_stats(c, &connects1, &requests1);
+                assert_int_equal(connects1, connects0);
+                assert_int_equal(requests1 - requests0, 2);
         }
         kmip_key_info info;
         assert_int_equal(kmip_get_key_info(c, w.uid, &info, NULL), 0);
