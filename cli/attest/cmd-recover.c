@@ -170,7 +170,8 @@ int attest_cmd_recover(int argc, char **argv) {
         if (r < 0) {
                 bool refused = aerr.reason >= ATLS_REASON_NO_CERTIFICATE && aerr.reason <= ATLS_REASON_EVIDENCE_POLICY;
                 return attest_output(json, refused ? ATTEST_EXIT_REJECTED : ATTEST_EXIT_UNREACHABLE, NULL,
-                                     "%s: the node was not accepted, nothing was sent: %s: %s", endpoint,
+                                     "%s: %s, nothing was sent: %s: %s", endpoint,
+                                     refused ? "the node was not accepted" : "no aTLS connection to the node",
                                      atls_reason_to_string(aerr.reason), aerr.detail);
         }
         _cleanup_free_ uint8_t *resp = NULL;

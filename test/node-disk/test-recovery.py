@@ -188,6 +188,28 @@ with tmpdir() as d:
         check(MASTER.hex() not in svc.stderr() and base64.urlsafe_b64encode(MASTER).decode() not in svc.stderr(),
               "the node's log holds no master secret")
 
+        rc, out, err = run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", wrong_f, "--salt", salt_f,
+                            "--measurements", meas, "--json"])
+        j = json.loads(out) if out.strip() else {}
+        check(rc == 1 and j.get("ok") is False and j.get("status") == "PERMISSION_DENIED" and "wrong-key" in j.get("reason", ""),
+              "recover --json: {ok:false, status:PERMISSION_DENIED, ...wrong-key}")
+
+        # --- the CLI's own refusals ---
+        rc, _, err = run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", master_f, "--salt", salt_f])
+        check(rc == 2, "recover without --measurements: usage error (exit 2)")
+        rc, _, err = run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", os.path.join(d, "missing"),
+                          "--salt", salt_f, "--measurements", meas])
+        check(rc == 3 and "missing" in err, "recover: unreadable master secret file: exit 3")
+        short = os.path.join(d, "short.hex")
+        write(short, "00" * 8)
+        rc, _, err = run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", short, "--salt", salt_f,
+                          "--measurements", meas])
+        check(rc == 2 and "at least 16" in err, "recover: an 8-byte master secret is refused locally")
+        rc, _, err = run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", master_f, "--salt", salt_f,
+                          "--measurements", meas, "--secret", "00"])
+        check(rc == 2, "recover: unknown option --secret: usage error")
+        check(svc.proc.poll() is None, "after the refusals the server still waits")
+
         # --- the right master secret ---
         rc, out, err = recover(endpoint)
         check(rc == 0 and "recovered" in out, "recover: right master secret accepted (%s)" % (out.strip() or err))
@@ -212,6 +234,8 @@ with tmpdir() as d:
         rc, _, _ = run(["cryptsetup", "open", "--test-passphrase", "--key-file", keyfile, disk])
         check(rc == 0, "cryptsetup: the written keyfile opens the disk")
         svc.stop()
+        rc, _, err = recover(endpoint)
+        check(rc == 4 and "no aTLS connection" in err, "recover: the server is gone after recovery: exit 4 (%s)" % err.strip()[:80])
     finally:
         tpm.stop()
 print("PASS")
