@@ -16,8 +16,10 @@ static Tfplugin6__AttributePath *path_to_proto(const tf_path *p) {
         }
         for (size_t i = 0; i < p->n; i++) {
                 Tfplugin6__AttributePath__Step *s = calloc(1, sizeof(*s));
-                if (!s)
-                        break;
+                if (!s) {
+                        protobuf_c_message_free_unpacked(&ap->base, NULL);
+                        return NULL;
+                }
                 tfplugin6__attribute_path__step__init(s);
                 const char *step = p->steps[i];
                 if (step[0] == '[') {
@@ -32,6 +34,12 @@ static Tfplugin6__AttributePath *path_to_proto(const tf_path *p) {
                         s->attribute_name = strdup(step);
                 }
                 ap->steps[ap->n_steps++] = s;
+                if ((s->selector_case == TFPLUGIN6__ATTRIBUTE_PATH__STEP__SELECTOR_ELEMENT_KEY_STRING &&
+                     !s->element_key_string) ||
+                    (s->selector_case == TFPLUGIN6__ATTRIBUTE_PATH__STEP__SELECTOR_ATTRIBUTE_NAME && !s->attribute_name)) {
+                        protobuf_c_message_free_unpacked(&ap->base, NULL);
+                        return NULL;
+                }
         }
         return ap;
 }
@@ -56,12 +64,13 @@ void tf_path_format(const tf_path *p, char *buf, size_t size) {
 
 void tf_diags_add(tf_diags *d, bool error, const tf_path *path, const char *summary, const char *detail_fmt, ...) {
         Tfplugin6__Diagnostic **items = realloc(d->items, (d->n + 1) * sizeof(*items));
-        if (!items)
+        Tfplugin6__Diagnostic *diag = items ? calloc(1, sizeof(*diag)) : NULL;
+        if (items)
+                d->items = items;
+        if (!diag) {
+                d->oom = d->has_error = true;
                 return;
-        d->items = items;
-        Tfplugin6__Diagnostic *diag = calloc(1, sizeof(*diag));
-        if (!diag)
-                return;
+        }
         tfplugin6__diagnostic__init(diag);
         diag->severity = error ? TFPLUGIN6__DIAGNOSTIC__SEVERITY__ERROR : TFPLUGIN6__DIAGNOSTIC__SEVERITY__WARNING;
         diag->summary = strdup(summary);
@@ -70,8 +79,10 @@ void tf_diags_add(tf_diags *d, bool error, const tf_path *path, const char *summ
         if (vasprintf(&diag->detail, detail_fmt, ap) < 0)
                 diag->detail = NULL;
         va_end(ap);
-        if (path && path->n > 0)
-                diag->attribute = path_to_proto(path);
+        if (path && path->n > 0 && !(diag->attribute = path_to_proto(path)))
+                d->oom = true;
+        if (!diag->summary || !diag->detail)
+                d->oom = true;
         d->items[d->n++] = diag;
         if (error)
                 d->has_error = true;

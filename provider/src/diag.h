@@ -26,6 +26,9 @@ typedef struct tf_diags {
         size_t n;
         Tfplugin6__Diagnostic **items;
         bool has_error;
+        /* A diagnostic could not be allocated: it counts as an error (callers stop), and the RPC
+         * fails with RESOURCE_EXHAUSTED instead of answering without it. */
+        bool oom;
 } tf_diags;
 
 void tf_diags_add(tf_diags *d, bool error, const tf_path *path, const char *summary, const char *detail_fmt, ...)

@@ -68,7 +68,13 @@ static Tfplugin6__Schema__Attribute **attrs_to_proto(const tf_attr *attrs, bool 
         if (!list)
                 return NULL;
         for (size_t i = 0; i < n; i++)
-                list[i] = attr_to_proto(&attrs[i], force_computed);
+                if (!(list[i] = attr_to_proto(&attrs[i], force_computed))) {
+                        /* A NULL element would crash protobuf-c's packer: all or nothing. */
+                        for (size_t k = 0; k < i; k++)
+                                protobuf_c_message_free_unpacked(&list[k]->base, NULL);
+                        free(list);
+                        return NULL;
+                }
         *ret_n = n;
         return list;
 }
@@ -80,6 +86,7 @@ static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a, bool force_
         tfplugin6__schema__attribute__init(pa);
         pa->name = strdup(a->name);
         pa->description = strdup(a->description ?: "");
+        bool ok = pa->name && pa->description;
         pa->description_kind = TFPLUGIN6__STRING_KIND__MARKDOWN;
         pa->required = !force_computed && a->mode == TF_REQUIRED;
         pa->optional = !force_computed && (a->mode == TF_OPTIONAL || a->mode == TF_OPTIONAL_COMPUTED);
@@ -92,8 +99,10 @@ static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a, bool force_
                 cty_type_unref(t);
                 pa->type.data = (uint8_t *) json;
                 pa->type.len = json ? strlen(json) : 0;
+                ok = ok && json;
         } else {
                 Tfplugin6__Schema__Object *o = calloc(1, sizeof(*o));
+                ok = ok && o;
                 if (o) {
                         tfplugin6__schema__object__init(o);
                         o->nesting = a->nesting == TF_NEST_SINGLE ? TFPLUGIN6__SCHEMA__OBJECT__NESTING_MODE__SINGLE
@@ -101,8 +110,13 @@ static Tfplugin6__Schema__Attribute *attr_to_proto(const tf_attr *a, bool force_
                                                                   : TFPLUGIN6__SCHEMA__OBJECT__NESTING_MODE__MAP;
                         o->attributes = attrs_to_proto(a->nested, force_computed || a->mode == TF_COMPUTED,
                                                        &o->n_attributes);
+                        ok = ok && o->attributes;
                 }
                 pa->nested_type = o;
+        }
+        if (!ok) {
+                protobuf_c_message_free_unpacked(&pa->base, NULL);
+                return NULL;
         }
         return pa;
 }
@@ -123,6 +137,10 @@ Tfplugin6__Schema *tf_schema_to_proto(const tf_attr *attrs, const char *descript
         b->description = strdup(description ?: "");
         b->description_kind = TFPLUGIN6__STRING_KIND__MARKDOWN;
         b->attributes = attrs_to_proto(attrs, false, &b->n_attributes);
+        if (!b->description || !b->attributes) {
+                protobuf_c_message_free_unpacked(&s->base, NULL);
+                return NULL;
+        }
         return s;
 }
 

@@ -227,7 +227,8 @@ TF
 }
 MS=4d31c5e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b
 SALT=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
-GCP='gcp = { project_id = "proj", service_account_key = "e30=" }'
+SA_KEY=c2EtcGxhbnRlZC1rZXktNzcxOTMwNDE=
+GCP="gcp = { project_id = \"proj\", service_account_key = \"$SA_KEY\" }"
 
 step "constellation_cluster validate and plan"
 d="$work/cluster"
@@ -356,7 +357,15 @@ d="$work/cluster"
 (cd "$d" && TF_LOG=trace TF_LOG_PATH="$d/trace.log" "$TERRAFORM" plan -no-color >/dev/null 2>&1)
 [ -s "$d/trace.log" ] || fail "no trace log written"
 grep -q "tfplugin: PlanResourceChange" "$d/trace.log" || fail "provider debug lines missing from the trace"
-grep -q "$MS" "$d/trace.log" && fail "the master secret appears in the trace log"
+for secret in "$MS" init-secret-value "$SA_KEY"; do
+        grep -q -- "$secret" "$d/trace.log" && fail "a secret ($secret) appears in the trace log"
+done
+# ... also not when validation fails on it, nor in an import ID's log lines.
+d="$work/cluster-import"
+(cd "$d" && TF_LOG=trace TF_LOG_PATH="$d/trace.log" "$TERRAFORM" import -no-color constellation_cluster.c "$import_id" >/dev/null 2>&1)
+grep -q "tfplugin: ImportResourceState" "$d/trace.log" || fail "provider debug lines missing from the import trace"
+grep "provider.terraform-provider-constellation" "$d/trace.log" | grep -q -- "$MS" &&
+        fail "the import ID's master secret appears in the provider's trace lines"
 
 if ls "$work"/sanitizer* >/dev/null 2>&1; then
         cat "$work"/sanitizer* >&2
