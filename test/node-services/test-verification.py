@@ -129,6 +129,15 @@ with tmpdir() as d:
         doc = json.loads(base64.b64decode(json.loads(body)["data"]))
         check(base64.b64decode(doc["UserData"]) == b"VerifyService" and doc["Attestation"]["quotes"],
               "HTTP: {\"data\": base64 document} with UserData VerifyService and quotes")
+        rc, out, err = run(["curl", "-sS", "-D", "-", "-o", "/dev/null",
+                            http + "/?nonce=" + base64.urlsafe_b64encode(nonce).decode()])
+        check(rc == 0 and "content-type: application/json" in out.lower(), "HTTP 200 is application/json")
+        # Concurrent requests: one TPM, quotes serialised, every one answered.
+        procs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                   http + "/?nonce=" + base64.urlsafe_b64encode(os.urandom(32)).decode()],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(6)]
+        codes = [p.communicate(timeout=120)[0] for p in procs]
+        check(codes == ["200"] * 6, "6 concurrent HTTP requests all answered 200 (%s)" % codes)
         cases = [
             ("/", 400, "nonce-missing"),
             ("/?nonce=", 400, "nonce-missing"),
