@@ -10,6 +10,7 @@
  * anything was changed. */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -156,6 +157,12 @@ int kubeadm_run_init(const kubeadm_params *p, const char *config_path, ct_error 
         if (pid < 0)
                 return ct_error_set(err, -errno, LAYER, "exec", "fork: %s", strerror(errno));
         if (pid == 0) {
+                /* lib/service blocks SIGTERM/SIGINT/SIGHUP and ignores SIGPIPE; both would survive
+                 * execve. */
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGPIPE, SIG_DFL);
                 /* kubeadm's own output goes to our stderr, i.e. the journal. */
                 int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 if (devnull >= 0)

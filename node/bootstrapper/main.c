@@ -3,6 +3,7 @@
  * with the node's vTPM (qemu-vtpm). After a successful Init it starts the key service and the
  * verification service and stops serving; a node whose PCR 15 is already set never serves Init. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -91,6 +92,10 @@ static int start_units(const char *units) {
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
+                sigset_t none; /* lib/service's blocked signals and SIGPIPE's SIG_IGN survive execve */
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                signal(SIGPIPE, SIG_DFL);
                 execvp("systemctl", (char *const *) argv);
                 _exit(127);
         }
