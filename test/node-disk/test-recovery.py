@@ -101,6 +101,7 @@ def read_pcr(tpm, d, index):
 
 INITIALIZED = '{"type":"constellation-state-disk","keyslots":[],"diskIsInitialized":true}'
 
+started = []  # every disk-mapper started, killed on any exit (a failed check must not leave one)
 with tmpdir() as d:
     tpm = Swtpm(d)
     try:
@@ -122,8 +123,10 @@ with tmpdir() as d:
         units = os.path.join(d, "units")
 
         def start(disk):
-            return Service([DM, "--listen", "127.0.0.1:0", "--tpm", tpm.tcti, "--disk", disk, "--host-test",
+            svc = Service([DM, "--listen", "127.0.0.1:0", "--tpm", tpm.tcti, "--disk", disk, "--host-test",
                             "--state-dir", state_dir, "--keyfile", keyfile, "--unit-dir", units], d)
+            started.append(svc)
+            return svc
 
         def recover(endpoint, secret=master_f, measurements=meas):
             return run([ATTEST, "recover", "--endpoint", endpoint, "--master-secret", secret, "--salt", salt_f,
@@ -237,5 +240,9 @@ with tmpdir() as d:
         rc, _, err = recover(endpoint)
         check(rc == 4 and "no aTLS connection" in err, "recover: the server is gone after recovery: exit 4 (%s)" % err.strip()[:80])
     finally:
+        for p in started:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
         tpm.stop()
 print("PASS")
