@@ -611,15 +611,16 @@ static void test_pcr15_already_set(void **state) {
  * The stand-in records its arguments and the configuration; a real kubeadm does not exist here. */
 static void test_kubeadm_stand_in(void **state) {
         (void) state;
-        char record[600], script[2048], path[600];
+        char record[600], script[4096], path[600];
         snprintf(record, sizeof record, "%s/kubeadm-record", tmp);
         snprintf(script, sizeof script,
                  "#!/bin/sh\n"
                  "echo \"$@\" > '%s.args'\n"
                  "cp \"$3\" '%s.yaml'\n"
                  "echo \"PATH=$PATH\" > '%s.env'\n"
-                 "echo 'kubeadm stand-in: pretending to init the control plane' >&2\n",
-                 record, record, record);
+                 "echo 'kubeadm stand-in: pretending to init the control plane' >&2\n"
+                 "exec grep SigBlk /proc/self/status > '%s.sig'\n",
+                 record, record, record, record);
         _cleanup_free_ char *b64 = base64_encode(script, strlen(script), BASE64_STD);
         _cleanup_free_ char *url = NULL;
         assert_true(asprintf(&url, "data:application/octet-stream;base64,%s", b64) > 0);
@@ -647,6 +648,9 @@ static void test_kubeadm_stand_in(void **state) {
         _cleanup_free_ char *env = NULL;
         assert_int_equal(it_run(&env, "cat '%s.env'", record), 0);
         assert_non_null(strstr(env, "PATH=/run/state/bin:"));
+        _cleanup_free_ char *sig = NULL; /* kubeadm must not inherit the service's blocked signals */
+        assert_int_equal(it_run(&sig, "cat '%s.sig'", record), 0);
+        assert_string_equal(sig, "SigBlk:\t0000000000000000\n");
         /* The configuration parses as two YAML documents with our values. */
         _cleanup_free_ char *out = NULL;
         assert_int_equal(it_run(&out,
