@@ -14,6 +14,10 @@
 #define INIT_MEASUREMENT_SALT_LEN 32
 #define INIT_DEFAULT_CLUSTER_NAME "constellation"
 #define INIT_EXIT_REBOOT 3 /* PCR 15 set but the bootstrap did not finish: reboot to converge */
+/* Written beside node_state.json as the very last step of a successful bootstrap: node_state.json
+ * is written early (the disk-mapper needs the salt after any reboot), so it cannot tell a complete
+ * bootstrap from an interrupted one. */
+#define INIT_COMPLETE_MARKER "bootstrap-complete"
 
 typedef struct bootstrapper_config {
         const char *tcti;             /* TPM for PCR 15 (same as the aTLS issuer's) */
@@ -49,6 +53,9 @@ int bootstrapper_check_request(const bootstrapper_config *cfg, const uint8_t *re
 void initlog(int level, const char *fmt, ...) _printf_(2, 3);
 /* A copy of the log buffer (malloc'd, NUL-terminated). */
 char *initlog_snapshot(size_t *ret_len);
+
+/* <directory of nodestate_path>/bootstrap-complete (malloc'd). */
+char *bootstrapper_marker_path(const char *nodestate_path);
 
 /* PCR 15 (SHA-256 bank) is all zeros: *ret_zero. */
 int bootstrapper_pcr15_is_zero(const char *tcti, bool *ret_zero, ct_error *err);

@@ -23,24 +23,29 @@
  *     9. PKI (kubeadm layout) and the admin kubeconfig (written 0600 as admin.conf);
  *    10. components downloaded, pins checked, installed; kubeadm init if kubeadm is among them,
  *        else the log says plainly that the Kubernetes layer was not installed;
+ *    11. the marker INIT_COMPLETE_MARKER beside node_state.json;
  *  D. answer init_success{kubeconfig, owner_id empty, cluster_id}, then the log; start the key and
  *     verification services; stop serving Init.
  *
  * What a crash leaves (the TPM is reset by a reboot; PCR 15 is zero again):
  *   during A:          nothing changed; Init can be retried at once.
  *   after B, before 7: PCR 15 set, disk untouched. This process is gone; systemd restarts it, it
- *                      sees PCR 15 set without node_state.json and exits INIT_EXIT_REBOOT; the
- *                      reboot clears PCR 15 and the disk-mapper reuses the NEW disk.
+ *                      sees PCR 15 set without the completion marker and exits INIT_EXIT_REBOOT;
+ *                      the reboot clears PCR 15 and the disk-mapper reuses the NEW disk.
  *   inside 7:          lib/luks changes the keyslot first, then the token: token still "not
  *                      initialized" -> after the reboot the disk-mapper reformats it (nothing on it
  *                      matters yet): a fresh node.
- *   after 7:           token "initialized", keyslot = DEK; node_state.json may be missing or the
- *                      PKI half written. On restart: PCR 15 set -> exit INIT_EXIT_REBOOT -> reboot;
- *                      the disk-mapper finds an initialized disk and waits for recovery (the
- *                      user's master secret derives the DEK); the bootstrapper, run again, then
- *                      converges: pki_create keeps what exists and creates the rest, components
- *                      are rewritten by rename. A failure (not a crash) in C sets the token back to
- *                      "not initialized" first, so the reboot reformats instead. */
+ *   after 7, before 11: token "initialized", keyslot = DEK; node_state.json may be there, the PKI
+ *                      half written, no completion marker. On restart: PCR 15 set, no marker ->
+ *                      exit INIT_EXIT_REBOOT -> reboot; the disk-mapper finds an initialized disk
+ *                      and waits for recovery (the master secret derives the DEK). Init itself is
+ *                      not resumable (as in Constellation: "resumption is not supported"), so such
+ *                      a node never claims to be bootstrapped: its bootstrapper keeps refusing
+ *                      (exit 3) until the node is replaced. pki_create keeps a complete CA and
+ *                      refuses half a one, components are rewritten by rename.
+ *   after 11:          bootstrapped; a restart starts the services and serves nothing.
+ * A failure (not a crash) in C sets the token back to "not initialized" and removes
+ * node_state.json and the key service's secrets, so the reboot reformats: a fresh node. */
 #include <crypt.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -138,6 +143,15 @@ void bootstrapper_free(bootstrapper *b) {
                 return;
         pthread_mutex_destroy(&b->busy);
         free(b);
+}
+
+char *bootstrapper_marker_path(const char *nodestate_path) {
+        const char *slash = strrchr(nodestate_path, '/');
+        char *path = NULL;
+        if (asprintf(&path, "%.*s%s", slash ? (int) (slash - nodestate_path + 1) : 0, nodestate_path,
+                     INIT_COMPLETE_MARKER) < 0)
+                return NULL;
+        return path;
 }
 
 int bootstrapper_pcr15_is_zero(const char *tcti, bool *ret_zero, ct_error *err) {
@@ -443,6 +457,12 @@ static int init_bootstrap(bootstrapper *b, init_plan *p, char **ret_kubeconfig, 
                         return r;
                 initlog(LOG_LEVEL_INFO, "Init: kubeadm init finished");
         }
+        /* Last: the marker that this bootstrap completed (main.c reads it after a restart). */
+        _cleanup_free_ char *marker = bootstrapper_marker_path(cfg->nodestate_path);
+        if (!marker)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if ((r = write_file_atomic(marker, "complete\n", 9, 0600)) < 0)
+                return ct_error_set(err, r, LAYER, "io", "%s: %s", marker, strerror(-r));
         *ret_kubeconfig = TAKE_PTR(kubeconfig);
         return 0;
 }

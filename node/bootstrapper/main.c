@@ -191,16 +191,19 @@ int main(int argc, char **argv) {
                 nodestate ns;
                 ct_error nerr = CT_ERROR_INIT;
                 int exit_code = SERVICE_EXIT_OK;
-                if (nodestate_read(arg_node_state, &ns, &nerr) >= 0) {
+                _cleanup_free_ char *marker = bootstrapper_marker_path(arg_node_state);
+                bool complete = marker && access(marker, F_OK) == 0;
+                if (complete && nodestate_read(arg_node_state, &ns, &nerr) >= 0) {
                         initlog(LOG_LEVEL_INFO,
-                                "this node is already bootstrapped (PCR 15 set, %s present): not serving Init",
-                                arg_node_state);
+                                "this node is already bootstrapped (PCR 15 set, %s and %s present): not serving Init",
+                                arg_node_state, marker);
                         (void) start_units(arg_start_units);
                 } else {
                         initlog(LOG_LEVEL_ERROR,
-                                "PCR 15 is set but %s is not readable (%s): a bootstrap was interrupted; the node "
-                                "must reboot to converge (exit %d)",
-                                arg_node_state, ct_error_format(&nerr, msg, sizeof msg), INIT_EXIT_REBOOT);
+                                "PCR 15 is set but %s: a bootstrap was interrupted and Init cannot be resumed; the "
+                                "node must reboot to converge (exit %d)",
+                                complete ? ct_error_format(&nerr, msg, sizeof msg) : "the completion marker is missing",
+                                INIT_EXIT_REBOOT);
                         exit_code = INIT_EXIT_REBOOT;
                 }
                 metadata_done(&cfg.md);

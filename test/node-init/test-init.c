@@ -23,7 +23,9 @@
  *  6. PCR 15 extended by someone else while the bootstrapper runs: FAILED_PRECONDITION "node is
  *     already being activated" from the PCR check itself, PCR 15 not extended again, disk unchanged;
  *  7. the kubeadm path with a stand-in kubeadm (a shell script component): the bootstrapper writes
- *     its InitConfiguration/ClusterConfiguration and runs "kubeadm init --config ..." with it. */
+ *     its InitConfiguration/ClusterConfiguration and runs "kubeadm init --config ..." with it;
+ *  8. a crash (SIGKILL) after the lock and re-key: a restart finds PCR 15 set, node_state.json but no
+ *     completion marker, and exits 3 (reboot) instead of claiming the node is bootstrapped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -460,6 +462,10 @@ static void test_good_init(void **state) {
         snprintf(want, sizeof want, "{\"Role\":\"ControlPlane\",\"MeasurementSalt\":\"%s\"}", b64);
         assert_string_equal((char *) nsj, want);
 
+        char marker[700];
+        snprintf(marker, sizeof marker, "%s/constellation/bootstrap-complete", state_root);
+        assert_int_equal(access(marker, F_OK), 0);
+
         /* the key service's configuration: the master secret and salt, raw, 0600 */
         for (size_t i = 0; i < 2; i++) {
                 _cleanup_free_ uint8_t *v = NULL;
@@ -668,6 +674,46 @@ static void test_kubeadm_stand_in(void **state) {
         assert_string_equal(out, expect);
 }
 
+/* A crash after the lock and the re-key (SIGKILL while the component download is held): a restart
+ * does not take the node for bootstrapped (no completion marker, although node_state.json exists)
+ * and exits 3 so that the node reboots. */
+static void test_crash_mid_init(void **state) {
+        (void) state;
+        static const uint8_t body[] = "component";
+        it_http_serve(&http, "/held", body, sizeof body - 1, true);
+        char url[128], pin[80], path[600];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/held", http.port);
+        uint8_t d[32];
+        SHA256(body, sizeof body - 1, d);
+        _cleanup_free_ char *hex = hex_encode(d, 32);
+        snprintf(pin, sizeof pin, "sha256:%s", hex);
+        snprintf(path, sizeof path, "%s/bin/held", state_root);
+        init_thread first = { .o = { .component_url = url, .component_hash = pin, .component_path = path } };
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, init_thread_main, &first), 0);
+        bool fetched = false;
+        for (int i = 0; i < 180 && !fetched && !__atomic_load_n(&first.finished, __ATOMIC_SEQ_CST); i++)
+                fetched = it_http_wait_request(&http, 1);
+        assert_true(fetched);
+        kill(bs_pid, SIGKILL); /* the crash */
+        assert_int_equal(wait_bootstrapper(30), 128 + SIGKILL);
+        it_http_release(&http);
+        pthread_join(th, NULL);
+        assert_int_not_equal(first.r.code, GRPC_STATUS_OK); /* the client saw the connection break */
+        init_result_done(&first.r);
+
+        assert_false(pcr15_zero(NULL));
+        assert_int_equal(access(nodestate_path, F_OK), 0);
+        _cleanup_free_ char *token = NULL;
+        assert_int_equal(it_run(&token, "cryptsetup token export --token-id 0 '%s'", disk), 0);
+        assert_non_null(strstr(token, "\"diskIsInitialized\":true"));
+        start_bootstrapper(false);
+        assert_int_equal(wait_bootstrapper(60), 3);
+        _cleanup_free_ char *log = NULL;
+        assert_int_equal(it_run(&log, "cat '%s'", stderr_path), 0);
+        assert_non_null(strstr(log, "the completion marker is missing"));
+}
+
 int main(int argc, char **argv) {
         if (argc < 2) {
                 fprintf(stderr, "usage: %s PATH-TO-constellation-bootstrapper\n", argv[0]);
@@ -689,5 +735,7 @@ int main(int argc, char **argv) {
         failed += cmocka_run_group_tests(locked, setup, teardown);
         const struct CMUnitTest kubeadm[] = { cmocka_unit_test(test_kubeadm_stand_in) };
         failed += cmocka_run_group_tests(kubeadm, setup, teardown);
+        const struct CMUnitTest crash[] = { cmocka_unit_test(test_crash_mid_init) };
+        failed += cmocka_run_group_tests(crash, setup, teardown);
         return failed;
 }
