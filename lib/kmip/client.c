@@ -731,7 +731,9 @@ static int request(kmip_client *c, uint32_t op, ttlv_enc *e, bool idempotent, tt
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "bad-config", "%s: request does not encode", op_name(op));
         ct_error last = CT_ERROR_INIT;
+        unsigned made = 0;
         for (unsigned attempt = 0; attempt < c->cfg.attempts; attempt++) {
+                made++;
                 if (attempt > 0) {
                         unsigned shift = MIN(attempt - 1, 10u);
                         sleep_ms(c->cfg.backoff_ms << shift);
@@ -770,8 +772,8 @@ static int request(kmip_client *c, uint32_t op, ttlv_enc *e, bool idempotent, tt
                 *ret_payload = payload;
                 return 0;
         }
-        if (transient(&last) && c->cfg.attempts > 1)
-                ct_error_prefix(&last, "%s: %u attempts", op_name(op), c->cfg.attempts);
+        if (transient(&last))
+                ct_error_prefix(&last, "%s: %u attempt%s", op_name(op), made, made == 1 ? "" : "s");
         if (streq_ptr(last.reason, "connection-lost"))
                 last.reason = "server-down"; /* the server went away while we talked to it */
         if (err && !ct_error_is_set(err))

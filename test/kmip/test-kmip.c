@@ -9,7 +9,8 @@
  * server CA, wrong server name, another tenant, server down, server silent, tampered blob, KEK
  * revoked, KEK destroyed), and after revoke/destroy a fresh kms_open cannot get the data key.
  *
- * argv[1] = pykmip.sh. Responses are captured into <dir>/capture (seeds for fuzz/kmip). */
+ * argv[1] = pykmip.sh, argv[2] = fake-kmip.py (a scripted server for the key states PyKMIP cannot
+ * show and for the retry rules). Responses are captured into <dir>/capture (seeds for fuzz/kmip). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -34,7 +36,7 @@
 #include "kmip/wrap.h"
 #include "kms/kms.h"
 
-static const char *harness;
+static const char *harness, *fake_server;
 static char dir[PATH_MAX / 2];
 static int port;
 static int saved_stderr = -1;
@@ -606,6 +608,107 @@ static void test_destroy_shreds(void **state) {
         wrapped_done(&w);
 }
 
+static int fake_pipe = -1;
+
+/* Starts fake-kmip.py in `mode`; returns its pid and sets the global port. */
+static pid_t fake_start(const char *mode) {
+        assert_non_null(fake_server);
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                dup2(p[1], 1);
+                execl("/usr/bin/python3", "python3", fake_server, dir, mode, (char *) NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        /* Up to the newline; the pipe stays open until fake_stop (a closed pipe would kill the
+         * server with EPIPE on any later write to its stdout). */
+        char line[32] = "";
+        size_t got = 0;
+        while (got < sizeof(line) - 1 && !memchr(line, '\n', got)) {
+                ssize_t n = read(p[0], line + got, sizeof(line) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        fake_pipe = p[0];
+        port = atoi(line);
+        assert_true(port > 0);
+        return pid;
+}
+
+static void fake_stop(pid_t pid) {
+        if (fake_pipe >= 0)
+                close(fake_pipe);
+        fake_pipe = -1;
+        kill(pid, SIGTERM);
+        int st;
+        (void) waitpid(pid, &st, 0);
+}
+
+static int fake_count(void) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/fake-count", dir);
+        uint8_t *d = NULL;
+        size_t n;
+        if (read_full_file(p, 64, &d, &n) < 0)
+                return 0;
+        int v = atoi((char *) d);
+        free(d);
+        return v; /* requests the fake server has read so far */
+}
+
+/* What PyKMIP cannot show: a server that keeps destroyed objects (State Destroyed), a Pre-Active
+ * KEK, and the retry rules on a server that hangs up after reading a request. */
+static void test_scripted_server(void **state) {
+        int real_port = port;
+        struct wrapped w = { .uid = strdup("1") };
+        w.salt = secret_new(32);
+        w.blob_len = KMIP_WRAP_OVERHEAD + 32;
+        w.blob = calloc(1, w.blob_len);
+        w.blob[0] = KMIP_WRAP_VERSION;
+
+        pid_t pid = fake_start("destroyed");
+        _cleanup_erase_free_ char *u1 = uri_for(&w, NULL, 0, NULL, "client", "ca", NULL);
+        expect_open_refused(u1, "kmip", "kek-destroyed");
+        fake_stop(pid);
+
+        pid = fake_start("preactive");
+        _cleanup_erase_free_ char *u2 = uri_for(&w, NULL, 0, NULL, "client", "ca", NULL);
+        expect_open_refused(u2, "kmip", "kek-not-active");
+        fake_stop(pid);
+
+        pid = fake_start("close");
+        (void) fake_count();
+        kmip_config cfg;
+        load_config(&cfg, "client", "ca");
+        cfg.attempts = 3;
+        cfg.backoff_ms = 10;
+        kmip_client *c = NULL;
+        assert_int_equal(kmip_client_new(&cfg, &c, NULL), 0);
+        kmip_config_done(&cfg);
+        /* Create reached the server: never repeated (it could create a second key). */
+        char *uid = NULL;
+        ct_error err = CT_ERROR_INIT;
+        int r = kmip_create_aes_key(c, 256, KMIP_USAGE_ENCRYPT | KMIP_USAGE_DECRYPT, NULL, &uid, &err);
+        expect_error(r, &err, "kmip", "server-down");
+        assert_non_null(strstr(err.detail, "1 attempt"));
+        assert_int_equal(fake_count(), 1);
+        /* Get Attributes is idempotent: all three attempts. */
+        kmip_key_info info;
+        ct_error e2 = CT_ERROR_INIT;
+        r = kmip_get_key_info(c, "1", &info, &e2);
+        expect_error(r, &e2, "kmip", "server-down");
+        assert_non_null(strstr(e2.detail, "3 attempts"));
+        assert_int_equal(fake_count(), 1 + 3);
+        kmip_client_free(c);
+        fake_stop(pid);
+        port = real_port;
+        wrapped_done(&w);
+}
+
 /* Reads every regular file under path (recursively) except PyKMIP's database and checks that
  * none contains the needle. */
 static void scan_dir(const char *path, const uint8_t *needle, size_t nlen, const char *what, unsigned *n_files) {
@@ -684,10 +787,11 @@ static void test_kek_never_leaves_server(void **state) {
 
 int main(int argc, char **argv) {
         if (argc < 2) {
-                fprintf(stderr, "usage: test-kmip pykmip.sh\n");
+                fprintf(stderr, "usage: test-kmip pykmip.sh fake-kmip.py\n");
                 return 2;
         }
         harness = argv[1];
+        fake_server = argc > 2 ? argv[2] : NULL;
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_create_and_state),
                 cmocka_unit_test(test_wrap_open_derive),
@@ -697,6 +801,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_server_down_and_silent),
                 cmocka_unit_test(test_revoke_shreds),
                 cmocka_unit_test(test_destroy_shreds),
+                cmocka_unit_test(test_scripted_server),
                 cmocka_unit_test(test_kek_never_leaves_server),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
