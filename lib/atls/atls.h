@@ -168,7 +168,10 @@ typedef struct atls_listener atls_listener;
 int atls_listen(rpc_server *server, const char *address, const atls_config *config, int *ret_port,
                 atls_listener **ret, atls_error *err);
 /* Stops accepting, closes every connection, joins all threads. Accepts NULL. Call before
- * rpc_server_free(). */
+ * rpc_server_free(), and after rpc_server_request_shutdown() + rpc_server_wait() if answers
+ * already given must still arrive: each connection first forwards what gRPC has written and sends
+ * close_notify, for at most ATLS_DRAIN_TIMEOUT_MS (atls_conn_free likewise). */
+#define ATLS_DRAIN_TIMEOUT_MS 2000
 void atls_listener_free(atls_listener *listener);
 DEFINE_TRIVIAL_CLEANUP_FUNC(atls_listener *, atls_listener_free);
 /* Counts for tests and status: connections accepted, established, refused. */

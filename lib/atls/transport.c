@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "atls/atls-internal.h"
 #include "atls/h2-limit.h"
@@ -61,14 +62,26 @@ static int relay_limit_new(int max_receive, bool server, atls_h2_limit **ret) {
         return atls_h2_limit_new(max_receive ? (uint32_t) max_receive : RPC_DEFAULT_MAX_MESSAGE_LENGTH, server, ret);
 }
 
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Copies both ways until either side ends or stop_fd becomes readable. Non-blocking on both fds;
  * waits only in poll(), so neither direction can stall the other. What the peer sends passes
- * `limit` (if any) before gRPC sees it; a refusal ends the relay with the reason in err. */
+ * `limit` (if any) before gRPC sees it; a refusal ends the relay with the reason in err.
+ *
+ * Stop drains: what gRPC already wrote (a reply whose handler then asked the server to stop, the
+ * GOAWAY) is still forwarded to the peer, with close_notify after it, for at most
+ * ATLS_DRAIN_TIMEOUT_MS; nothing more is read from the peer. Without that, a reply gRPC counts as
+ * sent could be dropped at shutdown and the client would see UNAVAILABLE. */
 static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit *limit, atls_error *err) {
         _cleanup_(relay_buffer_freep) uint8_t *down = malloc(RELAY_BUFFER_SIZE); /* TLS -> gRPC */
         _cleanup_(relay_buffer_freep) uint8_t *up = malloc(RELAY_BUFFER_SIZE);   /* gRPC -> TLS */
         size_t down_len = 0, down_off = 0, up_len = 0, up_off = 0;
-        bool tls_eof = false, plain_eof = false, broken = false;
+        bool tls_eof = false, plain_eof = false, broken = false, stopping = false, drained = false;
+        int64_t drain_deadline = 0;
 
         if (!down || !up)
                 return;
@@ -81,7 +94,7 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit
                         tls_events = plain_events = 0;
                         progress = false;
 
-                        if (!tls_eof && down_len == 0) {
+                        if (!tls_eof && down_len == 0 && !stopping) {
                                 size_t n = 0;
                                 ERR_clear_error();
                                 if (SSL_read_ex(ssl, down, RELAY_BUFFER_SIZE, &n) == 1) {
@@ -112,7 +125,7 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit
                                         }
                                 }
                         }
-                        if (down_off < down_len) {
+                        if (down_off < down_len && !stopping) {
                                 ssize_t w = send(plain_fd, down + down_off, down_len - down_off, MSG_NOSIGNAL);
                                 if (w > 0) {
                                         down_off += (size_t) w;
@@ -131,9 +144,14 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit
                                         up_len = (size_t) n;
                                         up_off = 0;
                                         progress = true;
-                                } else if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                                        plain_events |= POLLIN;
-                                else {
+                                } else if (n < 0 && errno == EINTR)
+                                        progress = true;
+                                else if (n < 0 && errno == EAGAIN) {
+                                        if (stopping)
+                                                drained = true; /* all gRPC wrote before the stop */
+                                        else
+                                                plain_events |= POLLIN;
+                                } else {
                                         plain_eof = true;
                                         progress = true;
                                 }
@@ -161,8 +179,9 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit
                 /* The TLS peer ended and gRPC has everything it sent: done. */
                 if (tls_eof && down_len == 0)
                         goto out;
-                /* gRPC closed and the peer has everything gRPC wrote: close_notify, done. */
-                if (plain_eof && up_len == 0) {
+                /* gRPC closed (or, stopping, has nothing more) and the peer has everything gRPC
+                 * wrote: close_notify, done. */
+                if ((plain_eof || drained) && up_len == 0) {
                         ERR_clear_error();
                         (void) SSL_shutdown(ssl);
                         goto out;
@@ -170,16 +189,25 @@ static void relay(SSL *ssl, int tls_fd, int plain_fd, int stop_fd, atls_h2_limit
                 if (broken)
                         goto out;
 
+                int timeout = -1;
+                if (stopping) {
+                        int64_t left = drain_deadline - now_ms();
+                        if (left <= 0)
+                                goto out;
+                        timeout = (int) MIN(left, (int64_t) INT32_MAX);
+                }
                 struct pollfd p[3] = {
                         { .fd = tls_fd, .events = tls_events },
                         { .fd = plain_fd, .events = plain_events },
-                        { .fd = stop_fd, .events = POLLIN },
+                        { .fd = stop_fd, .events = stopping ? 0 : POLLIN },
                 };
-                int n = poll(p, 3, -1);
+                int n = poll(p, 3, timeout);
                 if (n < 0 && errno != EINTR)
                         goto out;
-                if (p[2].revents & POLLIN)
-                        goto out;
+                if (!stopping && (p[2].revents & POLLIN)) {
+                        stopping = true;
+                        drain_deadline = now_ms() + ATLS_DRAIN_TIMEOUT_MS;
+                }
                 /* POLLHUP/POLLERR without requested events: let the next read/write see it. */
         }
 out:

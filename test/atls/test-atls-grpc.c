@@ -577,6 +577,136 @@ static int accept_any(X509_STORE_CTX *ctx, void *arg) {
         return 1;
 }
 
+/* --- shutdown drains what gRPC already wrote (a raw HTTP/2 client that reads only later) --- */
+
+static atomic_bool big_reply_queued;
+
+/* Replies with as many bytes as the request names. */
+static void big_reply_handler(rpc_call *call, const uint8_t *req, size_t len, void *userdata) {
+        (void) len, (void) userdata;
+        size_t n = strtoul((const char *) req, NULL, 10);
+        uint8_t *buf = malloc(n);
+        memset(buf, 'r', n);
+        (void) rpc_call_reply(call, buf, n);
+        free(buf);
+        atomic_store(&big_reply_queued, true);
+}
+
+static void h2_frame(uint8_t **p, uint8_t type, uint8_t flags, uint32_t stream, const void *payload, size_t len) {
+        uint8_t *o = *p;
+        o[0] = (uint8_t) (len >> 16), o[1] = (uint8_t) (len >> 8), o[2] = (uint8_t) len, o[3] = type, o[4] = flags;
+        o[5] = (uint8_t) (stream >> 24), o[6] = (uint8_t) (stream >> 16), o[7] = (uint8_t) (stream >> 8), o[8] = (uint8_t) stream;
+        memcpy(o + 9, payload, len);
+        *p = o + 9 + len;
+}
+
+/* HPACK literal header field without indexing, new name (RFC 7541 §6.2.2), short strings. */
+static void hpack_literal(uint8_t **p, const char *name, const char *value) {
+        uint8_t *o = *p;
+        *o++ = 0x00;
+        *o++ = (uint8_t) strlen(name);
+        memcpy(o, name, strlen(name)), o += strlen(name);
+        *o++ = (uint8_t) strlen(value);
+        memcpy(o, value, strlen(value)), o += strlen(value);
+        *p = o;
+}
+
+static void *free_listener_thread(void *arg) {
+        atls_listener_free(arg);
+        return NULL;
+}
+
+/* The listener stops while a client is not reading: the TCP buffers are full and what gRPC wrote
+ * waits in the relay and the socketpair. atls_listener_free must still forward it and end with
+ * close_notify once the client reads (within ATLS_DRAIN_TIMEOUT_MS), instead of cutting the
+ * connection, which is how an answered call turned into UNAVAILABLE at shutdown. */
+static void test_shutdown_drains_relays(void **state) {
+        (void) state;
+        enum { REPLY = 12 << 20 }; /* more than loopback TCP buffers hold for a client that does not read */
+        fixture f = { 0 };
+        pthread_mutex_init(&f.lock, NULL);
+        rpc_server_options o = { .max_send_message_length = 16 << 20 };
+        assert_int_equal(rpc_server_new(&o, &f.server), 0);
+        assert_int_equal(rpc_server_register(f.server, "/test.Svc/Big", big_reply_handler, NULL), 0);
+        assert_int_equal(rpc_server_start(f.server), 0);
+        atls_error err = { 0 };
+        assert_int_equal(atls_listen(f.server, "127.0.0.1:0", &(atls_config) { .issuer = &dummy_issuer }, &f.port,
+                                     &f.listener, &err),
+                         0);
+
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int small = 4096;
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) f.port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        uint8_t nonce[ATLS_NONCE_SIZE];
+        RAND_bytes(nonce, sizeof(nonce));
+        _cleanup_free_ char *sni = base64_encode(nonce, sizeof(nonce), BASE64_STD);
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_cert_verify_callback(ctx, accept_any, NULL);
+        assert_int_equal(SSL_CTX_set_alpn_protos(ctx, (const unsigned char *) "\x02h2", 3), 0);
+        _cleanup_(SSL_freep) SSL *ssl = SSL_new(ctx);
+        SSL_set_fd(ssl, fd);
+        SSL_set_tlsext_host_name(ssl, sni);
+        assert_int_equal(SSL_connect(ssl), 1);
+
+        static uint8_t out[4096];
+        uint8_t *p = out;
+        memcpy(p, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), p += 24;
+        static const uint8_t settings[] = { 0x00, 0x04, 0x7f, 0xff, 0xff, 0xff }; /* INITIAL_WINDOW_SIZE max */
+        h2_frame(&p, 0x4, 0, 0, settings, sizeof(settings));
+        static const uint8_t window[] = { 0x7f, 0xff, 0x00, 0x00 };              /* connection window */
+        h2_frame(&p, 0x8, 0, 0, window, sizeof(window));
+        uint8_t block[256], *b = block;
+        hpack_literal(&b, ":method", "POST");
+        hpack_literal(&b, ":scheme", "http");
+        hpack_literal(&b, ":path", "/test.Svc/Big");
+        hpack_literal(&b, ":authority", "node");
+        hpack_literal(&b, "content-type", "application/grpc");
+        hpack_literal(&b, "te", "trailers");
+        h2_frame(&p, 0x1, 0x4, 1, block, (size_t) (b - block));
+        char req[16];
+        int rl = snprintf(req, sizeof(req), "%d", REPLY);
+        uint8_t msg[32] = { 0, 0, 0, 0, (uint8_t) rl };
+        memcpy(msg + 5, req, (size_t) rl);
+        h2_frame(&p, 0x0, 0x1, 1, msg, 5 + (size_t) rl);
+        assert_int_equal(SSL_write(ssl, out, (int) (p - out)), (int) (p - out));
+
+        /* The reply is queued; gRPC writes until every buffer up to the client is full. */
+        atomic_store(&big_reply_queued, false);
+        while (!atomic_load(&big_reply_queued)) {
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        struct timespec settle = { 0, 300 * 1000 * 1000 };
+        nanosleep(&settle, NULL);
+
+        /* The listener stops (on its own thread: it drains until the client has read). The
+         * server cannot finish first here: its call waits for a write the relay has to pass on. */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, free_listener_thread, f.listener), 0);
+        struct timespec later = { 0, 200 * 1000 * 1000 };
+        nanosleep(&later, NULL);
+
+        /* Now the client reads: everything gRPC wrote, then close_notify (not a cut connection). */
+        static uint8_t in[64 * 1024];
+        size_t got = 0;
+        int n;
+        while ((n = SSL_read(ssl, in, (int) sizeof(in))) > 0)
+                got += (size_t) n;
+        int e = SSL_get_error(ssl, n);
+        if (e != SSL_ERROR_ZERO_RETURN)
+                fail_msg("after %zu bytes the connection ended without close_notify (SSL error %d)", got, e);
+        assert_true(got > 0);
+        pthread_join(t, NULL);
+        rpc_server_request_shutdown(f.server);
+        rpc_server_wait(f.server);
+        rpc_server_free(f.server);
+        pthread_mutex_destroy(&f.lock);
+        close(fd);
+}
+
 static void test_wire_format(void **state) {
         (void) state;
         fixture f;
@@ -792,6 +922,7 @@ int main(void) {
                 cmocka_unit_test(test_connection_limit),
                 cmocka_unit_test(test_concurrent_dials),
                 cmocka_unit_test(test_shutdown_with_open_connections),
+                cmocka_unit_test(test_shutdown_drains_relays),
         };
         return cmocka_run_group_tests(tests, setup, NULL);
 }
