@@ -153,12 +153,12 @@ int main(int argc, char **argv) {
         qsort(sc, (size_t) runs, sizeof(double), cmp);
         qsort(tr, (size_t) runs, sizeof(double), cmp);
         qsort(ex, (size_t) runs, sizeof(double), cmp);
-        printf("provider exec-to-handshake: median %.2f ms (min %.2f) over %d runs [goal <= 10 ms]\n", hs[runs / 2],
+        printf("provider exec-to-handshake: median %.2f ms (min %.2f) over %d runs [goal: <= 0.5x the Go peer, bench-peer.sh]\n", hs[runs / 2],
                hs[0], runs);
         printf("baseline fork+exec of /bin/true: median %.2f ms\n", tr[runs / 2]);
         printf("GetProviderSchema over AutoMTLS (incl. TLS handshake): median %.2f ms\n", sc[runs / 2]);
         printf("Shutdown call to process exit: median %.2f ms\n", ex[runs / 2]);
-        printf("provider peak RSS: %.1f MB [goal <= 10 MB]\n", rss_max / 1024.0);
+        printf("provider peak RSS: %.1f MB [goal: <= 0.6x the Go peer, bench-peer.sh]\n", rss_max / 1024.0);
         erase_and_free(key);
         free(cert);
         return 0;
