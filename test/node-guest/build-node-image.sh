@@ -1,0 +1,76 @@
+#!/bin/bash
+# build-node-image.sh OUT: the qemu node image with the node programs, as the node-guest tests boot
+# it (ctest fixture node-image, test node-image-build):
+#   1. `cmake --install` of this build into OUT/node/usr (programs, units, the disk-mapper's dracut
+#      configuration, the fw_cfg modules-load entry)
+#   2. test-only additions (test/node-guest/image): readiness lines of the bootstrapper and the
+#      verification service on the report channel, and a marker unit that writes a random marker
+#      onto the state disk after Init. They change the measurements, which is fine: the tests use
+#      the measurements of this image, predicted below
+#   3. image/build/build-image.sh --variant qemu --node-dir OUT/node (mkosi tree unless
+#      CT_IMAGE_TREE=DIR gives one; CT_MKOSI_CACHE=DIR keeps mkosi's packages)
+#   4. OUT/measurements.json = `constellation-image measure --measurements-only` of the disk
+# Then OUT/img/qemu/disk.raw, OUT/img/qemu/cmdline, OUT/img/common/*, OUT/tree (the OS tree).
+set -euo pipefail
+src=${CT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=${CT_BINARY_DIR:?CT_BINARY_DIR (the build directory) is required}
+out=${1:?usage: build-node-image.sh OUT}
+here="$src/test/node-guest"
+T0=$(date +%s)
+say() { printf '[node-image-build %4ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+fail() { say "FAIL: $*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || fail "needs root (mkosi, systemd-nspawn)"
+measure="$bin/image/tool/constellation-image"
+for p in node/bootstrapper/constellation-bootstrapper node/disk-mapper/constellation-disk-mapper \
+	node/verification-service/constellation-verification-service node/keyservice/constellation-keyservice \
+	image/tool/constellation-image; do
+	[ -x "$bin/$p" ] || fail "$bin/$p is not built (build the whole tree first)"
+done
+
+rm -rf "$out/node" "$out/img" "$out/measurements.json"
+mkdir -p "$out"
+node="$out/node"
+cmake --install "$bin" --prefix "$node/usr" > "$out/install.log" || fail "cmake --install $bin failed: $(tail -n 3 "$out/install.log")"
+for f in usr/bin/constellation-bootstrapper usr/bin/constellation-disk-mapper usr/bin/constellation-verification-service \
+	usr/lib/systemd/system/constellation-bootstrapper.service usr/lib/systemd/system/prepare-state-disk.service \
+	usr/lib/dracut/dracut.conf.d/60-constellation-disk-mapper.conf usr/lib/modules-load.d/constellation-metadata.conf; do
+	[ -e "$node/$f" ] || fail "cmake --install did not install /$f"
+done
+# other programs of the tree (provider, tools) do not belong on a node
+find "$node/usr/bin" -type f ! -name 'constellation-bootstrapper' ! -name 'constellation-disk-mapper' \
+	! -name 'constellation-verification-service' ! -name 'constellation-keyservice' -delete
+install -D -m 0755 "$here/image/ct-test-marker" "$node/usr/libexec/constellation/ct-test-marker"
+install -D -m 0644 "$here/image/ct-test-marker.service" "$node/usr/lib/systemd/system/ct-test-marker.service"
+install -D -m 0644 "$here/image/ct-test-marker.path" "$node/usr/lib/systemd/system/ct-test-marker.path"
+install -D -m 0644 "$here/image/50-ct-test-report.conf" "$node/usr/lib/systemd/system/constellation-bootstrapper.service.d/50-ct-test-report.conf"
+install -D -m 0644 "$here/image/50-ct-test-report-vs.conf" "$node/usr/lib/systemd/system/constellation-verification-service.service.d/50-ct-test-report.conf"
+
+if [ -n "${CT_IMAGE_TREE:-}" ]; then
+	say "assembling from the tree $CT_IMAGE_TREE"
+	"$src/image/build/build-image.sh" --variant qemu --tree "$CT_IMAGE_TREE" --node-dir "$node" --out "$out/img" \
+		> "$out/build.log" 2>&1 || fail "build-image.sh failed: $(tail -n 5 "$out/build.log")"
+	tree="$out/img/tree-node"
+else
+	say "mkosi tree + assembly"
+	"$src/image/build/build-image.sh" --variant qemu --node-dir "$node" --out "$out/img" \
+		${CT_MKOSI_CACHE:+--mkosi-cache "$CT_MKOSI_CACHE"} > "$out/build.log" 2>&1 \
+		|| fail "build-image.sh failed: $(tail -n 5 "$out/build.log")"
+	tree="$out/img/tree"
+fi
+ln -sfn "$tree" "$out/tree"
+# the initrd must carry the disk-mapper, its unit and its enablement
+lsinitrd=$(command -v lsinitrd || true)
+initrd="$out/img/common/initrd.img"
+[ -s "$initrd" ] || fail "no initrd in $out/img/common"
+if [ -n "$lsinitrd" ]; then
+	"$lsinitrd" "$initrd" > "$out/initrd.list" 2>/dev/null || true
+else
+	(cd "$out" && rm -rf initrd.x && mkdir initrd.x && cd initrd.x && zstd -dc "$initrd" 2>/dev/null | cpio -t 2>/dev/null > "$out/initrd.list") || true
+fi
+for f in usr/bin/constellation-disk-mapper usr/lib/systemd/system/prepare-state-disk.service \
+	etc/systemd/system/initrd-fs.target.requires/prepare-state-disk.service dm-integrity.ko libcryptsetup.so.12 libgrpc.so usr/lib/systemd/systemd-networkd 80-ethernet-dhcp.network; do
+	grep -q -- "$f" "$out/initrd.list" || fail "the initrd lacks $f (node/disk-mapper/60-constellation-disk-mapper.conf)"
+done
+"$measure" measure --measurements-only "$out/img/qemu/disk.raw" > "$out/measurements.json" \
+	|| fail "constellation-image measure failed on $out/img/qemu/disk.raw"
+say "done: $out/img/qemu/disk.raw, measurements.json (PCR 4 $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["measurements"]["4"]["expected"][:16])' "$out/measurements.json")…)"
