@@ -21,6 +21,15 @@ ON)
                 libc.so.6 | libm.so.6 | ld-linux-x86-64.so.2) ;;
                 *) fail "static provider needs the shared library $lib" ;;
                 esac
+        done
+        # gRPC's registry is the server-only one (provider/src/grpc-core-config.c): the client-side
+        # load-balancing policies and resolvers are not linked at all.
+        command -v nm >/dev/null || fail "nm not found (binutils)"
+        syms=$(nm "$provider" 2>/dev/null) || fail "cannot read the symbols of $provider"
+        grep -q "BuildCoreConfiguration" <<<"$syms" || fail "no gRPC core configuration in the static provider"
+        for unwanted in RegisterRlsLbPolicy RegisterGrpcLbPolicy RegisterRingHashLbPolicy RegisterOutlierDetectionLbPolicy \
+                RegisterHttpConnectHandshaker; do
+                grep -q "$unwanted" <<<"$syms" && fail "the static provider links gRPC's $unwanted"
         done ;;
 OFF)
         grep -q "libgrpc.so" <<<"$needed" || fail "shared provider does not link libgrpc.so"
