@@ -7,7 +7,8 @@
  *     a key-service start, a join-service start or a recovery pays once);
  *   - Decrypt round trips per second over one kept TLS connection: what the alternative design (one
  *     KMIP call per data key) would cost per key, for comparison with the first line.
- * Wall-clock rates (the server is another process). Usage: bench-kmip PYKMIP_SH [seconds, default 2]. */
+ * Data-key rates per CPU-second of the benchmark thread (interleaved, best of seven); the KMIP
+ * round trips in wall-clock time (the server is another process). Usage: bench-kmip PYKMIP_SH [seconds, default 2]. */
 #include <limits.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -30,10 +31,17 @@ static void die(const char *what, const ct_error *err) {
         exit(1);
 }
 
+/* CPU time of this thread: local derivation is pure computation, and the machine is shared. */
+static double cpu_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 static double data_keys_per_second(kms *k, double secs) {
         unsigned long n = 0;
         char id[64];
-        double t0 = now(), t;
+        double t0 = cpu_now(), t;
         do {
                 for (int i = 0; i < 200; i++, n++) {
                         snprintf(id, sizeof(id), "%08lx-0000-4000-8000-000000000000", n);
@@ -42,7 +50,7 @@ static double data_keys_per_second(kms *k, double secs) {
                                 die("get data key", NULL);
                         secret_free(key);
                 }
-                t = now();
+                t = cpu_now();
         } while (t - t0 < secs);
         return (double) n / (t - t0);
 }
@@ -105,10 +113,14 @@ int main(int argc, char **argv) {
         kms *cluster = NULL, *kmip = NULL;
         if (kms_open_cluster(master, salt, &cluster, &err) < 0 || kms_open(uri, NULL, &kmip, &err) < 0)
                 die("kms_open", &err);
-        double base = data_keys_per_second(cluster, secs);
-        double through = data_keys_per_second(kmip, secs);
-        printf("data keys/s from an open KMS: kms://kmip %.0f/s, kms://cluster-kms %.0f/s (%.2fx)\n", through, base,
-               through / base);
+        /* Interleaved, best of seven each: the neighbours' load comes and goes. */
+        double base = 0, through = 0;
+        for (int round = 0; round < 7; round++) {
+                base = MAX(base, data_keys_per_second(cluster, secs / 7));
+                through = MAX(through, data_keys_per_second(kmip, secs / 7));
+        }
+        printf("data keys per CPU-second from an open KMS: kms://kmip %.0f/s, kms://cluster-kms %.0f/s (%.2fx)\n",
+               through, base, through / base);
 
         unsigned long n = 0;
         double t0 = now(), t;
