@@ -6,8 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 
 #include "kmip/kmip.h"
+#include "kmip/wrap.h"
 #include "kmip/ttlv.h"
 
 /* KMIP 1.4 §9.1.2 examples: an Integer 8 with tag 0x420020 encodes as
@@ -303,11 +305,105 @@ static void test_endpoint(void **state) {
                 assert_int_equal(kmip_parse_endpoint(bad[k], &h, &p), -EINVAL);
 }
 
+static void expect_cfg_error(const kmip_uri_params *p, const char *needle) {
+        kmip_config c;
+        ct_error err = CT_ERROR_INIT;
+        assert_true(kmip_config_from_params(p, &c, &err) < 0);
+        assert_string_equal(err.layer, "kmip");
+        assert_string_equal(err.reason, "bad-config");
+        if (!strstr(err.detail, needle))
+                fail_msg("detail \"%s\" does not name \"%s\"", err.detail, needle);
+}
+
+/* The kms://kmip parameters: every bad value refused as bad-config naming the parameter; the URI
+ * builder encodes as lib/kms decodes and refuses references it could not round-trip. */
+static void test_uri_and_config(void **state) {
+        char dir[] = "/tmp/test-kmip-cfg-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char pem[sizeof(dir) + 16], notpem[sizeof(dir) + 16];
+        snprintf(pem, sizeof(pem), "%s/x.pem", dir);
+        snprintf(notpem, sizeof(notpem), "%s/x.txt", dir);
+        FILE *f = fopen(pem, "w");
+        fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f);
+        fclose(f);
+        f = fopen(notpem, "w");
+        fputs("hello\n", f);
+        fclose(f);
+
+        kmip_uri_params p = { .endpoint = "127.0.0.1:5696", .client_cert = pem, .client_key = pem, .server_ca = pem };
+        kmip_config c;
+        assert_int_equal(kmip_config_from_params(&p, &c, NULL), 0);
+        assert_string_equal(c.host, "127.0.0.1");
+        assert_int_equal(c.port, 5696);
+        kmip_config_done(&c);
+
+        kmip_uri_params b = p;
+        b.endpoint = "127.0.0.1:99999";
+        expect_cfg_error(&b, "endpoint");
+        b = p;
+        b.client_cert = "relative/path.pem";
+        expect_cfg_error(&b, "client-cert");
+        b = p;
+        b.client_key = "/nonexistent/key.pem";
+        expect_cfg_error(&b, "client-key");
+        b = p;
+        b.server_ca = notpem;
+        expect_cfg_error(&b, "server-ca: not PEM");
+        b = p;
+        b.server_ca = "base64:!!!";
+        expect_cfg_error(&b, "server-ca: inline value is not base64url");
+        b = p;
+        b.timeout_ms = "0";
+        expect_cfg_error(&b, "timeout-ms");
+        b = p;
+        b.attempts = "21";
+        expect_cfg_error(&b, "attempts");
+        /* A certificate that is PEM-shaped but not a certificate is refused when the client is made. */
+        assert_int_equal(kmip_config_from_params(&p, &c, NULL), 0);
+        kmip_client *k = NULL;
+        ct_error err = CT_ERROR_INIT;
+        assert_true(kmip_client_new(&c, &k, &err) < 0);
+        assert_string_equal(err.reason, "bad-config");
+        assert_non_null(strstr(err.detail, "client-cert"));
+        kmip_config_done(&c);
+
+        /* The builder. */
+        uint8_t blob[KMIP_WRAP_OVERHEAD + 32] = { KMIP_WRAP_VERSION };
+        secret_t *salt = secret_new(32);
+        kmip_uri_parts parts = { .endpoint = "kms.example:5696", .kek = "a b&c", .client_cert = "/etc/kmip/c.pem",
+                                 .client_key = "/etc/kmip/c.key", .server_ca = "base64:LS0tLS1C",
+                                 .wrapped = blob, .wrapped_len = sizeof(blob), .salt = salt,
+                                 .server_name = "kms.example" };
+        char *uri = NULL;
+        assert_int_equal(kmip_uri_build(&parts, &uri, &err), 0);
+        assert_non_null(strstr(uri, "kms://kmip?endpoint=kms.example:5696&kek=a%20b%26c&wrapped="));
+        assert_non_null(strstr(uri, "&salt=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=&client-cert=/etc/kmip/c.pem"));
+        assert_non_null(strstr(uri, "&server-name=kms.example"));
+        erase_and_free(uri);
+        static const char *const bad_refs[] = { "etc/c.pem", "/etc/a b.pem", "/etc/a+b.pem", "/etc/a%41.pem",
+                                                "base64:a+b" };
+        for (size_t i = 0; i < ELEMENTSOF(bad_refs); i++) {
+                kmip_uri_parts q = parts;
+                q.client_key = bad_refs[i];
+                ct_error e2 = CT_ERROR_INIT;
+                assert_int_equal(kmip_uri_build(&q, &uri, &e2), -EINVAL);
+                assert_string_equal(e2.reason, "bad-config");
+                assert_non_null(strstr(e2.detail, "client-key"));
+        }
+        kmip_uri_parts q = parts;
+        q.endpoint = "kms.example:0";
+        assert_int_equal(kmip_uri_build(&q, &uri, NULL), -EINVAL);
+        secret_free(salt);
+        unlink(pem);
+        unlink(notpem);
+        rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_spec_examples),  cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_rejections),     cmocka_unit_test(test_response_parser),
-                cmocka_unit_test(test_endpoint),
+                cmocka_unit_test(test_endpoint),       cmocka_unit_test(test_uri_and_config),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
