@@ -247,7 +247,7 @@ int kmip_client_new(const kmip_config *config, kmip_client **ret, ct_error *err)
         c->ctx = SSL_CTX_new(TLS_client_method());
         if (!c->ctx)
                 goto fail;
-        /* KMIP Profiles v1.4 §3.1: TLS 1.2 or later. */
+        /* KMIP Profiles v1.4, Basic Authentication Suite: TLS 1.2 or later. */
         SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
 

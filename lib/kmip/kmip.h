@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A KMIP client (OASIS KMIP Specification v1.4; Profiles v1.4 §3.1 "Basic Authentication Suite":
+/* A KMIP client (OASIS KMIP Specification v1.4; KMIP Profiles v1.4, "Basic Authentication Suite":
  * TLS 1.2+, mutual certificate authentication) over OpenSSL.
  *
  * The client speaks protocol version 1.4 because that is the first version whose Encrypt/Decrypt
@@ -15,7 +15,7 @@
  * Errors: a negative errno plus a ct_error with layer "kmip" and a stable reason token:
  *   transport: server-down, server-timeout, server-ca-mismatch, server-name-mismatch,
  *              tls-client-cert-refused, tls-handshake-failed, protocol-error
- *   KMIP Result Reason (§11.10): item-not-found, permission-denied, authentication-failed,
+ *   KMIP Result Reason (§6.10): item-not-found, permission-denied, authentication-failed,
  *              invalid-field, operation-not-supported, cryptographic-failure, illegal-operation,
  *              general-failure, operation-failed (others; the detail names the reason)
  *   key state: kek-revoked (Deactivated/Compromised), kek-destroyed, kek-not-active (Pre-Active)
@@ -74,7 +74,7 @@ enum {
         KMIP_TAG_AE_TAG = 0x4200FF,
 };
 
-/* Operation (§9.1.3.2.27) */
+/* Operation (§9.1.3.2) */
 enum {
         KMIP_OP_CREATE = 0x01,
         KMIP_OP_GET_ATTRIBUTES = 0x0B,
@@ -85,7 +85,7 @@ enum {
         KMIP_OP_DECRYPT = 0x20,
 };
 
-/* Result Status (§9.1.3.2.28) and Result Reason (§9.1.3.2.29) */
+/* Result Status (§9.1.3.2) and Result Reason (§9.1.3.2) */
 enum {
         KMIP_STATUS_SUCCESS = 0,
         KMIP_STATUS_OPERATION_FAILED = 1,
@@ -105,7 +105,7 @@ enum {
         KMIP_REASON_GENERAL_FAILURE = 0x100,
 };
 
-/* State (§9.1.3.2.17) */
+/* State (§9.1.3.2) */
 enum kmip_state {
         KMIP_STATE_PRE_ACTIVE = 1,
         KMIP_STATE_ACTIVE = 2,
@@ -117,7 +117,7 @@ enum kmip_state {
 const char *kmip_state_to_string(uint32_t state);
 const char *kmip_result_reason_to_string(uint32_t reason);
 
-/* Cryptographic Usage Mask bits (§9.1.3.3.1) */
+/* Cryptographic Usage Mask bits (§9.1.3.3) */
 enum {
         KMIP_USAGE_ENCRYPT = 0x04,
         KMIP_USAGE_DECRYPT = 0x08,
@@ -125,7 +125,7 @@ enum {
         KMIP_USAGE_UNWRAP_KEY = 0x20,
 };
 
-/* Revocation Reason Code (§9.1.3.2.19) */
+/* Revocation Reason Code (§9.1.3.2) */
 enum {
         KMIP_REVOKE_UNSPECIFIED = 1,
         KMIP_REVOKE_KEY_COMPROMISE = 2,
