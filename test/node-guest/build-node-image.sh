@@ -1,11 +1,12 @@
 #!/bin/bash
 # build-node-image.sh OUT: the qemu node image with the node programs, as the node-guest tests boot
 # it (ctest fixture node-image, test node-image-build):
-#   1. `cmake --install` of this build into OUT/node/usr (programs, units, the disk-mapper's dracut
+#   1. the install rules of this build's node/ (cmake_install.cmake) into OUT/node/usr (programs, units, the disk-mapper's dracut
 #      configuration, the fw_cfg modules-load entry)
 #   2. test-only additions (test/node-guest/image): readiness lines of the bootstrapper and the
-#      verification service on the report channel, and a marker unit that writes a random marker
-#      onto the state disk after Init. They change the measurements, which is fine: the tests use
+#      verification service on the report channel, a marker unit that writes a random marker
+#      onto the state disk after Init, and the bench unit of bench/node-guest (runs only with a
+#      third extra disk). They change the measurements, which is fine: the tests use
 #      the measurements of this image, predicted below
 #   3. image/build/build-image.sh --variant qemu --node-dir OUT/node (mkosi tree unless
 #      CT_IMAGE_TREE=DIR gives one; CT_MKOSI_CACHE=DIR keeps mkosi's packages)
@@ -30,18 +31,20 @@ done
 rm -rf "$out/node" "$out/img" "$out/measurements.json"
 mkdir -p "$out"
 node="$out/node"
-cmake --install "$bin" --prefix "$node/usr" > "$out/install.log" || fail "cmake --install $bin failed: $(tail -n 3 "$out/install.log")"
+# the node programs only (node/: their install rules), as `cmake --install` would put them under /usr
+cmake -DCMAKE_INSTALL_PREFIX="$node/usr" -P "$bin/node/cmake_install.cmake" > "$out/install.log" 2>&1 \
+	|| fail "installing $bin/node failed (every node program built?): $(tail -n 3 "$out/install.log")"
 for f in usr/bin/constellation-bootstrapper usr/bin/constellation-disk-mapper usr/bin/constellation-verification-service \
 	usr/lib/systemd/system/constellation-bootstrapper.service usr/lib/systemd/system/prepare-state-disk.service \
 	usr/lib/dracut/dracut.conf.d/60-constellation-disk-mapper.conf usr/lib/modules-load.d/constellation-metadata.conf; do
 	[ -e "$node/$f" ] || fail "cmake --install did not install /$f"
 done
-# other programs of the tree (provider, tools) do not belong on a node
-find "$node/usr/bin" -type f ! -name 'constellation-bootstrapper' ! -name 'constellation-disk-mapper' \
-	! -name 'constellation-verification-service' ! -name 'constellation-keyservice' -delete
 install -D -m 0755 "$here/image/ct-test-marker" "$node/usr/libexec/constellation/ct-test-marker"
 install -D -m 0644 "$here/image/ct-test-marker.service" "$node/usr/lib/systemd/system/ct-test-marker.service"
 install -D -m 0644 "$here/image/ct-test-marker.path" "$node/usr/lib/systemd/system/ct-test-marker.path"
+install -D -m 0755 "$here/image/ct-test-bench" "$node/usr/libexec/constellation/ct-test-bench"
+install -D -m 0644 "$here/image/ct-test-bench.service" "$node/usr/lib/systemd/system/ct-test-bench.service"
+install -D -m 0644 "$here/image/ct-test-bench.path" "$node/usr/lib/systemd/system/ct-test-bench.path"
 install -D -m 0644 "$here/image/50-ct-test-report.conf" "$node/usr/lib/systemd/system/constellation-bootstrapper.service.d/50-ct-test-report.conf"
 install -D -m 0644 "$here/image/50-ct-test-report-vs.conf" "$node/usr/lib/systemd/system/constellation-verification-service.service.d/50-ct-test-report.conf"
 

@@ -26,6 +26,11 @@
 # CASE cmdline: an image whose kernel command line differs in one byte (UKI rebuilt from the
 #   fixture's parts): Init with the fixture's measurements is refused by the host's aTLS
 #   validation naming PCR 9 and PCR 11; the node's state disk stays blank of secrets (not inited)
+# CASE faults (three boots): the VM killed a few seconds after the disk-mapper started formatting
+#   the empty disk; the next boot converges to "waiting for init" (the disk formatted anew: its
+#   token never said initialized); the VM killed one second into the Init; the next boot converges
+#   either to a fresh node (Init succeeds) or to an initialized one waiting for recovery (recover
+#   with the master secret unlocks it).
 # Environment: CT_SOURCE_DIR, CT_BINARY_DIR (ctest); CT_NODE_IMAGE (default
 # $CT_BINARY_DIR/node-guest-image); CT_KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -159,6 +164,53 @@ step_cmdline() {
 	say "Init against a node with one changed command-line byte refused by aTLS validation: $(grep -Em1 'at index (9|11)' "$work/init.err" | cut -c1-200)"
 }
 
+step_kill_formatting() {
+	# the disk-mapper's "formatting" line on the console, then a few seconds into format/wipe: power off
+	local until=$(($(date +%s) + 1200))
+	until grep -aq 'blank state disk: formatting' "$CT_BOOT_DIR/console.log"; do
+		kill -0 "$CT_BOOT_QEMU_PID" 2>/dev/null || fail "faults: QEMU exited before the disk-mapper formatted"
+		[ "$(date +%s)" -lt "$until" ] || fail "faults: the disk-mapper did not start formatting within 1200s"
+		sleep 1
+	done
+	sleep "${CT_FAULT_DELAY:-8}"
+	kill -9 "$CT_BOOT_QEMU_PID"
+	say "faults: VM killed ${CT_FAULT_DELAY:-8}s after the disk-mapper started formatting"
+}
+
+step_kill_init() {
+	say "faults: waiting for init after $(($(date +%s) - BOOT_START))s on the disk whose formatting was killed"
+	init_node --kubeconfig-out "$work/kubeconfig" &
+	local ipid=$!
+	sleep "${CT_FAULT_INIT_DELAY:-1}"
+	kill -9 "$CT_BOOT_QEMU_PID"
+	wait "$ipid" || true
+	say "faults: VM killed ${CT_FAULT_INIT_DELAY:-1}s into the Init"
+}
+
+step_converged() {
+	# after the killed Init the node either waits for init again (the token said "not initialized":
+	# the disk was formatted anew) or for recovery (the disk was initialized and keeps its key)
+	local until=$(($(date +%s) + 1500)) rc
+	while :; do
+		kill -0 "$CT_BOOT_QEMU_PID" 2>/dev/null || fail "faults: QEMU exited (the node did not converge): $(tail -n 5 "$CT_BOOT_DIR/console.log" | tr -d '\r')"
+		[ "$(date +%s)" -lt "$until" ] || fail "faults: neither waiting for init nor for recovery within 1500s"
+		if grep -q '^CT-READY bootstrapper$' "$CT_BOOT_REPORT"; then
+			rc=0; init_node || rc=$?
+			[ "$rc" = 0 ] || fail "faults: Init after the killed Init: exit $rc: $(tail -n 5 "$work/init.err")"
+			say "faults: converged to a fresh node (disk reformatted), Init succeeds"
+			echo fresh > "$work/converged"
+			return 0
+		fi
+		rc=0; recover_node "$S/master.hex" || rc=$?
+		if [ "$rc" = 0 ]; then
+			say "faults: converged to an initialized node waiting for recovery; recovered with the master secret"
+			echo recovered > "$work/converged"
+			return 0
+		fi
+		sleep 5
+	done
+}
+
 if [ "${2:-}" = --step ]; then
 	"step_$3"
 	exit 0
@@ -251,5 +303,30 @@ cmdline)
 		|| fail "the refused node's state disk token is not 'not initialized'"
 	say "PASS (waiting for init after $(cat "$work/ready-seconds")s; total $(($(date +%s) - T0))s)"
 	;;
-*) fail "unknown case '$case_name' (main, cmdline)" ;;
+faults)
+	say "faults 1: VM killed during first-boot formatting"
+	BOOT_START=$(date +%s) && export BOOT_START
+	bash "$boot" --disk "$img/img/qemu/disk.raw" --out "$work/boot-f1" --expect none --timeout 1500 \
+		--tpm-state "$work/tpm" --extra-disk "$work/state.raw" --extra-disk "$work/ctl.raw" "${fwd[@]}" \
+		--run "bash '$here/test-node-guest.sh' faults --step kill_formatting" \
+		|| fail "faults 1: the boot failed before the kill (console: $work/boot-f1/console.log)"
+	cryptsetup isLuks "$work/state.raw" 2>/dev/null && say "faults 1: the killed format left a LUKS header" \
+		|| say "faults 1: the killed format left no LUKS header"
+	say "faults 2: the next boot converges (reformats: the token never said initialized), then killed during Init"
+	BOOT_START=$(date +%s) && export BOOT_START
+	rc=0
+	bash "$boot" --disk "$img/img/qemu/disk.raw" --out "$work/boot-f2" --expect none --timeout 1500 \
+		--tpm-state "$work/tpm" --extra-disk "$work/state.raw" --extra-disk "$work/ctl.raw" "${fwd[@]}" \
+		--wait-line '^CT-READY bootstrapper$' --run "bash '$here/test-node-guest.sh' faults --step kill_init" || rc=$?
+	grep -q '^CT-READY bootstrapper$' "$work/boot-f2/report.log" \
+		|| fail "faults 2: the node did not reach waiting for init after the killed format (exit $rc; console: $work/boot-f2/console.log)"
+	say "faults 3: the next boot converges"
+	BOOT_START=$(date +%s) && export BOOT_START
+	bash "$boot" --disk "$img/img/qemu/disk.raw" --out "$work/boot-f3" --expect none --timeout 1800 \
+		--tpm-state "$work/tpm" --extra-disk "$work/state.raw" --extra-disk "$work/ctl.raw" "${fwd[@]}" \
+		--run "bash '$here/test-node-guest.sh' faults --step converged" \
+		|| fail "faults 3: no convergence (console: $work/boot-f3/console.log)"
+	say "PASS (converged: $(cat "$work/converged"); total $(($(date +%s) - T0))s)"
+	;;
+*) fail "unknown case '$case_name' (main, cmdline, faults)" ;;
 esac
