@@ -21,6 +21,7 @@ static const struct command commands[] = {
         { "verify", attest_cmd_verify, "verify a node's attestation from its verification service" },
         { "recover", attest_cmd_recover, "send the master secret to a node's recovery server (aTLS)" },
         { "init", attest_cmd_init, "initialise a node through its bootstrapper (aTLS), print the cluster ID" },
+        { "join-config", attest_cmd_join_config, "sign or push an attestation config update for the join service" },
         { "kmip", attest_cmd_kmip, "hold your own key: KEKs on a KMIP server, kms://kmip URIs" },
 };
 

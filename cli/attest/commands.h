@@ -18,3 +18,4 @@ int attest_cmd_verify(int argc, char **argv);
 int attest_cmd_recover(int argc, char **argv);
 int attest_cmd_kmip(int argc, char **argv);
 int attest_cmd_init(int argc, char **argv);
+int attest_cmd_join_config(int argc, char **argv);

@@ -231,7 +231,9 @@ int service_start(service *s) {
                         return log_error_errno(r, "starting the gRPC server");
                 s->issuer = info->issuer ? *info->issuer : atls_qemu_vtpm_issuer(s->tpm);
                 s->atls = (atls_config){
-                        .issuer = &s->issuer,
+                        .issuer = info->atls_no_issuer ? NULL : &s->issuer,
+                        .max_connections = info->max_connections,
+                        .handshake_timeout_ms = info->handshake_timeout_ms,
                         .validators = info->validators,
                         .n_validators = info->n_validators,
                         .on_reject = atls_rejected,

@@ -81,6 +81,13 @@ typedef struct service_info {
         const atls_issuer *issuer;
         /* Largest request message; 0: 4 MiB. */
         int max_message;
+        /* aTLS: serve without attesting ourselves (the join service: only the client attests, as
+         * Constellation's join service has a validator and no issuer). */
+        bool atls_no_issuer;
+        /* aTLS: most connections at once (0: ATLS_MAX_CONNECTIONS) and the bound on one handshake,
+         * issuing and validating included (0: lib/atls's 30 s). */
+        unsigned max_connections;
+        int64_t handshake_timeout_ms;
 } service_info;
 
 typedef struct service service;

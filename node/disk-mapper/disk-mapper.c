@@ -8,6 +8,7 @@
 #include "basic/log.h"
 #include "crypto/hkdf.h"
 #include "disk-mapper.h"
+#include "joinclient/joinclient.h"
 #include "kms/kms.h"
 #include "recover.pb-c.h"
 #include "rpc/rpc.h"
@@ -134,7 +135,19 @@ int dm_keys_from_kms(const char *kmsuri, const char *storage_uri, const char *uu
 
 int dm_rejoin_unsupported(void *userdata, const char *disk_uuid, dm_keys *ret, ct_error *err) {
         return ct_error_set(err, -EOPNOTSUPP, "rejoin", "not-implemented",
-                            "the rejoin client (IssueRejoinTicket to the join service) comes with the join service");
+                            "no join endpoints (the node metadata names none)");
+}
+
+int dm_rejoin_join_service(void *userdata, const char *disk_uuid, dm_keys *ret, ct_error *err) {
+        const dm_rejoin_config *c = userdata;
+        joinclient_options opt = { .issuer = c->issuer, .handshake_timeout_ms = c->handshake_timeout_ms,
+                                   .call_timeout_ms = c->call_timeout_ms };
+        joinclient_rejoin_ticket t = { 0 };
+        int r = joinclient_rejoin(c->endpoints, c->n_endpoints, &opt, disk_uuid, &t, err);
+        if (r < 0)
+                return r;
+        *ret = (dm_keys){ .disk_key = TAKE_PTR(t.state_disk_key), .measurement_secret = TAKE_PTR(t.measurement_secret) };
+        return 0;
 }
 
 /* ---- the unlock race --------------------------------------------------------------------- */

@@ -51,8 +51,19 @@ typedef struct dm_rejoin_ops {
         int (*rejoin)(void *userdata, const char *disk_uuid, dm_keys *ret, ct_error *err);
         void *userdata;
 } dm_rejoin_ops;
-/* The seam's implementation until the join service exists: -EOPNOTSUPP, reason `not-implemented`. */
+/* The seam without join endpoints (no metadata): -EOPNOTSUPP, reason `not-implemented`. */
 int dm_rejoin_unsupported(void *userdata, const char *disk_uuid, dm_keys *ret, ct_error *err);
+
+/* The rejoin client (lib/joinclient): one IssueRejoinTicket{disk_uuid} round over the join
+ * endpoints (aTLS, the node attests with `issuer`), the first answer wins. userdata = the config. */
+typedef struct dm_rejoin_config {
+        const char *const *endpoints; /* "host:port", from the metadata's join_endpoints */
+        size_t n_endpoints;
+        const struct atls_issuer *issuer;
+        int64_t handshake_timeout_ms; /* 0: 30 s */
+        int64_t call_timeout_ms;      /* 0: 30 s (Constellation's rejoin client) */
+} dm_rejoin_config;
+int dm_rejoin_join_service(void *userdata, const char *disk_uuid, dm_keys *ret, ct_error *err);
 
 /* The state shared by the recovery handler and the rejoin thread: the first keys that open
  * keyslot 0 win and are kept; later offers get -EALREADY `already-unlocked`. */

@@ -25,7 +25,9 @@
 #include <time.h>
 
 #include "basic/log.h"
+#include "atls/qemu-vtpm.h"
 #include "disk-mapper.h"
+#include "metadata/metadata.h"
 #include "service/service.h"
 #include "tpm/tpm.h"
 
@@ -33,7 +35,7 @@
 #define REJOIN_INTERVAL_SECONDS 30
 
 static const char *arg_disk, *arg_csp, *arg_keyfile = LUKS_STATE_KEYFILE, *arg_unit_dir = DM_UNIT_DIR,
-                                         *arg_state_dir;
+                                         *arg_state_dir, *arg_metadata, *arg_rejoin_interval;
 static bool arg_host_test;
 
 static const service_option options[] = {
@@ -45,6 +47,9 @@ static const service_option options[] = {
           &arg_host_test, false },
         { "state-dir", "DIR", "HOST TESTS ONLY (with --host-test): directory holding " DM_NODESTATE_RELATIVE,
           &arg_state_dir, NULL, false },
+        { "metadata", "PATH", "node metadata with the join endpoints (default $" METADATA_PATH_ENV " or fw_cfg)",
+          &arg_metadata, NULL, false },
+        { "rejoin-interval", "SECONDS", "between rejoin rounds (default 30)", &arg_rejoin_interval, NULL, false },
 };
 
 static const service_info info = {
@@ -109,6 +114,7 @@ static int prepare_new_disk(luks_disk *d, luks_state st) {
 typedef struct rejoin_ctx {
         dm_unlock *unlock;
         const dm_rejoin_ops *ops;
+        int interval_s;
         atomic_bool stop;
 } rejoin_ctx;
 
@@ -133,8 +139,8 @@ static void *rejoin_thread(void *p) {
                         log_info("rejoin: %s; waiting for recovery alone", ERR(&err));
                         break;
                 } else
-                        log_warn("rejoin: %s; retrying in %d s", ERR(&err), REJOIN_INTERVAL_SECONDS);
-                for (int i = 0; i < REJOIN_INTERVAL_SECONDS * 10 && !atomic_load(&c->stop); i++) {
+                        log_warn("rejoin: %s; retrying in %d s", ERR(&err), c->interval_s);
+                for (int i = 0; i < c->interval_s * 10 && !atomic_load(&c->stop); i++) {
                         struct timespec ts = { 0, 100 * 1000 * 1000 };
                         nanosleep(&ts, NULL);
                 }
@@ -193,7 +199,7 @@ static int read_node_state(luks_disk *d, const secret_t *disk_key, nodestate *re
         return 0;
 }
 
-static int prepare_existing_disk(service *s, luks_disk *d) {
+static int prepare_existing_disk(service *s, luks_disk *d, int interval) {
         ct_error err = CT_ERROR_INIT;
         dm_unlock u;
         if (dm_unlock_init(&u, d, &err) < 0) {
@@ -209,12 +215,28 @@ static int prepare_existing_disk(service *s, luks_disk *d) {
                 dm_unlock_done(&u);
                 return r;
         }
-        static const dm_rejoin_ops rejoin = { .rejoin = dm_rejoin_unsupported };
-        rejoin_ctx rc = { .unlock = &u, .ops = &rejoin };
+        /* The rejoin client: the join endpoints from the (untrusted) metadata; we attest, the join
+         * service decides. Without endpoints the recovery server waits alone. */
+        metadata md = { 0 };
+        atls_issuer issuer = atls_qemu_vtpm_issuer(service_tpm(s));
+        dm_rejoin_config rcfg = { .issuer = &issuer };
+        dm_rejoin_ops rejoin = { .rejoin = dm_rejoin_unsupported };
+        if (metadata_read(arg_metadata, &md, &err) < 0) {
+                log_warn("rejoin: metadata: %s", ERR(&err));
+                err = (ct_error) CT_ERROR_INIT;
+        } else if (md.n_join_endpoints > 0) {
+                rcfg.endpoints = (const char *const *) md.join_endpoints;
+                rcfg.n_endpoints = md.n_join_endpoints;
+                rejoin = (dm_rejoin_ops){ .rejoin = dm_rejoin_join_service, .userdata = &rcfg };
+                log_info("rejoin: asking %zu join endpoint(s) (first: %s) every %d s", md.n_join_endpoints,
+                         md.join_endpoints[0], interval);
+        }
+        rejoin_ctx rc = { .unlock = &u, .ops = &rejoin, .interval_s = interval };
         pthread_t thread;
         r = pthread_create(&thread, NULL, rejoin_thread, &rc);
         if (r != 0) {
                 dm_unlock_done(&u);
+                metadata_done(&md);
                 return log_error_errno(-r, "rejoin thread");
         }
         log_info("%s: state disk %s is initialized: waiting for its key from recovery (%s, aTLS on %s:%d) or rejoin",
@@ -222,6 +244,7 @@ static int prepare_existing_disk(service *s, luks_disk *d) {
         r = service_run(s);
         atomic_store(&rc.stop, true);
         pthread_join(thread, NULL);
+        metadata_done(&md);
         if (r < 0 || !u.done) {
                 if (r >= 0)
                         log_error("stopped before the state disk was unlocked");
@@ -282,6 +305,16 @@ int main(int argc, char **argv) {
                 }
                 log_warn("HOST TEST MODE: the state disk is only checked, never activated or mounted");
         }
+        int interval = REJOIN_INTERVAL_SECONDS;
+        if (arg_rejoin_interval) {
+                char *end = NULL;
+                long v = strtol(arg_rejoin_interval, &end, 10);
+                if (end == arg_rejoin_interval || *end || v < 1 || v > 3600) {
+                        log_error("--rejoin-interval: \"%s\" is not 1..3600 seconds", arg_rejoin_interval);
+                        return SERVICE_EXIT_USAGE;
+                }
+                interval = (int) v;
+        }
         const char *path = arg_disk;
         if (!path) {
                 const char *csp = arg_csp ?: getenv("CONSTEL_CSP") ?: "qemu";
@@ -303,6 +336,6 @@ int main(int argc, char **argv) {
                 log_error("state disk: %s", ERR(&err));
                 return SERVICE_EXIT_FAILURE;
         }
-        r = st == LUKS_STATE_INITIALIZED ? prepare_existing_disk(s, d) : prepare_new_disk(d, st);
+        r = st == LUKS_STATE_INITIALIZED ? prepare_existing_disk(s, d, interval) : prepare_new_disk(d, st);
         return r < 0 ? SERVICE_EXIT_FAILURE : SERVICE_EXIT_OK;
 }

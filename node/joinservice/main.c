@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* constellation-joinservice: issues join and rejoin tickets to attested nodes (docs/node.md,
+ * reference constellation.md §2.3). Runs on every initialised control plane after the key service.
+ *
+ *   :30090  gRPC over aTLS; the CLIENT attests (qemu-vtpm, validated against the attestation
+ *           configuration in force, PCR 15 = 0 enforced); this side does not attest
+ *   :30091  plain gRPC, /joinconfig.API/UpdateAttestationConfig: signed attestation config
+ *           updates (authenticated by their HMAC, not by the transport; --update-listen none
+ *           turns it off) */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "basic/log.h"
+#include "joinservice.h"
+#include "metadata/metadata.h"
+#include "service/service.h"
+
+static const char *arg_kms_uri, *arg_keyservice = JOIN_KEYSERVICE, *arg_config_dir = JOINCONFIG_DEFAULT_DIR,
+                  *arg_pki_dir = PKI_DEFAULT_DIR, *arg_api_endpoint, *arg_metadata, *arg_kubeadm, *arg_kubeconfig,
+                  *arg_update_listen = JOIN_UPDATE_LISTEN;
+
+static const service_option options[] = {
+        { "keyservice", "HOST:PORT", "key service to get data keys from (default " JOIN_KEYSERVICE ")",
+          &arg_keyservice, NULL, false },
+        { "kms-uri", "URI", "get data keys from this KMS URI instead (tests; the URI holds the master secret)",
+          &arg_kms_uri, NULL, false },
+        { "config-dir", "DIR", "attestationConfig and measurementSalt (default " JOINCONFIG_DEFAULT_DIR ")",
+          &arg_config_dir, NULL, false },
+        { "pki-dir", "DIR", "cluster PKI (default " PKI_DEFAULT_DIR ")", &arg_pki_dir, NULL, false },
+        { "api-endpoint", "HOST:PORT", "API server endpoint for joiners (default: metadata vpc_ip:6443)",
+          &arg_api_endpoint, NULL, false },
+        { "metadata", "PATH", "node metadata (default $" METADATA_PATH_ENV " or fw_cfg)", &arg_metadata, NULL, false },
+        { "kubeadm", "PATH", "register bootstrap tokens with `kubeadm token create` (default: not registered)",
+          &arg_kubeadm, NULL, false },
+        { "kubeconfig", "PATH", "admin kubeconfig for kubeadm (default /etc/kubernetes/admin.conf)", &arg_kubeconfig,
+          NULL, false },
+        { "update-listen", "HOST:PORT", "attestation config updates, plain gRPC (default " JOIN_UPDATE_LISTEN
+                                        "; none: off)",
+          &arg_update_listen, NULL, false },
+};
+
+static service_info info = {
+        .name = "constellation-joinservice",
+        .summary = "Issues join and rejoin tickets to nodes that attest (aTLS, qemu-vtpm, PCR 15 = 0).",
+        .default_listen = JOIN_LISTEN,
+        .options = options,
+        .n_options = ELEMENTSOF(options),
+        .atls = true,
+        .atls_no_issuer = true,
+        .max_connections = JOIN_MAX_CONNECTIONS,
+        .handshake_timeout_ms = JOIN_HANDSHAKE_TIMEOUT_MS,
+        .max_message = JOIN_MAX_REQUEST,
+};
+
+static char errbuf[CT_ERROR_DETAIL_MAX + 128];
+#define ERR(e) ct_error_format((e), errbuf, sizeof errbuf)
+
+static void update_server_error(void *userdata, int error, const char *what) {
+        log_warn("attestation config updates: %s", what);
+}
+
+int main(int argc, char **argv) {
+        _cleanup_(service_freep) service *s = NULL;
+        int r = service_new(&info, argc, argv, &s);
+        if (r < 0)
+                return service_exit_code(r);
+
+        ct_error err = CT_ERROR_INIT;
+        char endpoint[300];
+        if (arg_api_endpoint)
+                snprintf(endpoint, sizeof endpoint, "%s", arg_api_endpoint);
+        else {
+                metadata md = { 0 };
+                if (metadata_read(arg_metadata, &md, &err) < 0) {
+                        log_error("API server endpoint: %s (or give --api-endpoint)", ERR(&err));
+                        return SERVICE_EXIT_FAILURE;
+                }
+                bool v6 = strchr(md.vpc_ip, ':') != NULL;
+                snprintf(endpoint, sizeof endpoint, "%s%s%s:%d", v6 ? "[" : "", md.vpc_ip, v6 ? "]" : "",
+                         PKI_API_SERVER_PORT);
+                metadata_done(&md);
+        }
+
+        join_keys keys = { 0 };
+        if (join_keys_open(arg_kms_uri, arg_keyservice, &keys, &err) < 0) {
+                log_error("keys: %s", ERR(&err));
+                return SERVICE_EXIT_FAILURE;
+        }
+        joinconfig_store store = joinconfig_store_dir(arg_config_dir);
+        join_options opt = { .pki_dir = arg_pki_dir, .api_endpoint = endpoint, .kubeadm = arg_kubeadm,
+                             .kubeconfig = arg_kubeconfig, .store = &store, .keys = &keys };
+        static joinservice js;
+        if (joinservice_init(&js, &opt, &err) < 0) {
+                log_error("%s", ERR(&err));
+                join_keys_done(&keys);
+                return SERVICE_EXIT_FAILURE;
+        }
+        log_info("attestation config version %llu in force (%zu measurements, PCR 15 = 0 enforced)",
+                 (unsigned long long) js.config.version, js.config.m.n);
+        atls_validator validator = joinservice_validator(&js);
+        info.validators = &validator;
+        info.n_validators = 1;
+
+        rpc_server *updates = NULL;
+        r = service_register(s, JOIN_ISSUE_JOIN_TICKET_METHOD, joinservice_join_handler, &js);
+        if (r >= 0)
+                r = service_register(s, JOIN_ISSUE_REJOIN_TICKET_METHOD, joinservice_rejoin_handler, &js);
+        if (r >= 0)
+                r = service_start(s); /* before service_append_status: starting sets the status */
+        if (r >= 0 && !streq(arg_update_listen, "none")) {
+                rpc_server_options so = { .max_receive_message_length = JOIN_MAX_REQUEST,
+                                          .on_error = update_server_error };
+                int port = 0;
+                r = rpc_server_new(&so, &updates);
+                if (r >= 0)
+                        r = rpc_server_register(updates, JOIN_UPDATE_CONFIG_METHOD, joinservice_update_handler, &js);
+                if (r >= 0)
+                        r = rpc_server_listen(updates, arg_update_listen, NULL, &port);
+                if (r >= 0)
+                        r = rpc_server_start(updates);
+                if (r < 0)
+                        log_error_errno(r, "attestation config updates on %s", arg_update_listen);
+                else {
+                        const char *colon = strrchr(arg_update_listen, ':');
+                        int hl = colon ? (int) (colon - arg_update_listen) : 0;
+                        service_append_status(s, "updates=%.*s:%d", hl, arg_update_listen, port);
+                        log_info("attestation config updates (plain gRPC) on %.*s:%d", hl, arg_update_listen, port);
+                }
+        }
+        if (r >= 0)
+                r = service_run(s);
+        if (updates) {
+                rpc_server_request_shutdown(updates);
+                rpc_server_wait(updates);
+                rpc_server_free(updates);
+        }
+        service_free(TAKE_PTR(s));
+        joinservice_done(&js);
+        join_keys_done(&keys);
+        return service_exit_code(r);
+}
