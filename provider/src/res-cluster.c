@@ -291,7 +291,8 @@ static cty_value *import_cluster(tf_provider_state *p, const char *id, tf_diags 
                 tf_error(d, NULL, "Invalid import ID", "The import URI has no query (expected ?kubeConfig=…).");
                 return NULL;
         }
-        _cleanup_free_ char *kubeconfig_b64 = NULL, *endpoint = NULL;
+        _cleanup_free_ char *endpoint = NULL;
+        _cleanup_erase_free_ char *kubeconfig_b64 = NULL; /* admin credentials */
         _cleanup_erase_free_ char *master = NULL, *salt = NULL;
         for (const char *s = q + 1; *s;) {
                 const char *amp = strchr(s, '&'), *end = amp ? amp : s + strlen(s);
@@ -343,10 +344,15 @@ static cty_value *import_cluster(tf_provider_state *p, const char *id, tf_diags 
                 return NULL;
         }
 
+        cty_value *kc = cty_string_newn((const char *) kubeconfig, klen);
+        erase_memory(kubeconfig, klen); /* the copy in state is the only one kept */
         _cleanup_(cty_type_unrefp) cty_type *t = tf_schema_type(cluster_attrs);
         _cleanup_(cty_value_freep) cty_value *v = cty_object_new(t);
-        if (!v || cty_object_set(v, "kubeconfig", cty_string_newn((const char *) kubeconfig, klen)) < 0 ||
-            cty_object_set(v, "out_of_cluster_endpoint", cty_string_new(endpoint)) < 0)
+        if (!v || !kc) {
+                cty_value_free(kc);
+                return NULL;
+        }
+        if (cty_object_set(v, "kubeconfig", kc) < 0 || cty_object_set(v, "out_of_cluster_endpoint", cty_string_new(endpoint)) < 0)
                 return NULL;
         /* master_secret and its salt are write-only: the configuration supplies them at every apply,
          * so the ones in the import URI are only checked, never stored. */
