@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Rejoin through the disk-mapper on the host (--host-test), end to end: a LUKS2 state disk file whose
+"""Rejoin through the disk-mapper on the host (--host-test), end to end, with the join service's keys
+from the real key service (and a join service without one refused to start: keys-unavailable): a LUKS2 state disk file whose
 keyslot 0 holds HKDF(master, salt, "key-<uuid>") (python's hmac, not lib/crypto), the disk-mapper
 attesting from its own swtpm, and constellation-joinservice (its attestation config = that swtpm's
 PCRs 0-7, PCR 15 = 0 enforced by the service) as the only source of the key: the node metadata names
@@ -23,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "node-services"))
 from nodetest import Service, Swtpm, check, fail, require_tool, tmpdir  # noqa: E402
 
-DM, JS = sys.argv[1], sys.argv[2]
+DM, JS, KS = sys.argv[1], sys.argv[2], sys.argv[3]
 for tool in ("cryptsetup", "tpm2_pcrread", "openssl"):
     require_tool(tool)
 
@@ -89,10 +90,19 @@ with tmpdir() as d:
         meas = {str(i): {"expected": read_pcr(tpm, d, i).hex(), "warnOnly": False} for i in range(8)}
         write(os.path.join(config, "attestationConfig"), json.dumps({"measurements": meas}))
         write(os.path.join(config, "measurementSalt"), MSALT)
-        kms_uri = "kms://cluster-kms?key=%s&salt=%s" % (base64.urlsafe_b64encode(MASTER).decode(),
-                                                         base64.urlsafe_b64encode(SALT).decode())
-        js = Service([JS, "--listen", "127.0.0.1:0", "--update-listen", "none", "--kms-uri", kms_uri,
-                      "--config-dir", config, "--pki-dir", pki, "--api-endpoint", "10.0.0.1:6443"], d)
+        # keys through the real key service (/kms.API/GetDataKey on loopback), as on a control plane
+        write(os.path.join(config, "mastersecret"), MASTER)
+        write(os.path.join(config, "salt"), SALT)
+        ks = Service([KS, "--listen", "127.0.0.1:0", "--master-secret", os.path.join(config, "mastersecret"),
+                      "--salt", os.path.join(config, "salt")], d)
+        started.append(ks)
+        ks.wait_ready()
+        js_args = ["--listen", "127.0.0.1:0", "--update-listen", "none", "--config-dir", config, "--pki-dir", pki,
+                   "--api-endpoint", "10.0.0.1:6443"]
+        # no key service: the join service cannot fetch its signing key and says so
+        rc, _, err = run([JS, "--keyservice", "127.0.0.1:1"] + js_args, timeout=60)
+        check(rc == 1 and "keys-unavailable" in err, "join service without a key service: exit 1, keys-unavailable")
+        js = Service([JS, "--keyservice", "127.0.0.1:%d" % ks.ports["grpc"]] + js_args, d)
         started.append(js)
         js.wait_ready()
         join_ep = "127.0.0.1:%d" % js.ports["grpc"]
