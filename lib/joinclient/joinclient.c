@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/ec.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,11 +221,28 @@ int joinclient_rejoin(const char *const *endpoints, size_t n_endpoints, const jo
         return r;
 }
 
+int64_t joinclient_backoff_ms(const joinclient_retry *retry, unsigned attempt) {
+        int64_t base = retry && retry->base_ms > 0 ? retry->base_ms : 1000;
+        int64_t max = retry && retry->max_ms > 0 ? retry->max_ms : 30000;
+        if (max < base)
+                max = base;
+        int64_t d = base;
+        for (unsigned i = 0; i < attempt && d < max; i++)
+                d = d > max / 2 ? max : d * 2;
+        if (d > max)
+                d = max;
+        uint8_t r = 0;
+        if (RAND_bytes(&r, 1) != 1)
+                r = 255;
+        /* 80..100 % */
+        return d - (d * 20 / 100) * (255 - r) / 255;
+}
+
 int joinclient_rejoin_loop(const char *const *endpoints, size_t n_endpoints, const joinclient_options *opt,
-                           const char *disk_uuid, int64_t interval_ms, atomic_bool *stop,
+                           const char *disk_uuid, const joinclient_retry *retry, atomic_bool *stop,
                            void (*on_attempt_failed)(void *userdata, const ct_error *err), void *userdata,
                            joinclient_rejoin_ticket *ret, ct_error *err) {
-        for (;;) {
+        for (unsigned attempt = 0;; attempt++) {
                 if (stop && atomic_load(stop))
                         return ct_error_set(err, -ECANCELED, L, "stopped", "stopped before a ticket arrived");
                 ct_error e = CT_ERROR_INIT;
@@ -238,10 +256,11 @@ int joinclient_rejoin_loop(const char *const *endpoints, size_t n_endpoints, con
                 }
                 if (on_attempt_failed)
                         on_attempt_failed(userdata, &e);
-                for (int64_t waited = 0; waited < interval_ms; waited += 100) {
+                int64_t delay = joinclient_backoff_ms(retry, attempt);
+                for (int64_t waited = 0; waited < delay; waited += 100) {
                         if (stop && atomic_load(stop))
                                 break;
-                        int64_t step = MIN(100, interval_ms - waited);
+                        int64_t step = MIN(100, delay - waited);
                         struct timespec ts = { step / 1000, (step % 1000) * 1000 * 1000 };
                         nanosleep(&ts, NULL);
                 }

@@ -9,7 +9,7 @@
  *                              CN=system:node:<name>, IP SANs)
  *   joinclient_issue_join()    IssueJoinTicket on one endpoint
  *   joinclient_rejoin()        IssueRejoinTicket on each endpoint in turn; the first answer wins
- *   joinclient_rejoin_loop()   ... again every interval (Constellation: 30 s) until it
+ *   joinclient_rejoin_loop()   ... again with backoff (joinclient_backoff_ms) until it
  *                              succeeds or *stop is set
  *
  * Everything that carries a key (the responses) is unpacked with joinclient_wipe_allocator and
@@ -58,10 +58,20 @@ void joinclient_rejoin_ticket_done(joinclient_rejoin_ticket *t);
 int joinclient_rejoin(const char *const *endpoints, size_t n_endpoints, const joinclient_options *opt,
                       const char *disk_uuid, joinclient_rejoin_ticket *ret, ct_error *err);
 
-/* joinclient_rejoin every interval_ms until it succeeds or *stop becomes true (checked at least
- * every 100 ms): -ECANCELED "stopped". on_attempt_failed (may be NULL) is told each failed round. */
+/* Retry delays: base_ms * 2^attempt, capped at max_ms, then scaled by a random 80..100 % so that
+ * many nodes that failed together (a control plane restarting) do not come back in lockstep.
+ * base_ms == max_ms gives Constellation's fixed interval (30 s) with the jitter. */
+typedef struct joinclient_retry {
+        int64_t base_ms; /* 0: 1 s */
+        int64_t max_ms;  /* 0: 30 s */
+} joinclient_retry;
+int64_t joinclient_backoff_ms(const joinclient_retry *retry, unsigned attempt);
+
+/* joinclient_rejoin, then again after joinclient_backoff_ms(retry, attempt) until it succeeds or
+ * *stop becomes true (checked at least every 100 ms): -ECANCELED "stopped"; no endpoints at all is
+ * -ENOENT at once. on_attempt_failed (may be NULL) is told each failed round. */
 int joinclient_rejoin_loop(const char *const *endpoints, size_t n_endpoints, const joinclient_options *opt,
-                           const char *disk_uuid, int64_t interval_ms, atomic_bool *stop,
+                           const char *disk_uuid, const joinclient_retry *retry, atomic_bool *stop,
                            void (*on_attempt_failed)(void *userdata, const ct_error *err), void *userdata,
                            joinclient_rejoin_ticket *ret, ct_error *err);
 

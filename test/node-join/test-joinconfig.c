@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "joinconfig/joinconfig.h"
+#include "joinclient/joinclient.h"
 #include "joinservice.h"
 
 #define HEX32(c) c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -163,11 +164,52 @@ static void test_uuid_token_framing(void **state) {
         assert_string_equal(reason_of(&e), "request-malformed");
 }
 
+static void test_backoff(void **state) {
+        joinclient_retry r = { .base_ms = 1000, .max_ms = 30000 };
+        int64_t want[] = { 1000, 2000, 4000, 8000, 16000, 30000, 30000 };
+        for (unsigned a = 0; a < ELEMENTSOF(want); a++)
+                for (int k = 0; k < 50; k++) {
+                        int64_t d = joinclient_backoff_ms(&r, a);
+                        assert_true(d <= want[a] && d >= want[a] * 8 / 10);
+                }
+        assert_true(joinclient_backoff_ms(&r, 4000000000u) <= 30000); /* no overflow */
+        joinclient_retry fixed = { .base_ms = 30000, .max_ms = 30000 };
+        assert_true(joinclient_backoff_ms(&fixed, 0) >= 24000 && joinclient_backoff_ms(&fixed, 9) <= 30000);
+        assert_true(joinclient_backoff_ms(NULL, 0) <= 1000);
+}
+
+static int failures;
+static atomic_bool stop_flag;
+static void count_failure(void *userdata, const ct_error *err) {
+        assert_string_equal(err->reason, "unreachable");
+        if (++failures == 3)
+                atomic_store(&stop_flag, true);
+}
+
+/* Retries until stopped; every round is reported with its reason; no endpoints is immediate. */
+static void test_rejoin_loop(void **state) {
+        const char *eps[] = { "127.0.0.1:1" };
+        joinclient_options opt = { .handshake_timeout_ms = 2000, .call_timeout_ms = 2000 };
+        joinclient_retry r = { .base_ms = 10, .max_ms = 40 };
+        joinclient_rejoin_ticket t = { 0 };
+        ct_error e = CT_ERROR_INIT;
+        assert_int_equal(joinclient_rejoin_loop(eps, 1, &opt, "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", &r, &stop_flag,
+                                                count_failure, NULL, &t, &e),
+                         -ECANCELED);
+        assert_int_equal(failures, 3);
+        assert_string_equal(e.reason, "stopped");
+        e = (ct_error) CT_ERROR_INIT;
+        assert_int_equal(joinclient_rejoin_loop(eps, 0, &opt, "x", &r, NULL, NULL, NULL, &t, &e), -ENOENT);
+        assert_string_equal(e.reason, "no-endpoints");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_attestation_config),
                 cmocka_unit_test(test_updates),
                 cmocka_unit_test(test_uuid_token_framing),
+                cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_rejoin_loop),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
