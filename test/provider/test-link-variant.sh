@@ -22,8 +22,8 @@ ON)
                 *) fail "static provider needs the shared library $lib" ;;
                 esac
         done
-        # gRPC's registry is the server-only one (provider/src/grpc-core-config.c): the client-side
-        # load-balancing policies and resolvers are not linked at all.
+        # gRPC's registry is the cut-down one (provider/src/grpc-core-config.c): the unused
+        # load-balancing policies and the HTTP CONNECT handshaker are not linked at all.
         command -v nm >/dev/null || fail "nm not found (binutils)"
         syms=$(nm "$provider" 2>/dev/null) || fail "cannot read the symbols of $provider"
         grep -q "BuildCoreConfiguration" <<<"$syms" || fail "no gRPC core configuration in the static provider"
