@@ -264,6 +264,8 @@ static void test_units(void **state) {
                                  "./constellation-state-dirs.service\n"
                                  "./cryptsetup.target.requires\n"
                                  "./cryptsetup.target.requires/systemd-cryptsetup@state.service\n"
+                                 "./dev-mapper-state.device.d\n"
+                                 "./dev-mapper-state.device.d/40-device-timeout.conf\n"
                                  "./dev-mapper-state.device.requires\n"
                                  "./dev-mapper-state.device.requires/systemd-cryptsetup@state.service\n"
                                  "./etc-cni.mount\n"
