@@ -17,7 +17,7 @@
 
 static const char *arg_kms_uri, *arg_keyservice = JOIN_KEYSERVICE, *arg_config_dir = JOINCONFIG_DEFAULT_DIR,
                   *arg_pki_dir = PKI_DEFAULT_DIR, *arg_api_endpoint, *arg_metadata, *arg_kubeadm, *arg_kubeconfig,
-                  *arg_update_listen = JOIN_UPDATE_LISTEN;
+                  *arg_update_listen = JOIN_UPDATE_LISTEN, *arg_max_connections, *arg_handshake_timeout;
 
 static const service_option options[] = {
         { "keyservice", "HOST:PORT", "key service to get data keys from (default " JOIN_KEYSERVICE ")",
@@ -34,6 +34,9 @@ static const service_option options[] = {
           &arg_kubeadm, NULL, false },
         { "kubeconfig", "PATH", "admin kubeconfig for kubeadm (default /etc/kubernetes/admin.conf)", &arg_kubeconfig,
           NULL, false },
+        { "max-connections", "N", "aTLS connections at once (default 128)", &arg_max_connections, NULL, false },
+        { "handshake-timeout", "MS", "bound on one aTLS handshake incl. validation (default 20000)",
+          &arg_handshake_timeout, NULL, false },
         { "update-listen", "HOST:PORT", "attestation config updates, plain gRPC (default " JOIN_UPDATE_LISTEN
                                         "; none: off)",
           &arg_update_listen, NULL, false },
@@ -65,6 +68,24 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return service_exit_code(r);
 
+        if (arg_max_connections) {
+                char *end = NULL;
+                unsigned long v = strtoul(arg_max_connections, &end, 10);
+                if (end == arg_max_connections || *end || v < 1 || v > 4096) {
+                        log_error("--max-connections: \"%s\" is not 1..4096", arg_max_connections);
+                        return SERVICE_EXIT_USAGE;
+                }
+                info.max_connections = (unsigned) v;
+        }
+        if (arg_handshake_timeout) {
+                char *end = NULL;
+                long v = strtol(arg_handshake_timeout, &end, 10);
+                if (end == arg_handshake_timeout || *end || v < 100 || v > 600000) {
+                        log_error("--handshake-timeout: \"%s\" is not 100..600000 ms", arg_handshake_timeout);
+                        return SERVICE_EXIT_USAGE;
+                }
+                info.handshake_timeout_ms = v;
+        }
         ct_error err = CT_ERROR_INIT;
         char endpoint[300];
         if (arg_api_endpoint)

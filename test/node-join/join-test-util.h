@@ -81,7 +81,8 @@ static inline void jt_cluster_setup(jt_cluster *c, const char *tcti) {
 }
 
 /* Starts the service; returns once it sent READY=1 (ports parsed from STATUS=). */
-static inline void jt_start(jt_cluster *c, const char *binary) {
+static inline void jt_start_args(jt_cluster *c, const char *binary, const char *extra1, const char *extra2,
+                                 const char *extra3, const char *extra4) {
         unlink(c->notify_path);
         int nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -99,7 +100,7 @@ static inline void jt_start(jt_cluster *c, const char *binary) {
                 setenv("NOTIFY_SOCKET", c->notify_path, 1);
                 execl(binary, binary, "--listen", "127.0.0.1:0", "--update-listen", "127.0.0.1:0", "--kms-uri",
                       c->kms_uri, "--config-dir", c->config_dir, "--pki-dir", c->pki_dir, "--api-endpoint",
-                      "10.9.8.7:6443", "--log-level", "debug", (char *) NULL);
+                      "10.9.8.7:6443", "--log-level", "debug", extra1, extra2, extra3, extra4, (char *) NULL);
                 _exit(127);
         }
         c->pid = pid;
@@ -120,6 +121,10 @@ static inline void jt_start(jt_cluster *c, const char *binary) {
                 }
         }
         close(nfd);
+}
+
+static inline void jt_start(jt_cluster *c, const char *binary) {
+        jt_start_args(c, binary, NULL, NULL, NULL, NULL);
 }
 
 /* SIGTERM and its exit status (0: clean stop; under ASan a leak makes it non-zero). */

@@ -292,6 +292,50 @@ static void test_stalled_clients(void **state) {
                 close(fds[i]);
 }
 
+/* The bounds: with 4 connections at most and a 1 s handshake bound, 4 clients that never finish
+ * their handshake fill the service; a fifth connection is closed at accept (too-many-connections,
+ * logged); the stalled ones are cut after the bound (timeout, logged), and a good joiner gets its
+ * ticket while the stalled sockets are still open on the client side. */
+static void test_bounds(void **state) {
+        jt_cluster saved = cl;
+        char saved_ep[64];
+        memcpy(saved_ep, endpoint, sizeof saved_ep);
+        /* a second service on the same cluster files */
+        cl.pid = -1;
+        snprintf(cl.log_path, sizeof cl.log_path, "%s/joinservice-bounds.log", cl.tmp);
+        snprintf(cl.notify_path, sizeof cl.notify_path, "%s/notify2", cl.tmp);
+        jt_start_args(&cl, binary, "--max-connections", "4", "--handshake-timeout", "1000");
+        snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", cl.port);
+        int fds[4];
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
+                fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) cl.port),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                assert_int_equal(connect(fds[i], (struct sockaddr *) &a, sizeof a), 0);
+        }
+        /* every slot is taken until the bound cuts them */
+        _cleanup_free_ char *full = NULL;
+        for (int attempt = 0; attempt < 100 && !full; attempt++) {
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) cl.port),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                assert_int_equal(connect(fd, (struct sockaddr *) &a, sizeof a), 0);
+                char b;
+                (void) !read(fd, &b, 1); /* closed by the service */
+                close(fd);
+                full = jt_wait_log(&cl, 0, "too-many-connections: 4 connections open", NULL);
+        }
+        assert_non_null(full);
+        _cleanup_free_ char *cut = jt_wait_log(&cl, 0, "timeout: aTLS handshake did not finish within 1000 ms", NULL);
+        assert_non_null(cut);
+        good_join(false);
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                close(fds[i]);
+        assert_int_equal(jt_stop(&cl), 0);
+        cl = saved;
+        memcpy(endpoint, saved_ep, sizeof saved_ep);
+}
+
 /* ---- attestation config updates ---- */
 
 static int push_update(const char *doc, size_t len, rpc_status *st) {
@@ -458,7 +502,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_rejoin),          cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_pcr15_set),       cmocka_unit_test(test_changed_measurement),
                 cmocka_unit_test(test_wrong_variant),   cmocka_unit_test(test_replay),
-                cmocka_unit_test(test_stalled_clients), cmocka_unit_test(test_config_updates),
+                cmocka_unit_test(test_stalled_clients), cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_config_updates),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
