@@ -336,6 +336,48 @@ static void test_bounds(void **state) {
         memcpy(endpoint, saved_ep, sizeof saved_ep);
 }
 
+/* --kubeadm: the bootstrap token is registered with `kubeadm token create <token> --ttl 15m0s
+ * --kubeconfig <admin.conf>` before the ticket goes out (a stand-in kubeadm records its arguments);
+ * a kubeadm that fails makes the join fail with token-failed and no ticket. */
+static void test_kubeadm_token(void **state) {
+        jt_cluster saved = cl;
+        char saved_ep[64], script[300], args[300], fail_flag[300];
+        memcpy(saved_ep, endpoint, sizeof saved_ep);
+        snprintf(script, sizeof script, "%s/kubeadm", cl.tmp);
+        snprintf(args, sizeof args, "%s/kubeadm.args", cl.tmp);
+        snprintf(fail_flag, sizeof fail_flag, "%s/kubeadm.fail", cl.tmp);
+        char body[1200];
+        int n = snprintf(body, sizeof body, "#!/bin/sh\necho \"$*\" >> '%s'\n[ -e '%s' ] && exit 1\nexit 0\n", args,
+                         fail_flag);
+        it_write(script, body, (size_t) n, 0755);
+        cl.pid = -1;
+        snprintf(cl.log_path, sizeof cl.log_path, "%s/joinservice-kubeadm.log", cl.tmp);
+        snprintf(cl.notify_path, sizeof cl.notify_path, "%s/notify3", cl.tmp);
+        jt_start_args(&cl, binary, "--kubeadm", script, "--kubeconfig", "/etc/kubernetes/admin.conf");
+        snprintf(endpoint, sizeof endpoint, "127.0.0.1:%d", cl.port);
+
+        _cleanup_free_ uint8_t *csr = NULL;
+        size_t csr_len = 0;
+        assert_int_equal(csr_for("worker-9", &csr, &csr_len), 0);
+        Join__IssueJoinTicketResponse *t = NULL;
+        ct_error err = CT_ERROR_INIT;
+        grpc_status_code st;
+        assert_int_equal(join(&issuer_good, csr, csr_len, uuid_lower, false, &t, &st, &err), 0);
+        _cleanup_free_ uint8_t *rec = NULL;
+        size_t rec_len = 0;
+        assert_int_equal(read_full_file(args, 4096, &rec, &rec_len), 0);
+        char want[200];
+        snprintf(want, sizeof want, "token create %s --ttl 15m0s --kubeconfig /etc/kubernetes/admin.conf\n", t->token);
+        assert_string_equal((char *) rec, want);
+        join__issue_join_ticket_response__free_unpacked(t, &joinclient_wipe_allocator);
+
+        it_write(fail_flag, "", 0, 0600);
+        expect_status(csr, csr_len, uuid_lower, GRPC_STATUS_INTERNAL, "join: token-failed");
+        assert_int_equal(jt_stop(&cl), 0);
+        cl = saved;
+        memcpy(endpoint, saved_ep, sizeof saved_ep);
+}
+
 /* ---- attestation config updates ---- */
 
 static int push_update(const char *doc, size_t len, rpc_status *st) {
@@ -503,6 +545,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_pcr15_set),       cmocka_unit_test(test_changed_measurement),
                 cmocka_unit_test(test_wrong_variant),   cmocka_unit_test(test_replay),
                 cmocka_unit_test(test_stalled_clients), cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_kubeadm_token),
                 cmocka_unit_test(test_config_updates),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
