@@ -24,6 +24,7 @@ static void usage(FILE *f) {
         fputs("usage: " PROG " up --state FILE [--image DISK --control-planes N --workers M --disk-size SIZE]\n"
               "                    [--name NAME] [--uid UID] [--dir DIR] [--init-secret-file FILE]\n"
               "                    [--mem MIB] [--vcpus N] [--accel auto|tcg|kvm] [--secure-boot auto|on|off] [--outbound]\n"
+              "                    [--kernel FILE [--initrd FILE] [--append CMDLINE]]   (direct Linux boot, absolute paths)\n"
               "       " PROG " status --state FILE\n"
               "       " PROG " down --state FILE\n"
               "       " PROG " relay 127.X.Y.Z PORT\n"
@@ -169,6 +170,8 @@ static int cmd_up(int argc, char **argv) {
                 { "init-secret-file", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'm' },
                 { "vcpus", required_argument, NULL, 'v' },        { "accel", required_argument, NULL, 'a' },
                 { "secure-boot", required_argument, NULL, 'b' },  { "outbound", no_argument, NULL, 'o' },
+                { "kernel", required_argument, NULL, 'K' },       { "initrd", required_argument, NULL, 'I' },
+                { "append", required_argument, NULL, 'A' },
                 { NULL, 0, NULL, 0 },
         };
         const char *state = NULL, *image = NULL, *name = NULL, *uid = NULL, *dir = NULL, *secret_file = NULL;
@@ -191,6 +194,9 @@ static int cmd_up(int argc, char **argv) {
                 case 'v': r = parse_uint(optarg, 256, &vcpus); break;
                 case 'd': r = parse_size(optarg, &disk); break;
                 case 'o': spec.outbound = true; break;
+                case 'K': spec.kernel = optarg; break;
+                case 'I': spec.initrd = optarg; break;
+                case 'A': spec.cmdline = optarg; break;
                 case 'a':
                         if (streq(optarg, "auto")) spec.accel = QEMUINFRA_ACCEL_AUTO;
                         else if (streq(optarg, "tcg")) spec.accel = QEMUINFRA_ACCEL_TCG;

@@ -73,6 +73,9 @@ void qemuinfra_cluster_free(qemuinfra_cluster *c) {
         free(c->qemu_binary);
         free(c->swtpm_binary);
         free(c->relay_command);
+        free(c->kernel);
+        free(c->initrd);
+        free(c->cmdline);
         free(c->init_secret_hash);
         free(c);
 }
@@ -143,6 +146,10 @@ static int check_spec(const qemuinfra_spec *s, ct_error *err) {
         if (isempty(s->relay_command) || s->relay_command[0] != '/')
                 return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid",
                                     "relay command: want an absolute program path (e.g. /usr/bin/constellation-qemu relay)");
+        if ((s->initrd || s->cmdline) && !s->kernel)
+                return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "initrd and cmdline need a kernel");
+        if ((s->kernel && s->kernel[0] != '/') || (s->initrd && s->initrd[0] != '/'))
+                return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "kernel and initrd must be absolute paths");
         /* 108-byte sun_path: <dir>/<name>/swtpm.sock */
         if (strlen(s->dir) + 1 + strlen("control-plane-99/swtpm.sock") >= sizeof(((struct sockaddr_un *) 0)->sun_path))
                 return ct_error_set(err, -ENAMETOOLONG, QI_LAYER, "spec-invalid",
@@ -620,7 +627,7 @@ static int start_qemu(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *e
         ARG("-chardev"), ARG(tpmchr), ARG("-tpmdev"), ARG("emulator,id=tpm0,chardev=chrtpm");
         ARG("-device"), ARG("tpm-tis,tpmdev=tpm0");
         /* boot disk first, state disk second: the guest's /dev/vda and /dev/vdb (disk-mapper) */
-        ARG("-drive"), ARG(boot), ARG("-device"), ARG("virtio-blk-pci,drive=disk0,bootindex=0");
+        ARG("-drive"), ARG(boot), ARG("-device"), ARG(c->kernel ? "virtio-blk-pci,drive=disk0" : "virtio-blk-pci,drive=disk0,bootindex=0");
         ARG("-drive"), ARG(state), ARG("-device"), ARG("virtio-blk-pci,drive=disk1");
         ARG("-chardev"), ARG(serial), ARG("-serial"), ARG("chardev:ser0");
         ARG("-device"), ARG("virtio-serial-pci,id=vser0");
@@ -630,6 +637,13 @@ static int start_qemu(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *e
         /* romfile=: no iPXE option ROM (no network boot attempt from the NIC's ROM) */
         ARG("-device"), ARG("virtio-net-pci,netdev=net0,romfile=");
         ARG("-fw_cfg"), ARG(fwcfg);
+        if (c->kernel) {
+                ARG("-kernel"), ARG(c->kernel);
+                if (c->initrd)
+                        ARG("-initrd"), ARG(c->initrd);
+                if (c->cmdline)
+                        ARG("-append"), ARG(c->cmdline);
+        }
         ARG(NULL);
 #undef ARG
         _cleanup_free_ char *log = node_path(n, "qemu.log"), *qmp_path = node_path(n, "qmp.sock");
@@ -770,6 +784,12 @@ static int cluster_new(const qemuinfra_spec *s, qemuinfra_cluster **ret, ct_erro
         c->mem_mib = s->mem_mib ? s->mem_mib : 2048;
         c->vcpus = s->vcpus ? s->vcpus : 2;
         c->outbound = s->outbound;
+        if ((s->kernel && !(c->kernel = strdup(s->kernel))) || (s->initrd && !(c->initrd = strdup(s->initrd))) ||
+            (s->cmdline && !(c->cmdline = strdup(s->cmdline))))
+                return oom(err);
+        if ((s->kernel && access(s->kernel, R_OK) < 0) || (s->initrd && access(s->initrd, R_OK) < 0))
+                return ct_error_set(err, -ENOENT, QI_LAYER, "image", "kernel %s / initrd %s: not readable", s->kernel,
+                                    s->initrd ? s->initrd : "(none)");
         int r = find_program(s->qemu_binary, "qemu-system-x86_64", &c->qemu_binary, err);
         if (r < 0)
                 return r;
@@ -967,7 +987,7 @@ int qemuinfra_state_to_json(const qemuinfra_cluster *c, char **ret, ct_error *er
         }
         json_t *o = json_pack(
                 "{s:i, s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, "
-                "s:s?, s:s?, s:o, s:o}",
+                "s:s?, s:s?, s:o, s:o, s:s?, s:s?, s:s?}",
                 "version", QEMUINFRA_STATE_VERSION, "uid", c->uid, "name", c->name, "dir", c->dir, "image", c->image,
                 "state_disk_bytes", (json_int_t) c->state_disk_bytes, "mem_mib", (int) c->mem_mib, "vcpus", (int) c->vcpus,
                 "accel", c->accel, "accel_reason", c->accel_reason ? c->accel_reason : "", "secure_boot", c->secure_boot,
@@ -975,7 +995,8 @@ int qemuinfra_state_to_json(const qemuinfra_cluster *c, char **ret, ct_error *er
                 "swtpm_binary", c->swtpm_binary, "relay_command", c->relay_command, "outbound", c->outbound,
                 "init_secret_hash", c->init_secret_hash, "ip_cidr_node", QEMUINFRA_NODE_CIDR,
                 "out_of_cluster_endpoint", qemuinfra_out_of_cluster_endpoint(c), "in_cluster_endpoint",
-                qemuinfra_in_cluster_endpoint(c), "api_server_cert_sans", sans, "nodes", nodes);
+                qemuinfra_in_cluster_endpoint(c), "api_server_cert_sans", sans, "nodes", nodes, "kernel", c->kernel,
+                "initrd", c->initrd, "cmdline", c->cmdline);
         if (!o)
                 return oom(err);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1063,6 +1084,19 @@ int qemuinfra_state_from_json(const char *text, size_t len, qemuinfra_cluster **
         c->mem_mib = (unsigned) json_integer_value(mem);
         c->vcpus = (unsigned) json_integer_value(cpus);
         c->secure_boot = json_is_true(json_object_get(o, "secure_boot"));
+        const char *opt_keys[] = { "kernel", "initrd", "cmdline" };
+        char **opt_fields[] = { &c->kernel, &c->initrd, &c->cmdline };
+        for (size_t k = 0; k < ELEMENTSOF(opt_keys); k++) {
+                json_t *ov = json_object_get(o, opt_keys[k]);
+                if (!ov || json_is_null(ov))
+                        continue;
+                if ((r = str_field(o, opt_keys[k], opt_fields[k], err)) < 0)
+                        goto out;
+        }
+        if ((c->kernel && c->kernel[0] != '/') || (c->initrd && c->initrd[0] != '/') || (c->initrd && !c->kernel)) {
+                r = bad_state(err, "kernel and initrd must be absolute paths (initrd only with a kernel)");
+                goto out;
+        }
         c->outbound = json_is_true(json_object_get(o, "outbound"));
         json_t *nodes = json_object_get(o, "nodes");
         if (!json_is_array(nodes) || json_array_size(nodes) > QEMUINFRA_MAX_CONTROL_PLANES + QEMUINFRA_MAX_WORKERS) {

@@ -71,6 +71,9 @@ typedef struct qemuinfra_spec {
         const char *qemu_binary, *swtpm_binary; /* NULL: qemu-system-x86_64 / swtpm from PATH */
         const char *relay_command; /* guestfwd command prefix (absolute program [+ args]); required */
         bool outbound; /* false (default): slirp restrict=on, the guest reaches only the forwards */
+        /* Constellation's "direct-linux-boot" mode: OVMF starts this kernel (fw_cfg) instead of
+         * the disk's boot loader; the boot disk is still attached. All NULL: boot the disk. */
+        const char *kernel, *initrd, *cmdline;
 } qemuinfra_spec;
 
 typedef struct qemuinfra_proc {
@@ -100,6 +103,7 @@ typedef struct qemuinfra_cluster {
         char *ovmf_code, *ovmf_vars_template;
         char *qemu_binary, *swtpm_binary, *relay_command;
         bool outbound;
+        char *kernel, *initrd, *cmdline; /* NULL: boot the disk */
         char *init_secret_hash;
         uint8_t addr_a, addr_b; /* 127.A.B.h */
         qemuinfra_node *nodes;
