@@ -11,7 +11,7 @@
 # fields, bcrypt of the init secret, which is nowhere in the state); the relay; a second up
 # changes nothing; QEMU killed from outside -> status names the dead node and why; a recycled pid
 # (start time or exe differ) is reported and never signalled, also by down; up converges by
-# restarting only the dead node; a second cluster with the same uid moves to another loopback range;
+# restarting only the dead node; scaling adds and removes only the named workers; a second cluster with the same uid moves to another loopback range;
 # down stops every process and leaves no file; down twice succeeds.
 set -euo pipefail
 
@@ -216,6 +216,20 @@ nw_q=$(pid_of worker-0 qemu) nw_s=$(pid_of worker-0 swtpm)
 [ "$(head -c 4 "$d1/state.raw")" = keep ] || fail "the worker's state disk was recreated"
 [ -d "/proc/$w_s" ] && [ "$(starttime "$w_s")" = "$(jq -r '.nodes[1].swtpm.start_time' <<<"$(cat "$work/up.json")")" ] \
 	&& fail "the dead worker's old swtpm still runs"
+
+step "scale: a second worker joins, then leaves; the others keep running"
+up --workers 2 > "$work/up4.json" || fail "scale-up failed"
+[ "$(jq -r .all_alive "$work/up4.json")" = true ] || fail "not all alive after scale-up"
+[ "$(jq -r '[.nodes[].name] | join(",")' "$state")" = control-plane-0,worker-0,worker-1 ] || fail "nodes after scale-up"
+[ "$(jq -r '.nodes[2].host_address' "$state")" = "${cp_addr%.*}.101" ] || fail "worker-1 host address"
+[ "$(jq -r '.nodes[2].vpc_ip' "$state")" = 10.42.2.101 ] || fail "worker-1 vpc_ip"
+[ "$(pid_of control-plane-0 qemu) $(pid_of worker-0 qemu)" = "$cp_q $nw_q" ] || fail "scale-up restarted a running VM"
+w1_q=$(pid_of worker-1 qemu) w1_dir=$(jq -r '.nodes[2].dir' "$state")
+up --workers 1 > "$work/up5.json" || fail "scale-down failed"
+[ "$(jq -r '[.nodes[].name] | join(",")' "$state")" = control-plane-0,worker-0 ] || fail "nodes after scale-down"
+[ ! -e "$w1_dir" ] || fail "scale-down left $w1_dir"
+[ -z "$(starttime "$w1_q")" ] || grep -q '^State:.*Z' "/proc/$w1_q/status" || fail "worker-1's QEMU survived scale-down"
+[ "$(pid_of control-plane-0 qemu) $(pid_of worker-0 qemu)" = "$cp_q $nw_q" ] || fail "scale-down restarted a running VM"
 
 step "a second cluster with the same uid takes another loopback range"
 uid=$(jq -r .uid "$state")
