@@ -131,6 +131,9 @@ static int check_spec(const qemuinfra_spec *s, ct_error *err) {
                 return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "the image and the working directory are required");
         if (s->image[0] != '/' || s->dir[0] != '/')
                 return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "image and dir must be absolute paths");
+        /* swtpm's option parser has no escape for a comma; blanks would split the relay command. */
+        if (strpbrk(s->dir, ", \t\n"))
+                return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "dir '%s' must not contain commas or blanks", s->dir);
         if (s->control_planes < 1 || s->control_planes > QEMUINFRA_MAX_CONTROL_PLANES)
                 return ct_error_set(err, -EINVAL, QI_LAYER, "spec-invalid", "control_planes %u: want 1..%u",
                                     s->control_planes, QEMUINFRA_MAX_CONTROL_PLANES);
@@ -861,6 +864,14 @@ int qemuinfra_up(const qemuinfra_spec *s, qemuinfra_cluster **cluster, ct_error 
                 if ((r = check_same("name", c->name, s->name, err)) < 0 || (r = check_same("uid", c->uid, s->uid, err)) < 0 ||
                     (r = check_same("image", c->image, s->image, err)) < 0 || (r = check_same("dir", c->dir, s->dir, err)) < 0)
                         return r;
+                /* A moved relay program applies to every QEMU started from now on. */
+                if (!streq(c->relay_command, s->relay_command)) {
+                        char *rc = strdup(s->relay_command);
+                        if (!rc)
+                                return oom(err);
+                        free(c->relay_command);
+                        c->relay_command = rc;
+                }
                 /* The hash may change (a new init secret): the metadata is rewritten below. */
                 if (!streq(c->init_secret_hash, s->init_secret_hash)) {
                         char *h = strdup(s->init_secret_hash);

@@ -231,6 +231,8 @@ static void test_spec_refusals(void **state) {
         expect_spec_invalid(&s, "init_secret_hash");
         s = good, s.dir = "relative";
         expect_spec_invalid(&s, "absolute");
+        s = good, s.dir = "/tmp/a,b";
+        expect_spec_invalid(&s, "commas or blanks");
         s = good, s.relay_command = "constellation-qemu relay";
         expect_spec_invalid(&s, "relay command");
         char longdir[120];
