@@ -11,8 +11,9 @@
 # fields, bcrypt of the init secret, which is nowhere in the state); the relay; a second up
 # changes nothing; QEMU killed from outside -> status names the dead node and why; a recycled pid
 # (start time or exe differ) is reported and never signalled, also by down; up converges by
-# restarting only the dead node; scaling adds and removes only the named workers; a second cluster with the same uid moves to another loopback range;
-# down stops every process and leaves no file; down twice succeeds.
+# restarting only the dead node (its state disk kept); scaling adds and removes only the named
+# worker; a second cluster with the same uid moves to another loopback range; down stops every
+# process and leaves no file; down twice succeeds.
 set -euo pipefail
 
 fail() { echo "test-qemu-infra: FAIL: $*" >&2; exit 1; }
