@@ -1079,7 +1079,8 @@ int qemuinfra_state_from_json(const char *text, size_t len, qemuinfra_cluster **
             (r = str_field(o, "relay_command", &c->relay_command, err)) < 0 ||
             (r = str_field(o, "init_secret_hash", &c->init_secret_hash, err)) < 0)
                 goto out;
-        if (!valid_uid(c->uid) || !valid_name(c->name, 32) || c->dir[0] != '/' || (!streq(c->accel, "tcg") && !streq(c->accel, "kvm"))) {
+        if (!valid_uid(c->uid) || !valid_name(c->name, 32) || c->dir[0] != '/' || strstr(c->dir, "/..") ||
+            strpbrk(c->dir, ", \t\n") || (!streq(c->accel, "tcg") && !streq(c->accel, "kvm"))) {
                 r = bad_state(err, "uid, name, dir or accel out of range");
                 goto out;
         }
@@ -1142,15 +1143,40 @@ int qemuinfra_state_from_json(const char *text, size_t len, qemuinfra_cluster **
                         goto out;
                 }
                 n->index = (unsigned) json_integer_value(idx);
-                if (n->dir[0] != '/' || !metadata_valid_ip(n->vpc_ip) || strncmp(n->host_address, "127.", 4) != 0) {
-                        r = bad_state(err, "a node's dir, vpc_ip or host_address is invalid");
+                /* Everything about a node follows from the cluster, its role and index: a state
+                 * that says otherwise (e.g. a dir elsewhere, which down would clean) is refused. */
+                unsigned a, b, h;
+                char tail;
+                if (sscanf(n->host_address, "127.%u.%u.%u%c", &a, &b, &h, &tail) != 3 || a < 1 || a > 254 || b > 255) {
+                        r = bad_state(err, "a node's host_address is not 127.A.B.h");
                         goto out;
                 }
-                unsigned a, b, h;
-                if (i == 0 && sscanf(n->host_address, "127.%u.%u.%u", &a, &b, &h) == 3 && a < 256 && b < 256) {
+                if (i == 0) {
                         c->addr_a = (uint8_t) a;
                         c->addr_b = (uint8_t) b;
                 }
+                qemuinfra_node want = { 0 };
+                if (node_init(c, &want, n->control_plane, n->index) < 0) {
+                        node_done(&want);
+                        r = oom(err);
+                        goto out;
+                }
+                bool same = streq(want.name, n->name) && streq(want.dir, n->dir) && streq(want.vpc_ip, n->vpc_ip) &&
+                            streq(want.host_address, n->host_address);
+                node_done(&want);
+                if (!same) {
+                        r = bad_state(err, "a node's name, dir, vpc_ip or host_address does not follow from its role and index");
+                        goto out;
+                }
+                for (size_t k = 0; k + 1 < c->n_nodes; k++)
+                        if (c->nodes[k].control_plane == n->control_plane && c->nodes[k].index == n->index) {
+                                r = bad_state(err, "a node appears twice");
+                                goto out;
+                        }
+        }
+        if (c->n_nodes == 0 || !c->nodes[0].control_plane) {
+                r = bad_state(err, "no control plane first in \"nodes\"");
+                goto out;
         }
         *ret = TAKE_PTR(c);
 out:

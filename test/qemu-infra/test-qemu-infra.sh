@@ -185,20 +185,23 @@ decoy=$!
 st=$(starttime "$decoy")
 mkdir "$work/fake"
 # (a) start time differs (the pid was reused); (b) start time right, but another program
-jq --argjson p "$decoy" --argjson st "$((st + 1))" --arg d "$work/fake" --arg dn "$work/fake/worker-0" \
-	'.dir = $d | .nodes = [.nodes[1] | .dir = $dn | .qemu = {pid: $p, start_time: $st, exe: .qemu.exe} | .swtpm = null]' \
-	"$state" > "$state2"
+# A fake cluster in its own dir: its control plane never started, its worker "is" the decoy.
+fake_state() {
+	jq --argjson p "$decoy" --argjson st "$1" --arg d "$work/fake" \
+		'.dir = $d | .nodes = [(.nodes[0] | .dir = $d + "/control-plane-0" | .qemu = null | .swtpm = null),
+		  (.nodes[1] | .dir = $d + "/worker-0" | .qemu = {pid: $p, start_time: $st, exe: .qemu.exe} | .swtpm = null)]' \
+		"$state" > "$state2"
+}
+fake_state $((st + 1))
 "$bin" status --state "$state2" > "$work/fake-status.json" || fail "status (recycled) failed"
-reason=$(jq -r '.nodes[0].reason' "$work/fake-status.json")
+reason=$(jq -r '.nodes[1].reason' "$work/fake-status.json")
 [[ "$reason" == "qemu pid-recycled: pid $decoy now belongs to another process"* ]] || fail "recycled start time: '$reason'"
 "$bin" down --state "$state2" > /dev/null || fail "down with a recycled pid failed"
 kill -0 "$decoy" 2>/dev/null || fail "down killed the process that took over the recorded pid"
 mkdir -p "$work/fake"
-jq --argjson p "$decoy" --argjson st "$st" --arg d "$work/fake" --arg dn "$work/fake/worker-0" \
-	'.dir = $d | .nodes = [.nodes[1] | .dir = $dn | .qemu = {pid: $p, start_time: $st, exe: .qemu.exe} | .swtpm = null]' \
-	"$state" > "$state2"
+fake_state "$st"
 "$bin" status --state "$state2" > "$work/fake-status.json" || fail "status (other exe) failed"
-reason=$(jq -r '.nodes[0].reason' "$work/fake-status.json")
+reason=$(jq -r '.nodes[1].reason' "$work/fake-status.json")
 [[ "$reason" == "qemu pid-recycled: pid $decoy does not run /"* ]] || fail "recycled exe: '$reason'"
 "$bin" down --state "$state2" > /dev/null || fail "down with another program on the pid failed"
 kill -0 "$decoy" 2>/dev/null || fail "down killed a process that runs another program"
