@@ -11,6 +11,7 @@
 #include "basic/secret.h"
 #include "plugin.h"
 #include "provider.h"
+#include "provider.h"
 #include "rpc/rpc.h"
 #include "x509/x509.h"
 
@@ -180,7 +181,10 @@ int plugin_serve(void) {
 
         tf_provider_state state = { 0 };
         _cleanup_(rpc_server_freep) rpc_server *server = NULL;
-        rpc_server_options opts = { .max_receive_message_length = -1, .max_send_message_length = -1 };
+        /* The receive limit is set on the transport (gRPC's message-size filter), so an oversize request
+         * is refused before a handler sees it (test-provider-receive-limit). Responses are ours. */
+        rpc_server_options opts = { .max_receive_message_length = (int) TF_MAX_REQUEST,
+                                    .max_send_message_length = -1 };
         rpc_tls_config tls_config = { .key_pem = key_pem, .cert_pem = cert_pem, .root_pem = client_cert,
                                       .require_peer_cert = true };
         if ((r = rpc_server_new(&opts, &server)) < 0 || (r = tfplugin_register(server, &state)) < 0 ||

@@ -17,6 +17,11 @@ extern const tf_resource_ops tf_data_attestation;
 #define TF_DEFAULT_CDN_URL "https://cdn.confidential.cloud"
 #define TF_DEFAULT_REKOR_URL "https://rekor.sigstore.dev"
 
+/* Largest tfplugin6 request accepted. It is the transport's limit (gRPC's
+ * max_receive_message_length on the plugin server: an oversize message is refused with
+ * RESOURCE_EXHAUSTED by gRPC and never reaches a handler or our memory) and tfplugin_handle's. */
+#define TF_MAX_REQUEST (64u * 1024 * 1024)
+
 void tf_provider_configure(tf_provider_state *p, const cty_value *config, tf_diags *diags);
 void tf_provider_state_done(tf_provider_state *p);
 

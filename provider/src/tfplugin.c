@@ -22,8 +22,6 @@ const tf_resource_ops *const tf_data_sources[] = {
         NULL,
 };
 
-#define TF_MAX_REQUEST (64u * 1024 * 1024)
-
 /* protobuf-c allocator that wipes what it frees: unpacked requests hold the configuration's
  * msgpack (master_secret, init_secret, the import URI with the master secret), responses hold
  * state (kubeconfig, client key). glibc and ASan both report the usable size of a block. */
