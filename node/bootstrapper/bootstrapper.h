@@ -18,6 +18,11 @@
  * is written early (the disk-mapper needs the salt after any reboot), so it cannot tell a complete
  * bootstrap from an interrupted one. */
 #define INIT_COMPLETE_MARKER "bootstrap-complete"
+/* The key service's configuration in config_dir (constellation-keyservice --config-dir): either
+ * the raw master secret and salt (kms://cluster-kms) or the kms:// URI (kms://kmip). */
+#define INIT_KEYSERVICE_MASTER_SECRET "mastersecret"
+#define INIT_KEYSERVICE_SALT "salt"
+#define INIT_KEYSERVICE_KMS_URI "kms-uri"
 
 typedef struct bootstrapper_config {
         const char *tcti;             /* TPM for PCR 15 (same as the aTLS issuer's) */
@@ -26,7 +31,7 @@ typedef struct bootstrapper_config {
         const char *nodestate_path;   /* NODESTATE_PATH */
         const char *pki_dir;          /* /etc/kubernetes/pki */
         const char *kubernetes_dir;   /* /etc/kubernetes: admin.conf, kubeadm-init.yaml */
-        const char *config_dir;       /* /var/config: the key service's mastersecret and salt */
+        const char *config_dir;       /* /var/config: the key service's mastersecret + salt, or kms-uri */
         const char *const *component_roots;
         const char *start_units;      /* after success: "a.service b.service"; "" none */
         metadata md;                  /* this node, from the infrastructure (untrusted) */

@@ -18,8 +18,10 @@
  *     chunks, the disk's token is set back to "not initialized", and the process exits with
  *     INIT_EXIT_REBOOT so that the node reboots and starts over as a fresh node):
  *     7. keyslot 0: first-boot passphrase -> DEK, then token "initialized" (lib/luks);
- *     8. node_state.json {Role: ControlPlane, MeasurementSalt}; for kms://cluster-kms the master
- *        secret and salt for the key service (<config_dir>/mastersecret, salt; 0600);
+ *     8. node_state.json {Role: ControlPlane, MeasurementSalt}; the key service's configuration:
+ *        for kms://cluster-kms the master secret and salt (<config_dir>/mastersecret, salt), for
+ *        kms://kmip the URI itself (<config_dir>/kms-uri: the KEK stays in the user's KMIP server,
+ *        the key service unwraps at its start); 0600 either way;
  *     9. PKI (kubeadm layout) and the admin kubeconfig (written 0600 as admin.conf);
  *    10. components downloaded, pins checked, installed; kubeadm init if kubeadm is among them,
  *        else the log says plainly that the Kubernetes layer was not installed;
@@ -45,7 +47,7 @@
  *                      refuses half a one, components are rewritten by rename.
  *   after 11:          bootstrapped; a restart starts the services and serves nothing.
  * A failure (not a crash) in C sets the token back to "not initialized" and removes
- * node_state.json and the key service's secrets, so the reboot reformats: a fresh node. */
+ * node_state.json and the key service's configuration, so the reboot reformats: a fresh node. */
 #include <crypt.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -204,6 +206,7 @@ typedef struct init_plan {
         secret_t *disk_key;
         secret_t *master_secret; /* cluster-kms only: for the key service */
         secret_t *master_salt;
+        bool save_kms_uri;       /* kmip: the key service gets the URI (<config_dir>/kms-uri) */
         component_spec *components;
         size_t n_components;
         ssize_t kubeadm_index; /* -1: no kubeadm component */
@@ -306,7 +309,13 @@ static int init_validate(const bootstrapper *b, const uint8_t *request, size_t l
                     (r = kms_uri_get_base64(u, "key", &p->master_secret, err)) < 0 ||
                     (r = kms_uri_get_base64(u, "salt", &p->master_salt, err)) < 0)
                         return r;
-        }
+        } else if (streq(kms_backend_name(p->kms), "kmip")) {
+                /* Nothing to extract: the master secret exists only wrapped (the URI) and in the
+                 * user's KMIP server. The key service unwraps it itself, so a revoked KEK stops it. */
+                p->save_kms_uri = true;
+        } else
+                return ct_error_set(err, -EINVAL, "kms", KMS_REASON_BACKEND_UNKNOWN,
+                                    "the key service cannot be configured for backend %s", kms_backend_name(p->kms));
         _cleanup_secret_ secret_t *ms = NULL;
         r = kms_get_data_key(p->kms, KDF_MEASUREMENT_SECRET_ID, 32, &ms, err);
         if (r < 0)
@@ -372,23 +381,44 @@ static int write_admin_conf(const bootstrapper_config *cfg, const char *kubeconf
         return 0;
 }
 
-/* <config_dir>/mastersecret and salt, raw, 0600 in a 0700 directory: what constellation-keyservice
- * reads (--master-secret, --salt). */
+/* The key service's configuration in a 0700 directory, every file 0600 (constellation-keyservice
+ * --config-dir, docs/node.md): kms://cluster-kms -> mastersecret and salt, raw; kms://kmip -> kms-uri,
+ * the URI as the request carried it (it may hold the client key inline: never on a command line).
+ * Exactly one of the two is written; the key service refuses a directory that has both. */
+static const char *const key_service_files[] = { INIT_KEYSERVICE_MASTER_SECRET, INIT_KEYSERVICE_SALT,
+                                                 INIT_KEYSERVICE_KMS_URI };
+
 static int write_key_service_config(const bootstrapper_config *cfg, const init_plan *p, ct_error *err) {
         if (mkdir(cfg->config_dir, 0700) < 0 && errno != EEXIST)
                 return ct_error_set(err, -errno, LAYER, "io", "%s: %s", cfg->config_dir, strerror(errno));
-        static const char *const names[] = { "mastersecret", "salt" };
-        const secret_t *values[] = { p->master_secret, p->master_salt };
-        for (size_t i = 0; i < 2; i++) {
+        const void *values[3] = { 0 };
+        size_t lens[3] = { 0 };
+        if (p->master_secret) {
+                values[0] = p->master_secret->data, lens[0] = p->master_secret->len;
+                values[1] = p->master_salt->data, lens[1] = p->master_salt->len;
+        } else {
+                values[2] = p->req->kms_uri, lens[2] = strlen(p->req->kms_uri);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(key_service_files); i++) {
                 _cleanup_free_ char *path = NULL;
-                if (asprintf(&path, "%s/%s", cfg->config_dir, names[i]) < 0)
+                if (asprintf(&path, "%s/%s", cfg->config_dir, key_service_files[i]) < 0)
                         return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-                int r = write_file_atomic(path, values[i]->data, values[i]->len, 0600);
+                int r = values[i] ? write_file_atomic(path, values[i], lens[i], 0600)
+                                  : (unlink(path) < 0 && errno != ENOENT ? -errno : 0);
                 if (r < 0)
                         return ct_error_set(err, r, LAYER, "io", "%s: %s", path, strerror(-r));
         }
-        initlog(LOG_LEVEL_INFO, "Init: key service configuration written to %s", cfg->config_dir);
+        initlog(LOG_LEVEL_INFO, "Init: key service configuration (%s) written to %s",
+                p->master_secret ? "master secret and salt" : "kms://kmip URI", cfg->config_dir);
         return 0;
+}
+
+static void remove_key_service_config(const bootstrapper_config *cfg) {
+        for (size_t i = 0; i < ELEMENTSOF(key_service_files); i++) {
+                char path[1024];
+                if ((size_t) snprintf(path, sizeof path, "%s/%s", cfg->config_dir, key_service_files[i]) < sizeof path)
+                        (void) unlink(path);
+        }
 }
 
 /* Step C. Returns the kubeconfig (a secret: erase_and_free). */
@@ -404,7 +434,7 @@ static int init_bootstrap(bootstrapper *b, init_plan *p, char **ret_kubeconfig, 
         if ((r = nodestate_write(cfg->nodestate_path, &ns, err)) < 0)
                 return r;
         initlog(LOG_LEVEL_INFO, "Init: %s written", cfg->nodestate_path);
-        if (p->master_secret && (r = write_key_service_config(cfg, p, err)) < 0)
+        if ((p->master_secret || p->save_kms_uri) && (r = write_key_service_config(cfg, p, err)) < 0)
                 return r;
 
         if ((r = pki_create(cfg->pki_dir, err)) < 0)
@@ -564,14 +594,10 @@ void bootstrapper_handle_init(rpc_call *call, const uint8_t *request, size_t req
                 else
                         initlog(LOG_LEVEL_ERROR, "Init: state disk marked not initialized; the node must reboot "
                                                  "(it will be formatted again and can be initialised anew)");
-                /* The master secret has no business on a node that failed to become part of the cluster. */
-                if (p.master_secret) {
-                        char path[1024];
-                        snprintf(path, sizeof path, "%s/mastersecret", b->cfg->config_dir);
-                        (void) unlink(path);
-                        snprintf(path, sizeof path, "%s/salt", b->cfg->config_dir);
-                        (void) unlink(path);
-                }
+                /* The master secret (or the URI that unwraps it) has no business on a node that
+                 * failed to become part of the cluster. */
+                if (p.master_secret || p.save_kms_uri)
+                        remove_key_service_config(b->cfg);
                 /* A restart before the reboot must not take this node for a bootstrapped one. */
                 if (unlink(b->cfg->nodestate_path) < 0 && errno != ENOENT)
                         initlog(LOG_LEVEL_ERROR, "Init: could not remove %s: %s", b->cfg->nodestate_path,

@@ -2,6 +2,7 @@
 #include "keyservice.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -119,7 +120,8 @@ int keyservice_get_data_key(kms *k, const uint8_t *req_buf, size_t req_len, uint
         return 0;
 }
 
-int keyservice_read_secret_file(const char *path, const char *what, size_t min_len, secret_t **ret, ct_error *err) {
+static int read_checked_file(const char *path, const char *what, size_t min_len, size_t max_len, secret_t **ret,
+                             ct_error *err) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0)
                 return ct_error_set(err, -errno, "keyservice", "file-unreadable", "%s (%s): %s", path, what,
@@ -136,9 +138,9 @@ int keyservice_read_secret_file(const char *path, const char *what, size_t min_l
                                     "%s (%s): mode %04o lets group or others read it; it must be 0600 or 0400 "
                                     "(chmod 600 %s)",
                                     path, what, (unsigned) (st.st_mode & 07777), path);
-        if (st.st_size > KEYSERVICE_SECRET_FILE_MAX)
-                return ct_error_set(err, -EFBIG, "keyservice", "file-too-large", "%s (%s): %lld bytes, at most %d",
-                                    path, what, (long long) st.st_size, KEYSERVICE_SECRET_FILE_MAX);
+        if ((uint64_t) st.st_size > max_len)
+                return ct_error_set(err, -EFBIG, "keyservice", "file-too-large", "%s (%s): %lld bytes, at most %zu",
+                                    path, what, (long long) st.st_size, max_len);
         secret_t *s = secret_new((size_t) st.st_size);
         if (!s)
                 return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "%s", path);
@@ -162,5 +164,68 @@ int keyservice_read_secret_file(const char *path, const char *what, size_t min_l
                                     "%s (%s): %zu bytes, at least %zu are needed", path, what, l, min_len);
         }
         *ret = s;
+        return 0;
+}
+
+int keyservice_read_secret_file(const char *path, const char *what, size_t min_len, secret_t **ret, ct_error *err) {
+        return read_checked_file(path, what, min_len, KEYSERVICE_SECRET_FILE_MAX, ret, err);
+}
+
+int keyservice_read_kms_uri_file(const char *path, secret_t **ret, ct_error *err) {
+        static const char scheme[] = "kms://";
+        _cleanup_secret_ secret_t *s = NULL;
+        /* + 2: the URI may be followed by "\r\n". */
+        int r = read_checked_file(path, "KMS URI", sizeof scheme - 1, KMS_MAX_URI + 2, &s, err);
+        if (r < 0)
+                return r;
+        if (s->len > 0 && s->data[s->len - 1] == '\n')
+                s->data[--s->len] = 0;
+        if (s->len > 0 && s->data[s->len - 1] == '\r')
+                s->data[--s->len] = 0;
+        if (memchr(s->data, 0, s->len))
+                return ct_error_set(err, -EINVAL, "keyservice", "uri-invalid", "%s (KMS URI): contains a NUL byte", path);
+        if (s->len > KMS_MAX_URI)
+                return ct_error_set(err, -EFBIG, "keyservice", "file-too-large", "%s (KMS URI): %zu bytes, at most %d",
+                                    path, s->len, KMS_MAX_URI);
+        if (s->len < sizeof scheme - 1 || memcmp(s->data, scheme, sizeof scheme - 1) != 0)
+                return ct_error_set(err, -EINVAL, "keyservice", "uri-invalid", "%s (KMS URI): does not start with %s",
+                                    path, scheme);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static int config_file_exists(const char *dir, const char *name, bool *ret, ct_error *err) {
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/%s", dir, name) < 0)
+                return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "%s", dir);
+        struct stat st;
+        if (lstat(path, &st) == 0) {
+                *ret = true;
+                return 0;
+        }
+        if (errno != ENOENT)
+                return ct_error_set(err, -errno, "keyservice", "file-unreadable", "%s: %s", path, strerror(errno));
+        *ret = false;
+        return 0;
+}
+
+int keyservice_config_find(const char *dir, keyservice_config_kind *ret, ct_error *err) {
+        bool uri = false, master = false, salt = false;
+        int r;
+        if ((r = config_file_exists(dir, KEYSERVICE_CONFIG_KMS_URI, &uri, err)) < 0 ||
+            (r = config_file_exists(dir, KEYSERVICE_CONFIG_MASTER_SECRET, &master, err)) < 0 ||
+            (r = config_file_exists(dir, KEYSERVICE_CONFIG_SALT, &salt, err)) < 0)
+                return r;
+        if (uri && (master || salt))
+                return ct_error_set(err, -EINVAL, "keyservice", "config-ambiguous",
+                                    "%s holds both " KEYSERVICE_CONFIG_KMS_URI " and " KEYSERVICE_CONFIG_MASTER_SECRET
+                                    "/" KEYSERVICE_CONFIG_SALT "; the bootstrapper writes only one: remove the stale one",
+                                    dir);
+        if (!uri && !master && !salt)
+                return ct_error_set(err, -ENOENT, "keyservice", "config-missing",
+                                    "%s holds neither " KEYSERVICE_CONFIG_KMS_URI " nor " KEYSERVICE_CONFIG_MASTER_SECRET
+                                    " and " KEYSERVICE_CONFIG_SALT " (is the node initialised?)",
+                                    dir);
+        *ret = uri ? KEYSERVICE_CONFIG_URI : KEYSERVICE_CONFIG_FILES;
         return 0;
 }

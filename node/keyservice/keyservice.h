@@ -42,3 +42,24 @@ int keyservice_get_data_key(kms *k, const uint8_t *req, size_t req_len, uint8_t 
  * bytes. Errors (layer "keyservice"): "file-unreadable", "file-permissions", "file-too-short",
  * "file-too-large"; the detail names the file (`what`: "master secret", "salt"). */
 int keyservice_read_secret_file(const char *path, const char *what, size_t min_len, secret_t **ret, ct_error *err);
+
+/* Reads a kms:// URI file (/var/config/kms-uri, written by the bootstrapper for kms://kmip; it may
+ * carry the KMIP client key inline, so it is a secret and never goes on a command line): the same
+ * checks as a secret file, at most KMS_MAX_URI bytes after one trailing newline ("\n" or "\r\n") is
+ * dropped, no NUL, starts with "kms://". *ret holds the URI NUL-terminated (secret_t). Errors as
+ * keyservice_read_secret_file, plus "uri-invalid" (the detail never quotes the file). */
+int keyservice_read_kms_uri_file(const char *path, secret_t **ret, ct_error *err);
+
+/* The configuration the bootstrapper leaves in DIR (docs/node.md, "constellation-keyservice"):
+ * DIR/kms-uri, or DIR/mastersecret and DIR/salt. Exactly one of the two must be there. */
+#define KEYSERVICE_CONFIG_KMS_URI "kms-uri"
+#define KEYSERVICE_CONFIG_MASTER_SECRET "mastersecret"
+#define KEYSERVICE_CONFIG_SALT "salt"
+typedef enum keyservice_config_kind {
+        KEYSERVICE_CONFIG_URI,   /* DIR/kms-uri */
+        KEYSERVICE_CONFIG_FILES, /* DIR/mastersecret + DIR/salt */
+} keyservice_config_kind;
+/* Which configuration DIR holds (lstat only; the files are checked when read). Errors (layer
+ * "keyservice"): "config-missing" (neither), "config-ambiguous" (kms-uri beside mastersecret or
+ * salt: the bootstrapper writes one, so the other is stale or planted), "file-unreadable". */
+int keyservice_config_find(const char *dir, keyservice_config_kind *ret, ct_error *err);

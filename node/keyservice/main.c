@@ -2,18 +2,26 @@
 /* constellation-keyservice: /kms.API/GetDataKey (plain gRPC, 127.0.0.1:9000; never outside the
  * node) for the control plane's own users: data key = HKDF-SHA256(master secret, salt, "key-" + id)
  * (reference constellation.md §2.4, §6). The secrets come from two raw files, as Constellation's
- * /var/config/mastersecret and /var/config/salt, or from a kms:// URI (lib/kms backends). */
+ * /var/config/mastersecret and /var/config/salt, or from a kms:// URI (lib/kms backends: for
+ * kms://kmip the master secret is unwrapped by the user's KMIP server once, here at the start), given
+ * inline, in a file, or found in the bootstrapper's --config-dir (the unit's way). */
+#include <stdio.h>
+
 #include "basic/log.h"
 #include "keyservice.h"
 #include "service/service.h"
 
-static const char *arg_master_secret, *arg_salt, *arg_kms_uri;
+static const char *arg_master_secret, *arg_salt, *arg_kms_uri, *arg_kms_uri_file, *arg_config_dir;
 
 static const service_option options[] = {
         { "master-secret", "FILE", "raw master secret, >= 16 bytes, mode 0600/0400", &arg_master_secret, NULL, false },
         { "salt", "FILE", "raw master secret salt, >= 32 bytes, mode 0600/0400", &arg_salt, NULL, false },
-        { "kms-uri", "URI", "instead of the files: kms://cluster-kms?key=..&salt=.. (or a later backend)",
+        { "kms-uri", "URI", "instead of the files: kms://cluster-kms?key=..&salt=.. or kms://kmip?..",
           &arg_kms_uri, NULL, false },
+        { "kms-uri-file", "FILE", "the kms:// URI from a file, mode 0600/0400 (an inline KMIP client key stays off "
+          "the command line)", &arg_kms_uri_file, NULL, false },
+        { "config-dir", "DIR", "what the bootstrapper wrote: DIR/kms-uri, or DIR/mastersecret and DIR/salt",
+          &arg_config_dir, NULL, false },
 };
 
 static const service_info info = {
@@ -36,16 +44,51 @@ static void get_data_key(rpc_call *call, const uint8_t *req, size_t len, void *u
                 (void) rpc_call_reply(call, resp, resp_len);
 }
 
-static int open_kms(kms **ret, ct_error *err) {
-        if (arg_kms_uri)
-                return kms_open(arg_kms_uri, KMS_URI_NO_STORE, ret, err);
+static int open_kms_uri_file(const char *path, kms **ret, ct_error *err) {
+        _cleanup_secret_ secret_t *uri = NULL;
+        int r = keyservice_read_kms_uri_file(path, &uri, err);
+        if (r < 0)
+                return r;
+        return kms_open((const char *) uri->data, KMS_URI_NO_STORE, ret, err);
+}
+
+static int open_kms_files(const char *master_path, const char *salt_path, kms **ret, ct_error *err) {
         _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
-        int r = keyservice_read_secret_file(arg_master_secret, "master secret", KMS_MASTER_SECRET_MIN, &master, err);
+        int r = keyservice_read_secret_file(master_path, "master secret", KMS_MASTER_SECRET_MIN, &master, err);
         if (r >= 0)
-                r = keyservice_read_secret_file(arg_salt, "salt", KMS_SALT_MIN, &salt, err);
+                r = keyservice_read_secret_file(salt_path, "salt", KMS_SALT_MIN, &salt, err);
         if (r >= 0)
                 r = kms_open_cluster(master, salt, ret, err);
         return r;
+}
+
+static int open_config_dir(const char *dir, kms **ret, ct_error *err) {
+        keyservice_config_kind kind;
+        int r = keyservice_config_find(dir, &kind, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        if (kind == KEYSERVICE_CONFIG_URI) {
+                if (asprintf(&a, "%s/%s", dir, KEYSERVICE_CONFIG_KMS_URI) < 0)
+                        return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "%s", dir);
+                log_info("configuration: %s", a);
+                return open_kms_uri_file(a, ret, err);
+        }
+        if (asprintf(&a, "%s/%s", dir, KEYSERVICE_CONFIG_MASTER_SECRET) < 0 ||
+            asprintf(&b, "%s/%s", dir, KEYSERVICE_CONFIG_SALT) < 0)
+                return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "%s", dir);
+        log_info("configuration: %s and %s", a, b);
+        return open_kms_files(a, b, ret, err);
+}
+
+static int open_kms(kms **ret, ct_error *err) {
+        if (arg_kms_uri)
+                return kms_open(arg_kms_uri, KMS_URI_NO_STORE, ret, err);
+        if (arg_kms_uri_file)
+                return open_kms_uri_file(arg_kms_uri_file, ret, err);
+        if (arg_config_dir)
+                return open_config_dir(arg_config_dir, ret, err);
+        return open_kms_files(arg_master_secret, arg_salt, ret, err);
 }
 
 int main(int argc, char **argv) {
@@ -54,9 +97,11 @@ int main(int argc, char **argv) {
         int r = service_new(&info, argc, argv, &s);
         if (r < 0)
                 return service_exit_code(r);
-        bool files = arg_master_secret && arg_salt;
-        if (arg_kms_uri ? (arg_master_secret || arg_salt) : !files) {
-                log_error("give either --master-secret FILE and --salt FILE, or --kms-uri URI");
+        /* Exactly one source: the two files together, or one of the others alone. */
+        int sources = !!(arg_master_secret || arg_salt) + !!arg_kms_uri + !!arg_kms_uri_file + !!arg_config_dir;
+        if (sources != 1 || ((arg_master_secret || arg_salt) && !(arg_master_secret && arg_salt))) {
+                log_error("give one of: --master-secret FILE and --salt FILE, --kms-uri URI, --kms-uri-file FILE, "
+                          "--config-dir DIR");
                 return SERVICE_EXIT_USAGE;
         }
         ct_error err = CT_ERROR_INIT;
