@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The bootstrapper's join path on the host, end to end with the real binaries (loopback only):
+
+  1. a control plane (own swtpm, LUKS2 file) is initialised with `constellation-attest init`; after
+     Init its bootstrapper wrote <config>/attestationConfig (PCRs 4, 8, 9, 11, 12, 13 of its TPM,
+     enforced, 0600) and <config>/measurementSalt (the 32 raw bytes, 0600);
+  2. two worker bootstrappers (each its own swtpm and LUKS2 file, metadata role "worker") start
+     before any join service exists and retry; worker 2's PCR 15 is then extended (a node already
+     bound); the real constellation-keyservice and constellation-joinservice start from the files Init
+     wrote;
+  3. worker 1 joins and exits 0: its keyslot opens with HKDF(master, salt, "key-<uuid>") (python's
+     hmac; cryptsetup open --test-passphrase), token initialized, PCR 15 equals the control plane's,
+     node_state.json {Role: Worker, MeasurementSalt}, the marker, the kubelet certificate verifies
+     against the cluster CA (openssl) with CN=system:node:worker-1 and matches its 0600 key, the log
+     says kubeadm was not installed and holds no key;
+  4. worker 2 is refused by the join service (PCR 15, "at index 15"), keeps retrying, its disk file
+     is byte for byte unchanged and it writes no node_state.json; SIGTERM stops it (exit 0)."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+import warnings
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "node-services"))
+from nodetest import Service, Swtpm, check, fail, require_tool, tmpdir  # noqa: E402
+
+BS, JS, KS, ATTEST = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+for tool in ("cryptsetup", "tpm2_pcrread", "tpm2_pcrextend", "openssl"):
+    require_tool(tool)
+
+MASTER = os.urandom(32)
+SALT = os.urandom(32)
+MSALT = os.urandom(32)
+INIT_SECRET = os.urandom(24).hex()
+
+
+def hkdf(ikm, salt, info, length=32):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:length]
+
+
+MEASUREMENT_SECRET = hkdf(MASTER, SALT, b"key-measurementSecret")
+CLUSTER_ID = hkdf(MEASUREMENT_SECRET, MSALT, b"key-clusterID")
+PCR15 = hashlib.sha256(b"\0" * 32 + hashlib.sha256(CLUSTER_ID).digest()).digest()
+
+
+def run(argv, env=None, timeout=180, input=None):
+    p = subprocess.run(argv, capture_output=True, env=env, timeout=timeout, input=input)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def write(path, data, mode=0o600):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def read_pcr(tpm, d, index):
+    out = os.path.join(d, "pcr.bin")
+    rc, _, err = run(["tpm2_pcrread", "sha256:%d" % index, "-o", out], env=tpm.env())
+    if rc != 0:
+        fail("tpm2_pcrread: " + err)
+    return read(out)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_for(pred, what, timeout=180):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    fail("timed out waiting for " + what)
+
+
+def new_disk(d, name):
+    """A fresh node's state disk: LUKS2 file, token 0 "not initialized", first-boot keyfile."""
+    disk, keyfile = os.path.join(d, name + ".img"), os.path.join(d, name + ".key")
+    write(keyfile, os.urandom(32), 0o400)
+    with open(disk, "wb") as f:
+        f.truncate(32 << 20)
+    rc, _, err = run(["cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--pbkdf", "pbkdf2",
+                      "--pbkdf-force-iterations", "1000", "--key-file", keyfile, disk])
+    check(rc == 0, "%s: LUKS2 state disk (%s)" % (name, err.strip()[:100]))
+    rc, _, err = run(["cryptsetup", "token", "import", "--token-id", "0", disk],
+                     input=b'{"type":"constellation-state-disk","keyslots":[],"diskIsInitialized":false}')
+    check(rc == 0, "%s: token 0 not initialized (%s)" % (name, err.strip()[:100]))
+    return disk, keyfile
+
+
+def token_initialized(disk):
+    rc, out, err = run(["cryptsetup", "token", "export", "--token-id", "0", disk])
+    if rc != 0:
+        fail("cryptsetup token export: " + err)
+    return json.loads(out)["diskIsInitialized"]
+
+
+def bootstrapper(d, name, tpm, md, disk, keyfile, extra=()):
+    root = os.path.join(d, name)
+    os.makedirs(root, exist_ok=True)
+    argv = [BS, "--listen", "127.0.0.1:0", "--tpm", tpm.tcti, "--metadata", md, "--state-disk", disk,
+            "--state-keyfile", keyfile, "--node-state", os.path.join(root, "run-state", "constellation", "node_state.json"),
+            "--pki-dir", os.path.join(root, "etc-kubernetes", "pki"), "--kubernetes-dir", os.path.join(root, "etc-kubernetes"),
+            "--component-roots", os.path.join(root, "run-state"), "--config-dir", os.path.join(root, "var-config"),
+            "--start-units", "", "--kubeadm", os.path.join(root, "run-state", "bin", "kubeadm")] + list(extra)
+    return Service(argv, d, timeout=120), root
+
+
+started, tpms = [], []
+with tmpdir() as d:
+    try:
+        # --- 1. the control plane, initialised ---
+        cp_tpm = Swtpm(os.path.join(d, "cp-tpm"))
+        tpms.append(cp_tpm)
+        cp_disk, cp_key = new_disk(d, "cp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import crypt
+            h = crypt.crypt(INIT_SECRET, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
+        cp_md = os.path.join(d, "cp-metadata.json")
+        write(cp_md, json.dumps({"name": "control-plane-0", "role": "control-plane", "vpc_ip": "127.0.0.1",
+                                 "init_secret_hash": h, "endpoint": "127.0.0.1"}), 0o644)
+        cp, cp_root = bootstrapper(d, "cp", cp_tpm, cp_md, cp_disk, cp_key)
+        started.append(cp)
+        cp.wait_ready()
+        meas = {str(i): {"expected": read_pcr(cp_tpm, d, i).hex(), "warnOnly": False} for i in range(8)}
+        write(os.path.join(d, "measurements.json"), json.dumps({"measurements": meas}))
+        for name, data in (("master.hex", MASTER), ("salt.hex", SALT), ("msalt.hex", MSALT)):
+            write(os.path.join(d, name), data.hex() + "\n")
+        write(os.path.join(d, "init-secret"), INIT_SECRET + "\n")
+        rc, out, err = run([ATTEST, "init", "--endpoint", "127.0.0.1:%d" % cp.ports["grpc"],
+                            "--measurements", os.path.join(d, "measurements.json"),
+                            "--master-secret", os.path.join(d, "master.hex"), "--salt", os.path.join(d, "salt.hex"),
+                            "--measurement-salt", os.path.join(d, "msalt.hex"),
+                            "--init-secret", os.path.join(d, "init-secret"), "--timeout", "120"], timeout=300)
+        check(rc == 0 and out.strip() == CLUSTER_ID.hex(), "control plane: Init succeeded, cluster ID = python HKDF (%s)" % err[-300:])
+        check(cp.wait_exit(120) == 0, "control plane: the bootstrapper exits 0 after Init")
+        cfg = os.path.join(cp_root, "var-config")
+        ac_path, salt_path = os.path.join(cfg, "attestationConfig"), os.path.join(cfg, "measurementSalt")
+        ac = json.loads(read(ac_path))
+        want = {str(i): {"expected": read_pcr(cp_tpm, d, i).hex(), "warnOnly": False} for i in (4, 8, 9, 11, 12, 13)}
+        check(ac == {"measurements": want}, "attestationConfig: exactly PCRs 4, 8, 9, 11, 12, 13 of the control plane's TPM, enforced")
+        check(read(salt_path) == MSALT, "measurementSalt: the 32 raw bytes of the Init's measurement salt")
+        for p in (ac_path, salt_path):
+            check(stat.S_IMODE(os.stat(p).st_mode) == 0o600, "%s mode 0600" % os.path.basename(p))
+        cp_pcr15 = read_pcr(cp_tpm, d, 15)
+        check(cp_pcr15 == PCR15, "control plane: PCR 15 = SHA-256(0^32 || SHA-256(cluster ID))")
+
+        # --- 2. two workers, waiting for a join service that is not there yet ---
+        port = free_port()
+        workers = []
+        for n in (1, 2):
+            tpm = Swtpm(os.path.join(d, "w%d-tpm" % n))
+            tpms.append(tpm)
+            disk, key = new_disk(d, "w%d" % n)
+            md = os.path.join(d, "w%d-metadata.json" % n)
+            write(md, json.dumps({"name": "worker-%d" % n, "role": "worker", "vpc_ip": "127.0.0.1",
+                                  "join_endpoints": ["127.0.0.1:%d" % port]}), 0o644)
+            svc, root = bootstrapper(d, "w%d" % n, tpm, md, disk, key, ("--join-retry", "500"))
+            started.append(svc)
+            svc.wait_ready()
+            workers.append((svc, root, tpm, disk))
+        for svc, _, _, _ in workers:
+            wait_for(lambda: "retrying in" in svc.stderr(), "a worker to retry (no join service yet)")
+        check(True, "workers: no join service yet, both retry with backoff")
+        w2, w2_root, w2_tpm, w2_disk = workers[1]
+        rc, _, err = run(["tpm2_pcrextend", "15:sha256=" + "ab" * 32], env=w2_tpm.env())
+        check(rc == 0 and read_pcr(w2_tpm, d, 15) != b"\0" * 32, "worker 2: PCR 15 already set (%s)" % err.strip())
+        w2_before = hashlib.sha256(read(w2_disk)).digest()
+
+        ks = Service([KS, "--listen", "127.0.0.1:0", "--config-dir", cfg], d)
+        started.append(ks)
+        ks.wait_ready()
+        js = Service([JS, "--listen", "127.0.0.1:%d" % port, "--update-listen", "none", "--config-dir", cfg,
+                      "--pki-dir", os.path.join(cp_root, "etc-kubernetes", "pki"),
+                      "--keyservice", "127.0.0.1:%d" % ks.ports["grpc"], "--api-endpoint", "127.0.0.1:6443"], d)
+        started.append(js)
+        js.wait_ready()
+        check("PCR 15 = 0 enforced" in js.stderr(), "join service: started from the files Init wrote")
+
+        # --- 3. worker 1 joins ---
+        w1, w1_root, w1_tpm, w1_disk = workers[0]
+        rc = w1.wait_exit(240)
+        log = w1.stderr()
+        check(rc == 0, "worker 1: exit 0 after joining (log tail: %s)" % log[-600:])
+        check("join ticket issued for disk" in js.stderr(), "join service: join ticket issued")
+        rc, uuid, _ = run(["cryptsetup", "luksUUID", w1_disk])
+        uuid = uuid.strip().lower()
+        dek = hkdf(MASTER, SALT, ("key-" + uuid).encode())
+        write(os.path.join(d, "dek"), dek)
+        rc, _, err = run(["cryptsetup", "open", "--test-passphrase", "--key-file", os.path.join(d, "dek"), w1_disk])
+        check(rc == 0, "worker 1: keyslot opens with HKDF(master, salt, key-%s) (%s)" % (uuid, err.strip()))
+        write(os.path.join(d, "wrong"), hkdf(MASTER, SALT, b"key-other"))
+        rc, _, _ = run(["cryptsetup", "open", "--test-passphrase", "--key-file", os.path.join(d, "wrong"), w1_disk])
+        check(rc != 0, "worker 1: and not with another key")
+        check(token_initialized(w1_disk) is True, "worker 1: token 0 initialized")
+        check(read_pcr(w1_tpm, d, 15) == cp_pcr15, "worker 1: PCR 15 equals the control plane's")
+        ns_path = os.path.join(w1_root, "run-state", "constellation", "node_state.json")
+        ns = json.loads(read(ns_path))
+        check(ns == {"Role": "Worker", "MeasurementSalt": base64.b64encode(MSALT).decode()},
+              "worker 1: node_state.json {Role: Worker, MeasurementSalt}")
+        check(os.path.exists(os.path.join(w1_root, "run-state", "constellation", "bootstrap-complete")),
+              "worker 1: bootstrap-complete marker")
+        crt = os.path.join(w1_root, "etc-kubernetes", "kubelet-client-crt.pem")
+        key = os.path.join(w1_root, "etc-kubernetes", "kubelet-client-key.pem")
+        ca = os.path.join(cp_root, "etc-kubernetes", "pki", "ca.crt")
+        rc, out, err = run(["openssl", "verify", "-CAfile", ca, crt])
+        check(rc == 0, "worker 1: kubelet certificate verifies against the cluster CA (%s)" % (out + err).strip())
+        rc, subj, _ = run(["openssl", "x509", "-in", crt, "-noout", "-subject", "-nameopt", "RFC2253"])
+        check("CN=system:node:worker-1" in subj and "O=system:nodes" in subj, "worker 1: subject %s" % subj.strip())
+        _, pub_c, _ = run(["openssl", "x509", "-in", crt, "-noout", "-pubkey"])
+        _, pub_k, _ = run(["openssl", "pkey", "-in", key, "-pubout"])
+        check(pub_c and pub_c == pub_k, "worker 1: kubelet key matches the certificate")
+        check(stat.S_IMODE(os.stat(key).st_mode) == 0o600, "worker 1: kubelet key mode 0600")
+        check("kubeadm join did not run" in log, "worker 1: says plainly that kubeadm was not installed")
+        check(dek.hex() not in log and MEASUREMENT_SECRET.hex() not in log, "worker 1: log holds no key")
+
+        # --- 4. worker 2 (PCR 15 set) is refused by the join service, disk untouched ---
+        wait_for(lambda: "at index 15" in js.stderr(), "the join service to refuse worker 2 (PCR 15)")
+        check("evidence-measurements" in js.stderr(), "join service: worker 2 refused, PCR 15 named")
+        before = len(w2.stderr())
+        wait_for(lambda: "retrying in" in w2.stderr()[before:], "worker 2 to retry after the refusal")
+        check(w2.proc.poll() is None, "worker 2: still waiting")
+        rc, stopping = w2.stop()
+        check(rc == 0 and stopping, "worker 2: SIGTERM stops it (exit 0)")
+        check(hashlib.sha256(read(w2_disk)).digest() == w2_before and token_initialized(w2_disk) is False,
+              "worker 2: disk file unchanged, token not initialized")
+        check(not os.path.exists(os.path.join(w2_root, "run-state", "constellation", "node_state.json")),
+              "worker 2: no node_state.json")
+        rc, _ = js.stop()
+        check(rc == 0, "join service: clean stop")
+        ks.stop()
+    finally:
+        for s in started:
+            if s.proc.poll() is None:
+                s.proc.kill()
+                s.proc.wait()
+        for t in tpms:
+            t.stop()
+print("PASS")
