@@ -1,21 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* constellation-bootstrapper: serves /init.API/Init over aTLS on :9000 on a fresh node, attesting
- * with the node's vTPM (qemu-vtpm). After a successful Init it starts the key service and the
- * verification service and stops serving; a node whose PCR 15 is already set never serves Init. */
+ * with the node's vTPM (qemu-vtpm). After a successful Init it starts the key service, the
+ * verification service and the join service and stops serving; a node whose PCR 15 is already set
+ * never serves Init. A worker (metadata role "worker") joins instead: it asks the join service
+ * endpoints of its metadata for a ticket (join.c) while Init stays served (and refused: Init is
+ * for a control plane only); a control plane never joins here (it waits for Init). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
+#include "atls/qemu-vtpm.h"
 #include "basic/log.h"
 #include "bootstrapper.h"
+#include "join.h"
 #include "luks/luks.h"
 #include "nodestate/nodestate.h"
 #include "pki/pki.h"
 #include "service/service.h"
 
 #define DEFAULT_COMPONENT_ROOTS "/run/state:/opt:/etc/kubernetes:/etc/cni:/var/lib/kubelet"
-#define DEFAULT_START_UNITS "constellation-keyservice.service constellation-verification-service.service"
+#define DEFAULT_START_UNITS \
+        "constellation-keyservice.service constellation-verification-service.service constellation-joinservice.service"
 /* Time for the last messages of the Init stream to reach the client before the server stops. */
 #define STOP_DELAY_S 2
 
@@ -23,7 +30,8 @@ static const char *arg_metadata, *arg_state_disk, *arg_keyfile = LUKS_STATE_KEYF
                                                    *arg_pki_dir = PKI_DEFAULT_DIR, *arg_kubernetes_dir = "/etc/kubernetes",
                                                    *arg_component_roots = DEFAULT_COMPONENT_ROOTS,
                                                    *arg_start_units = DEFAULT_START_UNITS,
-                                                   *arg_config_dir = "/var/config";
+                                                   *arg_config_dir = "/var/config", *arg_kubeadm = JOIN_DEFAULT_KUBEADM,
+                                                   *arg_join_retry_ms = "1000";
 
 static const service_option options[] = {
         { "metadata", "FILE", "node metadata JSON (default: $" METADATA_PATH_ENV " or QEMU fw_cfg)", &arg_metadata, NULL,
@@ -40,6 +48,10 @@ static const service_option options[] = {
         { "component-roots", "DIR:DIR", "where components may be installed (default " DEFAULT_COMPONENT_ROOTS ")",
           &arg_component_roots, NULL, false },
         { "start-units", "UNITS", "systemd units to start after Init (\"\": none)", &arg_start_units, NULL, false },
+        { "kubeadm", "PATH", "a worker runs `PATH join` after its ticket if installed (default " JOIN_DEFAULT_KUBEADM ")",
+          &arg_kubeadm, NULL, false },
+        { "join-retry", "MS", "a worker's first retry delay after no endpoint gave a ticket (doubling to 30 s; default 1000)",
+          &arg_join_retry_ms, NULL, false },
 };
 
 static const service_info info = {
@@ -56,7 +68,28 @@ static struct {
         service *s;
         pthread_mutex_t lock;
         bool finished, success;
+        bool joined, join_locked, join_failed; /* a worker: the join succeeded / PCR 15 was extended / gave up */
+        atomic_bool join_stop;
 } run = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *join_thread(void *arg) {
+        join_options *o = arg;
+        ct_error err = CT_ERROR_INIT;
+        char msg[CT_ERROR_DETAIL_MAX + 128];
+        bool locked = false;
+        o->ret_locked = &locked;
+        int r = bootstrapper_join(o, &err);
+        if (r < 0 && r != -ECANCELED)
+                initlog(LOG_LEVEL_ERROR, "join failed: %s", ct_error_format(&err, msg, sizeof msg));
+        pthread_mutex_lock(&run.lock);
+        run.joined = r >= 0;
+        run.join_locked = locked;
+        run.join_failed = r < 0 && r != -ECANCELED;
+        pthread_mutex_unlock(&run.lock);
+        if (r != -ECANCELED)
+                service_request_stop(run.s);
+        return NULL;
+}
 
 static void *stop_later(void *arg) {
         (void) arg;
@@ -109,6 +142,24 @@ static int start_units(const char *units) {
         }
         initlog(LOG_LEVEL_INFO, "started %s", units);
         return 0;
+}
+
+/* The join service's configuration from this node's PCRs and node_state.json's salt. After Init
+ * (overwrite) and on every start of a bootstrapped control plane whose attestationConfig is missing
+ * (a failure after Init was answered; never over a signed update the join service stored). */
+static void write_join_config(const bootstrapper_config *cfg, bool overwrite) {
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s/" JOIN_CONFIG_ATTESTATION, cfg->config_dir) < 0)
+                return;
+        if (!overwrite && access(path, F_OK) == 0)
+                return;
+        nodestate ns;
+        ct_error err = CT_ERROR_INIT;
+        char msg[CT_ERROR_DETAIL_MAX + 128];
+        if (nodestate_read(cfg->nodestate_path, &ns, &err) < 0 ||
+            bootstrapper_write_join_config(cfg, ns.measurement_salt, sizeof ns.measurement_salt, &err) < 0)
+                initlog(LOG_LEVEL_ERROR, "the join service's configuration was not written (it will not start): %s",
+                        ct_error_format(&err, msg, sizeof msg));
 }
 
 static int split_roots(const char *list, char ***ret) {
@@ -197,7 +248,10 @@ int main(int argc, char **argv) {
                         initlog(LOG_LEVEL_INFO,
                                 "this node is already bootstrapped (PCR 15 set, %s and %s present): not serving Init",
                                 arg_node_state, marker);
-                        (void) start_units(arg_start_units);
+                        if (ns.role == NODESTATE_ROLE_CONTROL_PLANE) {
+                                write_join_config(&cfg, false);
+                                (void) start_units(arg_start_units);
+                        }
                 } else {
                         initlog(LOG_LEVEL_ERROR,
                                 "PCR 15 is set but %s: a bootstrap was interrupted and Init cannot be resumed; the "
@@ -216,13 +270,50 @@ int main(int argc, char **argv) {
                 metadata_done(&cfg.md);
                 return SERVICE_EXIT_FAILURE;
         }
+        atls_issuer issuer = atls_qemu_vtpm_issuer(service_tpm(s));
+        char *end = NULL;
+        long long retry_ms = strtoll(arg_join_retry_ms, &end, 10);
+        if (!end || *end || retry_ms < 1 || retry_ms > 30000) {
+                log_error("--join-retry: expected milliseconds 1..30000");
+                metadata_done(&cfg.md);
+                return SERVICE_EXIT_USAGE;
+        }
+        join_options jo = { .cfg = &cfg, .issuer = &issuer, .retry = { .base_ms = retry_ms }, .stop = &run.join_stop,
+                            .kubeadm = isempty(arg_kubeadm) ? NULL : arg_kubeadm };
+        pthread_t joiner;
+        bool joining = false;
+        if (cfg.md.role == METADATA_ROLE_WORKER) {
+                if (pthread_create(&joiner, NULL, join_thread, &jo) != 0) {
+                        log_error("cannot start the join thread");
+                        metadata_done(&cfg.md);
+                        return SERVICE_EXIT_FAILURE;
+                }
+                joining = true;
+        }
         r = service_run(s);
+        if (joining) {
+                atomic_store(&run.join_stop, true);
+                pthread_join(joiner, NULL);
+        }
         pthread_mutex_lock(&run.lock);
-        bool finished = run.finished, success = run.success;
+        bool finished = run.finished, success = run.success, joined = run.joined, join_locked = run.join_locked,
+             join_failed = run.join_failed;
         pthread_mutex_unlock(&run.lock);
         metadata_done(&cfg.md);
+        if (joined) {
+                initlog(LOG_LEVEL_INFO, "joined: no longer serving Init");
+                return SERVICE_EXIT_OK;
+        }
+        if (join_locked) {
+                initlog(LOG_LEVEL_ERROR, "the join failed after PCR 15 was set: the node must reboot (exit %d)",
+                        INIT_EXIT_REBOOT);
+                return INIT_EXIT_REBOOT;
+        }
+        if (join_failed)
+                return SERVICE_EXIT_FAILURE;
         if (finished && success) {
                 initlog(LOG_LEVEL_INFO, "Init done: no longer serving Init");
+                write_join_config(&cfg, true);
                 (void) start_units(arg_start_units);
                 return SERVICE_EXIT_OK;
         }
