@@ -85,22 +85,6 @@ static int find_disk(const char *path, char **ret) {
         return -ENOENT;
 }
 
-/* The mapping made here is closed again before the root switch, and the real root's
- * systemd-cryptsetup@state (a runtime unit, keyfile in /run) opens it: a mapping made in the initrd
- * is never announced to the real root's udev (its coldplug "add" finds no device-mapper flags in
- * the udev database the initrd cleaned up, so dev-mapper-state.device never appears and
- * run-state.mount times out; seen in the guest, test/node-guest). */
-static int close_for_root_switch(void) {
-        ct_error err = CT_ERROR_INIT;
-        if (arg_host_test)
-                return 0;
-        if (luks_deactivate(LUKS_STATE_MAPPER_NAME, &err) < 0) {
-                log_error("close /dev/mapper/state for the root switch: %s", ERR(&err));
-                return -EIO;
-        }
-        return 0;
-}
-
 static int prepare_new_disk(luks_disk *d, luks_state st) {
         ct_error err = CT_ERROR_INIT;
         log_info("%s: %s state disk: formatting LUKS2 (aes-xts-plain64, hmac(sha256), 4096-byte sectors)",
@@ -120,9 +104,7 @@ static int prepare_new_disk(luks_disk *d, luks_state st) {
                 log_error("units: %s", ERR(&err));
                 return -EIO;
         }
-        if ((r = close_for_root_switch()) < 0)
-                return r;
-        log_info("state disk formatted%s; keyfile %s, units in %s", arg_host_test ? " (host test: not activated)" : " (checked by mapping it; systemd-cryptsetup@state maps it after the root switch)",
+        log_info("state disk formatted%s; keyfile %s, units in %s", arg_host_test ? " (host test: not activated)" : " and mapped as /dev/mapper/state",
                  arg_keyfile, arg_unit_dir);
         return 0;
 }
@@ -300,10 +282,8 @@ static int prepare_existing_disk(service *s, luks_disk *d, int interval) {
                 r = -EIO;
         }
         if (r >= 0)
-                r = close_for_root_switch();
-        if (r >= 0)
                 log_info("state disk unlocked%s; keyfile %s, units in %s",
-                         arg_host_test ? " (host test: keyslot checked, not activated)" : " (checked by mapping it; systemd-cryptsetup@state maps it after the root switch)",
+                         arg_host_test ? " (host test: keyslot checked, not activated)" : " and mapped as /dev/mapper/state",
                          arg_keyfile, arg_unit_dir);
         dm_unlock_done(&u);
         return r;
