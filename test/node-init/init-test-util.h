@@ -150,12 +150,15 @@ static inline void *it_http_main(void *arg) {
                 size_t blen = h->body_len;
                 pthread_mutex_unlock(&h->lock);
                 char head[256];
+                /* The client may hang up mid-body (components refuses an oversize body and closes):
+                 * send with MSG_NOSIGNAL so that EPIPE ends this answer instead of SIGPIPE killing
+                 * the whole test process. */
                 if (match) {
                         int hl = snprintf(head, sizeof head,
                                           "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", blen);
-                        (void) !write(c, head, (size_t) hl);
+                        (void) !send(c, head, (size_t) hl, MSG_NOSIGNAL);
                         for (size_t off = 0; off < blen;) {
-                                ssize_t n = write(c, body + off, blen - off);
+                                ssize_t n = send(c, body + off, blen - off, MSG_NOSIGNAL);
                                 if (n <= 0)
                                         break;
                                 off += (size_t) n;
@@ -163,7 +166,7 @@ static inline void *it_http_main(void *arg) {
                 } else {
                         int hl = snprintf(head, sizeof head,
                                           "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                        (void) !write(c, head, (size_t) hl);
+                        (void) !send(c, head, (size_t) hl, MSG_NOSIGNAL);
                 }
                 close(c);
         }
