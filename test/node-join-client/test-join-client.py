@@ -75,12 +75,16 @@ def read_pcr(tpm, d, index):
     return read(out)
 
 
-def free_port():
+def reserve_port():
+    """A loopback port for a service started later, held until then: bound with SO_REUSEADDR and never
+    listening, so no other socket can bind it (nor get it as an ephemeral port) in between, while the
+    service (lib/atls binds its listener with SO_REUSEADDR) can still bind and listen on it. Releasing
+    it first would let another process take it. Returns (socket, port); close the socket once the
+    service is ready."""
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    return s, s.getsockname()[1]
 
 
 def wait_for(pred, what, timeout=180):
@@ -166,7 +170,7 @@ with tmpdir() as d:
         check(cp_pcr15 == PCR15, "control plane: PCR 15 = SHA-256(0^32 || SHA-256(cluster ID))")
 
         # --- 2. two workers, waiting for a join service that is not there yet ---
-        port = free_port()
+        port_hold, port = reserve_port()
         workers = []
         for n in (1, 2):
             tpm = Swtpm(os.path.join(d, "w%d-tpm" % n))
@@ -195,6 +199,7 @@ with tmpdir() as d:
                       "--keyservice", "127.0.0.1:%d" % ks.ports["grpc"], "--api-endpoint", "127.0.0.1:6443"], d)
         started.append(js)
         js.wait_ready()
+        port_hold.close()
         check("PCR 15 = 0 enforced" in js.stderr(), "join service: started from the files Init wrote")
 
         # --- 3. worker 1 joins ---
