@@ -127,7 +127,9 @@ static inline void jt_start(jt_cluster *c, const char *binary) {
         jt_start_args(c, binary, NULL, NULL, NULL, NULL);
 }
 
-/* SIGTERM and its exit status (0: clean stop; under ASan a leak makes it non-zero). */
+/* SIGTERM and its exit status (0: clean stop; under ASan a leak makes it non-zero). On any other
+ * status the service's log (its stderr: the sanitizer report is in it) goes to our stderr, so that
+ * a failure seen once in CI can be diagnosed from the CI log alone. */
 static inline int jt_stop(jt_cluster *c) {
         if (c->pid <= 0)
                 return 0;
@@ -135,7 +137,17 @@ static inline int jt_stop(jt_cluster *c) {
         int st = 0;
         waitpid(c->pid, &st, 0);
         c->pid = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (rc != 0) {
+                uint8_t *log = NULL;
+                size_t len = 0;
+                fprintf(stderr, "node-join test: joinservice exited with %d; its log %s:\n", rc, c->log_path);
+                if (read_full_file(c->log_path, 4u * 1024 * 1024, &log, &len) == 0)
+                        fwrite(log, 1, len, stderr);
+                free(log);
+                fprintf(stderr, "node-join test: end of %s\n", c->log_path);
+        }
+        return rc;
 }
 
 static inline void jt_cluster_done(jt_cluster *c) {

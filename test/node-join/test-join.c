@@ -292,16 +292,42 @@ static void test_stalled_clients(void **state) {
                 close(fds[i]);
 }
 
+/* Tests that run a second service on the same cluster files swap it into `cl` and `endpoint`;
+ * restore_cluster (their cmocka teardown) stops it and puts the group's service back even when an
+ * assertion ended the test early, so one failing test cannot make the following ones fail too. */
+static jt_cluster saved_cl;
+static char saved_endpoint[64];
+static bool swapped;
+
+static void swap_cluster(void) {
+        saved_cl = cl;
+        memcpy(saved_endpoint, endpoint, sizeof saved_endpoint);
+        swapped = true;
+        cl.pid = -1;
+}
+
+static int stop_swapped(void) {
+        int st = jt_stop(&cl);
+        cl = saved_cl;
+        memcpy(endpoint, saved_endpoint, sizeof endpoint);
+        swapped = false;
+        return st;
+}
+
+static int restore_cluster(void **state) {
+        (void) state;
+        if (swapped)
+                (void) stop_swapped();
+        return 0;
+}
+
 /* The bounds: with 4 connections at most and a 1 s handshake bound, 4 clients that never finish
  * their handshake fill the service; a fifth connection is closed at accept (too-many-connections,
  * logged); the stalled ones are cut after the bound (timeout, logged), and a good joiner gets its
  * ticket while the stalled sockets are still open on the client side. */
 static void test_bounds(void **state) {
-        jt_cluster saved = cl;
-        char saved_ep[64];
-        memcpy(saved_ep, endpoint, sizeof saved_ep);
         /* a second service on the same cluster files */
-        cl.pid = -1;
+        swap_cluster();
         snprintf(cl.log_path, sizeof cl.log_path, "%s/joinservice-bounds.log", cl.tmp);
         snprintf(cl.notify_path, sizeof cl.notify_path, "%s/notify2", cl.tmp);
         jt_start_args(&cl, binary, "--max-connections", "4", "--handshake-timeout", "1000");
@@ -331,18 +357,15 @@ static void test_bounds(void **state) {
         good_join(false);
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
                 close(fds[i]);
-        assert_int_equal(jt_stop(&cl), 0);
-        cl = saved;
-        memcpy(endpoint, saved_ep, sizeof saved_ep);
+        assert_int_equal(stop_swapped(), 0);
 }
 
 /* --kubeadm: the bootstrap token is registered with `kubeadm token create <token> --ttl 15m0s
  * --kubeconfig <admin.conf>` before the ticket goes out (a stand-in kubeadm records its arguments);
  * a kubeadm that fails makes the join fail with token-failed and no ticket. */
 static void test_kubeadm_token(void **state) {
-        jt_cluster saved = cl;
-        char saved_ep[64], script[300], args[300], fail_flag[300];
-        memcpy(saved_ep, endpoint, sizeof saved_ep);
+        char script[300], args[300], fail_flag[300];
+        swap_cluster();
         snprintf(script, sizeof script, "%s/kubeadm", cl.tmp);
         snprintf(args, sizeof args, "%s/kubeadm.args", cl.tmp);
         snprintf(fail_flag, sizeof fail_flag, "%s/kubeadm.fail", cl.tmp);
@@ -350,7 +373,6 @@ static void test_kubeadm_token(void **state) {
         int n = snprintf(body, sizeof body, "#!/bin/sh\necho \"$*\" >> '%s'\n[ -e '%s' ] && exit 1\nexit 0\n", args,
                          fail_flag);
         it_write(script, body, (size_t) n, 0755);
-        cl.pid = -1;
         snprintf(cl.log_path, sizeof cl.log_path, "%s/joinservice-kubeadm.log", cl.tmp);
         snprintf(cl.notify_path, sizeof cl.notify_path, "%s/notify3", cl.tmp);
         jt_start_args(&cl, binary, "--kubeadm", script, "--kubeconfig", "/etc/kubernetes/admin.conf");
@@ -373,9 +395,7 @@ static void test_kubeadm_token(void **state) {
 
         it_write(fail_flag, "", 0, 0600);
         expect_status(csr, csr_len, uuid_lower, GRPC_STATUS_INTERNAL, "join: token-failed");
-        assert_int_equal(jt_stop(&cl), 0);
-        cl = saved;
-        memcpy(endpoint, saved_ep, sizeof saved_ep);
+        assert_int_equal(stop_swapped(), 0);
 }
 
 /* ---- attestation config updates ---- */
@@ -544,8 +564,8 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_rejoin),          cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_pcr15_set),       cmocka_unit_test(test_changed_measurement),
                 cmocka_unit_test(test_wrong_variant),   cmocka_unit_test(test_replay),
-                cmocka_unit_test(test_stalled_clients), cmocka_unit_test(test_bounds),
-                cmocka_unit_test(test_kubeadm_token),
+                cmocka_unit_test(test_stalled_clients), cmocka_unit_test_teardown(test_bounds, restore_cluster),
+                cmocka_unit_test_teardown(test_kubeadm_token, restore_cluster),
                 cmocka_unit_test(test_config_updates),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
