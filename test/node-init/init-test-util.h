@@ -227,14 +227,15 @@ static inline void it_http_stop(it_http *h) {
         close(h->fd);
 }
 
-/* A loopback port nobody listens on (bound, then closed). */
+/* A loopback port nobody listens on: bound and never listening, and kept bound until the process
+ * exits (the socket is not closed), so connects are refused and no other process can take the port
+ * and answer, as it could if the socket were closed right away. */
 static inline int it_dead_port(void) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t al = sizeof a;
         if (fd < 0 || bind(fd, (struct sockaddr *) &a, sizeof a) < 0 || getsockname(fd, (struct sockaddr *) &a, &al) < 0)
                 it_die("dead port");
-        close(fd);
         return ntohs(a.sin_port);
 }
 
