@@ -2,6 +2,7 @@
 /* Generic asynchronous gRPC server: one completion queue, one tag per call and per batch,
  * handlers on worker threads (see rpc.h). */
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,6 +327,10 @@ static void *handler_thread(void *arg) {
                 log_debug("rpc: handler for %s returned without an answer", c->method);
                 (void) rpc_call_fail(c, GRPC_STATUS_INTERNAL, "handler returned without an answer");
         }
+        /* Release this thread's OpenSSL state (error queue, DRBG) now, while the call still holds
+         * the server: handler threads are detached, so after the last call_unref the program may
+         * already be exiting and LeakSanitizer would see the thread-local state as leaked. */
+        OPENSSL_thread_stop();
         call_unref(c);
         return NULL;
 }
