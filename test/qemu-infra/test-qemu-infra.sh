@@ -218,7 +218,8 @@ up > "$work/up3.json" || fail "converging up failed"
 nw_q=$(pid_of worker-0 qemu) nw_s=$(pid_of worker-0 swtpm)
 [ "$nw_q" != "$w_q" ] && [ -d "/proc/$nw_q" ] || fail "worker was not restarted"
 [ "$(head -c 4 "$d1/state.raw")" = keep ] || fail "the worker's state disk was recreated"
-[ -d "/proc/$w_s" ] && [ "$(starttime "$w_s")" = "$(jq -r '.nodes[1].swtpm.start_time' <<<"$(cat "$work/up.json")")" ] \
+# A zombie (exited, not yet reaped by whoever inherited it) is not running: check the state too.
+[ -d "/proc/$w_s" ] && [ "$(sed 's/.*) //' "/proc/$w_s/stat" 2>/dev/null | cut -d' ' -f1)" != Z ] && [ "$(starttime "$w_s")" = "$(jq -r '.nodes[1].swtpm.start_time' <<<"$(cat "$work/up.json")")" ] \
 	&& fail "the dead worker's old swtpm still runs"
 
 step "scale: a second worker joins, then leaves; the others keep running"
