@@ -132,15 +132,10 @@ int attest_cmd_init(int argc, char **argv) {
                 case 'k': kube_out = optarg; break;
                 case 'n': cluster_name = optarg; break;
                 case 'v': k8s_version = optarg; break;
-                case 't': {
-                        char *end;
-                        timeout_s = strtol(optarg, &end, 10);
-                        if (*end || timeout_s <= 0 || timeout_s > 7200) {
-                                fprintf(stderr, "init: --timeout %s: seconds, 1..7200\n", optarg);
+                case 't':
+                        if (attest_parse_timeout("init", optarg, 7200, &timeout_s) < 0)
                                 return ATTEST_EXIT_USAGE;
-                        }
                         break;
-                }
                 case 'j': json = true; break;
                 case 'h': usage(stdout); return ATTEST_EXIT_OK;
                 default: usage(stderr); return ATTEST_EXIT_USAGE;

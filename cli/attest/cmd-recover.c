@@ -128,15 +128,10 @@ int attest_cmd_recover(int argc, char **argv) {
                 case 'a': salt_path = optarg; break;
                 case 'm': mfile = optarg; break;
                 case 'u': uri_path = optarg; break;
-                case 't': {
-                        char *end;
-                        timeout_s = strtol(optarg, &end, 10);
-                        if (*end || timeout_s <= 0 || timeout_s > 3600) {
-                                fprintf(stderr, "recover: --timeout %s: seconds, 1..3600\n", optarg);
+                case 't':
+                        if (attest_parse_timeout("recover", optarg, 3600, &timeout_s) < 0)
                                 return ATTEST_EXIT_USAGE;
-                        }
                         break;
-                }
                 case 'j': json = true; break;
                 case 'h': usage(stdout); return ATTEST_EXIT_OK;
                 default: usage(stderr); return ATTEST_EXIT_USAGE;

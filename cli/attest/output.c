@@ -35,3 +35,15 @@ int attest_read_file(const char *what, const char *path, size_t max, uint8_t **r
         }
         return 0;
 }
+
+int attest_parse_timeout(const char *cmd, const char *arg, long max, long *ret) {
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        if (errno != 0 || end == arg || *end || v <= 0 || v > max) {
+                fprintf(stderr, "%s: --timeout %s: seconds, 1..%ld\n", cmd, arg, max);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}

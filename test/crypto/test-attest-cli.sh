@@ -83,4 +83,11 @@ run measurements verify --file "$D/nope.json" --signature "$D/measurements.json.
 expect 3 "nope.json: No such file or directory"
 run frobnicate
 expect 2 'unknown command "frobnicate"'
+# --timeout is parsed by one helper for init, recover and verify: each bad value named.
+run init --timeout 0
+expect 2 "init: --timeout 0: seconds, 1..7200"
+run recover --timeout 5x
+expect 2 "recover: --timeout 5x: seconds, 1..3600"
+run verify --timeout 99999999999999999999
+expect 2 "verify: --timeout 99999999999999999999: seconds, 1..3600"
 echo "PASS: constellation-attest derive/measurements"
