@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-static int unhex_char(char c) {
+int hex_digit_value(int c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
         if (c >= 'a' && c <= 'f')
@@ -34,7 +34,7 @@ int hex_decode(const char *hex, size_t hex_len, uint8_t **ret, size_t *ret_len) 
         if (!out)
                 return -ENOMEM;
         for (size_t i = 0; i < hex_len / 2; i++) {
-                int hi = unhex_char(hex[2 * i]), lo = unhex_char(hex[2 * i + 1]);
+                int hi = hex_digit_value(hex[2 * i]), lo = hex_digit_value(hex[2 * i + 1]);
                 if (hi < 0 || lo < 0) {
                         free(out);
                         return -EINVAL;
@@ -51,7 +51,7 @@ int hex_decode_exact(const char *hex, void *out, size_t len) {
         if (!hex || strlen(hex) != len * 2)
                 return -EINVAL;
         for (size_t i = 0; i < len; i++) {
-                int hi = unhex_char(hex[2 * i]), lo = unhex_char(hex[2 * i + 1]);
+                int hi = hex_digit_value(hex[2 * i]), lo = hex_digit_value(hex[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 o[i] = (uint8_t) (hi << 4 | lo);

@@ -4,6 +4,8 @@
 
 #include "basic/macro.h"
 
+/* Value of one hex digit (either case), or -1 (also for percent-decoding URLs). */
+int hex_digit_value(int c);
 /* Lower-case hex of len bytes; NULL on allocation failure. Caller frees. */
 char *hex_encode(const void *data, size_t len);
 /* Decodes exactly strlen(hex)/2 bytes; upper and lower case accepted. -EINVAL on an odd length or

@@ -43,16 +43,6 @@ int components_parse_hash(const char *hash, uint8_t ret[32], ct_error *err) {
         return 0;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int components_decode_data_url(const char *url, size_t max, uint8_t **ret, size_t *ret_len, ct_error *err) {
         if (!url || strncmp(url, "data:", 5) != 0)
                 return ct_error_set(err, -EBADMSG, LAYER, "url-malformed", "not a data: URL");
@@ -96,7 +86,7 @@ int components_decode_data_url(const char *url, size_t max, uint8_t **ret, size_
         for (size_t i = 0; i < dl; i++) {
                 if (data[i] == '%') {
                         int h, l;
-                        if (dl - i < 3 || (h = hexval(data[i + 1])) < 0 || (l = hexval(data[i + 2])) < 0) {
+                        if (dl - i < 3 || (h = hex_digit_value(data[i + 1])) < 0 || (l = hex_digit_value(data[i + 2])) < 0) {
                                 free(buf);
                                 return ct_error_set(err, -EBADMSG, LAYER, "url-malformed",
                                                     "data: URL has a bad %%-escape at offset %zu", i);

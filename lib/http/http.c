@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "basic/encoding.h"
 #include "basic/fileio.h"
 #include "http/http.h"
 
@@ -88,16 +89,6 @@ static int fail(char **ret_error, int r, const char *url, const char *fmt, ...) 
         return r;
 }
 
-static int unhexchar(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* --- file:// (RFC 8089): an absolute local path, host empty or "localhost", %XX decoded --- */
 
 static int file_url_path(const char *url, char **ret) {
@@ -113,7 +104,7 @@ static int file_url_path(const char *url, char **ret) {
         for (size_t i = 0; i < n; i++) {
                 if (p[i] == '%') {
                         int hi, lo;
-                        if (n - i < 3 || (hi = unhexchar(p[i + 1])) < 0 || (lo = unhexchar(p[i + 2])) < 0 ||
+                        if (n - i < 3 || (hi = hex_digit_value(p[i + 1])) < 0 || (lo = hex_digit_value(p[i + 2])) < 0 ||
                             (hi == 0 && lo == 0)) {
                                 free(out);
                                 return -EINVAL;

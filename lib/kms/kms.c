@@ -34,16 +34,6 @@ static const struct {
         { "kmip", kms_kmip_open },
 };
 
-static int unhex(int c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Go url.QueryUnescape: "+" -> " ", "%XX" -> byte; a bad escape is an error. out must hold len
  * bytes; *ret_len <= len. */
 static int query_unescape(const char *s, size_t len, char *out, size_t *ret_len) {
@@ -52,7 +42,7 @@ static int query_unescape(const char *s, size_t len, char *out, size_t *ret_len)
                 if (s[i] == '%') {
                         if (!bounds_ok(len, i + 1, 2))
                                 return -EINVAL;
-                        int hi = unhex((unsigned char) s[i + 1]), lo = unhex((unsigned char) s[i + 2]);
+                        int hi = hex_digit_value((unsigned char) s[i + 1]), lo = hex_digit_value((unsigned char) s[i + 2]);
                         if (hi < 0 || lo < 0)
                                 return -EINVAL;
                         out[o++] = (char) (hi << 4 | lo);
