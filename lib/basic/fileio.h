@@ -14,3 +14,6 @@ int read_full_fd(int fd, size_t max_size, uint8_t **ret, size_t *ret_len);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* write(2) until done or error; EINTR retried. */
 int loop_write(int fd, const void *data, size_t len);
+/* Creates the directories above path that are missing: ancestors 0755, the directory that will
+ * hold path 0700 (for files that hold secrets). Existing directories are left as they are. */
+int mkdir_parents_private(const char *path);

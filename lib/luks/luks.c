@@ -285,27 +285,6 @@ int luks_is_initialized(luks_disk *d, bool *ret, ct_error *err) {
 
 /* ---- keyfile ----------------------------------------------------------------------------- */
 
-static int mkdir_parents_0700(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        char *slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0';
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 int luks_read_keyfile(const char *path, secret_t **ret, ct_error *err) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -329,7 +308,7 @@ int luks_read_keyfile(const char *path, secret_t **ret, ct_error *err) {
 int luks_write_keyfile(const char *path, const secret_t *pass, ct_error *err) {
         if (isempty(path) || !pass || pass->len == 0)
                 return ct_error_set(err, -EINVAL, LAYER, "invalid-argument", "no keyfile path or key");
-        int r = mkdir_parents_0700(path);
+        int r = mkdir_parents_private(path);
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "keyfile", "%s: parent directory: %s", path, strerror(-r));
         r = write_file_atomic(path, pass->data, pass->len, 0400);

@@ -119,34 +119,13 @@ int nodestate_read(const char *path, nodestate *ret, ct_error *err) {
         return r;
 }
 
-static int mkdir_parent(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        char *slash = strrchr(p, '/');
-        if (!slash || slash == p)
-                return 0;
-        *slash = '\0';
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 int nodestate_write(const char *path, const nodestate *s, ct_error *err) {
         if (!path)
                 path = NODESTATE_PATH;
         _cleanup_free_ char *json = nodestate_format(s);
         if (!json)
                 return ct_error_set(err, -EINVAL, LAYER, "role-invalid", "cannot format node state");
-        int r = mkdir_parent(path);
+        int r = mkdir_parents_private(path);
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "write", "%s: parent directory: %s", path, strerror(-r));
         r = write_file_atomic(path, json, strlen(json), 0600);
