@@ -94,11 +94,22 @@ int dm_cluster_id(const secret_t *measurement_secret, const nodestate *ns, uint8
 
 /* systemd unit name escaping of a path (systemd-escape --path): "/dev/vdb" -> "dev-vdb". */
 char *dm_unit_escape_path(const char *path);
+
+/* ext4 on the freshly formatted, activated state disk (`DM_MKFS`), in the initrd, before the root
+ * switch. Not on first use after it (x-systemd.makefs): systemd's 99-systemd.rules keep a
+ * CRYPT-* device mapper device without a file system SYSTEMD_READY=0 ("we are probably still
+ * calling mke2fs"), so dev-mapper-state.device never became active, and systemd-makefs, which
+ * waits for that device, never ran (docs/node.md, "the state disk in the real root").
+ * -EIO/-ETIMEDOUT `mkfs-failed` with the exit status or signal. */
+#define DM_MKFS "/usr/sbin/mkfs.ext4"
+#define DM_MKFS_TIMEOUT_MS (10 * 60 * 1000) /* a TCG guest writes the inode tables slowly */
+int dm_make_filesystem(const char *device, ct_error *err);
+
 /* Writes into unit_dir (DM_UNIT_DIR in the initrd; /run survives the root switch):
  *   systemd-cryptsetup@state.service (attach `state` <disk> <keyfile>
  *     'cipher=aes-xts-plain64,integrity=hmac-sha256', as Constellation generates it) and its
  *     requires-symlinks from dev-mapper-state.device and cryptsetup.target;
- *   systemd-makefs@dev-mapper-state.service (ext4 on first use: x-systemd.makefs), run-state.mount,
+ *   run-state.mount (the file system dm_make_filesystem made),
  *     constellation-state-dirs.service, and the bind mounts /run/state/var -> /var,
  *     /run/state/kubernetes -> /etc/kubernetes, /run/state/etccni -> /etc/cni, /run/state/opt -> /opt,
  *     each required by local-fs.target: the equivalent of Constellation's fstab lines

@@ -100,6 +100,14 @@ static int prepare_new_disk(luks_disk *d, luks_state st) {
                 log_error("%s: %s", arg_host_test ? "check" : "activate", ERR(&err));
                 return r;
         }
+        if (!arg_host_test) {
+                log_info("making the ext4 file system on /dev/mapper/%s", LUKS_STATE_MAPPER_NAME);
+                if (dm_make_filesystem("/dev/mapper/" LUKS_STATE_MAPPER_NAME, &err) < 0) {
+                        /* The token still says "not initialized": the next boot formats again. */
+                        log_error("%s", ERR(&err));
+                        return -EIO;
+                }
+        }
         if (dm_write_units(arg_unit_dir, luks_path(d), arg_keyfile, &err) < 0) {
                 log_error("units: %s", ERR(&err));
                 return -EIO;

@@ -5,6 +5,10 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -234,8 +238,44 @@ static void test_process_harden_secrets(void **state) {
         assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* process_run: exit status, argv passed through, the deadline kills and reaps, death by signal,
+ * a missing program, a relative path, and signals unblocked in the child even when the caller
+ * blocks them (as lib/service does). */
+static void test_process_run(void **state) {
+        const char *const ok[] = { "/bin/sh", "-c", "exit 0", NULL };
+        assert_int_equal(process_run(ok, 0, NULL), 0);
+        const char *const seven[] = { "/bin/sh", "-c", "exit \"$0\"", "7", NULL };
+        assert_int_equal(process_run(seven, 5000, NULL), 7);
+        const char *const slow[] = { "/bin/sleep", "30", NULL };
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        assert_int_equal(process_run(slow, 200, NULL), -ETIMEDOUT);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        assert_true(b.tv_sec - a.tv_sec < 10);
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* reaped: no child left */
+        assert_int_equal(errno, ECHILD);
+        const char *const killed[] = { "/bin/sh", "-c", "kill -TERM $$", NULL };
+        int sig = 0;
+        assert_int_equal(process_run(killed, 5000, &sig), -ECHILD);
+        assert_int_equal(sig, SIGTERM);
+        const char *const missing[] = { "/nonexistent/program", NULL };
+        assert_int_equal(process_run(missing, 1000, NULL), -ENOENT);
+        const char *const relative[] = { "sh", "-c", "exit 0", NULL };
+        assert_int_equal(process_run(relative, 1000, NULL), -EINVAL);
+        /* With SIGTERM blocked here, the child still dies of it. */
+        sigset_t term, old;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        assert_int_equal(pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+        sig = 0;
+        assert_int_equal(process_run(killed, 5000, &sig), -ECHILD);
+        assert_int_equal(sig, SIGTERM);
+        assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_process_run),
                 cmocka_unit_test(test_hex_roundtrip),  cmocka_unit_test(test_hex_rejects),
                 cmocka_unit_test(test_base64_rfc4648), cmocka_unit_test(test_base64_rejects),
                 cmocka_unit_test(test_ct_memeq),       cmocka_unit_test(test_secret),

@@ -71,7 +71,7 @@ else
 	(cd "$out" && rm -rf initrd.x && mkdir initrd.x && cd initrd.x && zstd -dc "$initrd" 2>/dev/null | cpio -t 2>/dev/null > "$out/initrd.list") || true
 fi
 for f in usr/bin/constellation-disk-mapper usr/lib/systemd/system/prepare-state-disk.service \
-	etc/systemd/system/initrd-fs.target.requires/prepare-state-disk.service 60-constellation-timeouts.conf dm-integrity.ko libcryptsetup.so.12 libgrpc.so usr/lib/systemd/systemd-networkd 80-ethernet-dhcp.network; do
+	etc/systemd/system/initrd-fs.target.requires/prepare-state-disk.service 60-constellation-timeouts.conf usr/sbin/mke2fs dm-integrity.ko libcryptsetup.so.12 libgrpc.so usr/lib/systemd/systemd-networkd 80-ethernet-dhcp.network; do
 	grep -q -- "$f" "$out/initrd.list" || fail "the initrd lacks $f (node/disk-mapper/60-constellation-disk-mapper.conf)"
 done
 "$measure" measure --measurements-only "$out/img/qemu/disk.raw" > "$out/measurements.json" \
