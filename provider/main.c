@@ -6,8 +6,19 @@
 #include "basic/log.h"
 #include "basic/process-util.h"
 #include "plugin.h"
+#include "qemuinfra/qemuinfra.h"
 
 int main(int argc, char **argv) {
+        /* QEMU runs "<provider> relay 127.X.Y.Z PORT" for each connection of a node to another
+         * control plane (constellation_qemu_infrastructure, docs/qemu-infra.md): stdin/stdout/stderr
+         * are the guest's connection, so nothing is ever printed. */
+        if (argc == 4 && streq(argv[1], "relay")) {
+                char *end;
+                unsigned long port = strtoul(argv[3], &end, 10);
+                if (*argv[3] == 0 || *end || port == 0 || port > 65535)
+                        return 2;
+                return qemuinfra_relay(0, 1, argv[2], (uint16_t) port) < 0 ? 1 : 0;
+        }
         /* The provider holds master secrets (constellation_cluster): no core dumps, no ptrace or
          * /proc/<pid>/mem reads by other processes of this user. Before anything is read. */
         int r = process_harden_secrets();

@@ -10,6 +10,7 @@
 
 extern const tf_attr tf_provider_attrs[];
 extern const tf_resource_ops tf_resource_cluster;
+extern const tf_resource_ops tf_resource_qemu_infrastructure;
 extern const tf_resource_ops tf_data_image;
 extern const tf_resource_ops tf_data_attestation;
 

@@ -12,8 +12,11 @@
 #include <stdio.h>
 
 #include "basic/encoding.h"
+#include "basic/log.h"
 #include "basic/secret.h"
 #include "image-common.h"
+#include "measurements/measurements.h"
+#include "nodeclient/nodeclient.h"
 #include "provider.h"
 #include "validators.h"
 
@@ -227,20 +230,317 @@ static void validate_cluster(const cty_value *config, tf_diags *d) {
         }
 }
 
+/* ---- Create: Init of the first control plane (lib/nodeclient) ----------------------------------- */
+
+#define INIT_PORT "9000"
+#define INIT_HANDSHAKE_TIMEOUT_MS (60 * 1000)
+#define INIT_CALL_TIMEOUT_MS (30 * 60 * 1000) /* kubeadm init takes minutes */
+
+/* attestation.measurements -> measurements; errors name the PCR's attribute path. */
+static int measurements_from_attestation(const cty_value *att, measurements *ret, tf_diags *d) {
+        const cty_value *map = cty_object_get(att, "measurements");
+        tf_path p0 = tf_path_child(NULL, "attestation"), p1 = tf_path_child(&p0, "measurements");
+        *ret = (measurements){ 0 };
+        if (!map || map->null || map->unknown || map->c.n == 0) {
+                tf_error(d, &p1, "No measurements", "attestation.measurements must hold at least one PCR.");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < map->c.n; i++) {
+                char step[160];
+                snprintf(step, sizeof step, "[%s]", map->c.keys[i]);
+                tf_path pk = tf_path_child(&p1, step);
+                const char *key = map->c.keys[i], *hex = tf_get_string(map->c.items[i], "expected");
+                char *end;
+                unsigned long idx = strtoul(key, &end, 10);
+                uint8_t value[MEASUREMENTS_MAX_DIGEST];
+                bool warn = false;
+                (void) cty_value_get_bool(cty_object_get(map->c.items[i], "warn_only"), &warn);
+                if (!*key || *end || idx > MEASUREMENTS_MAX_INDEX || !hex || strlen(hex) != 64 ||
+                    hex_decode_exact(hex, value, 32) < 0) {
+                        tf_error(d, &pk, "Invalid measurement",
+                                 "PCR %s: a qemu-vtpm measurement is a SHA-256 PCR value, 64 hexadecimal characters.",
+                                 key);
+                        return -EINVAL;
+                }
+                if (measurements_set(ret, (uint32_t) idx, value, 32, warn) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* A config string attribute as a secret: hex-decoded, or its bytes. The cty value is wiped when freed. */
+static int config_secret(const cty_value *config, const char *name, bool hex, secret_t **ret, tf_diags *d) {
+        const char *s;
+        size_t len;
+        tf_path p = tf_path_child(NULL, name);
+        if (cty_value_get_string(cty_object_get(config, name), &s, &len) < 0 || len == 0) {
+                tf_error(d, &p, "Missing secret",
+                         "%s must be set: it is write-only, so Terraform passes it from the configuration at every apply.",
+                         name);
+                return -EINVAL;
+        }
+        int r = hex ? secret_from_hex(s, len, ret) : ((*ret = secret_new_copy(s, len)) ? 0 : -ENOMEM);
+        if (r == -EINVAL)
+                tf_error(d, &p, "Invalid secret", "%s must be hexadecimal.", name);
+        return r;
+}
+
+/* The PCR index in an aTLS refusal ("… at index 9 (expected …)" or "PCR 9 (expected …)"), or -1. */
+static int refused_pcr(const char *detail) {
+        const char *s = strstr(detail, "at index ");
+        size_t skip = strlen("at index ");
+        if (!s) {
+                s = strstr(detail, "PCR ");
+                skip = strlen("PCR ");
+        }
+        if (!s)
+                return -1;
+        char *end;
+        unsigned long idx = strtoul(s + skip, &end, 10);
+        return end == s + skip || idx > MEASUREMENTS_MAX_INDEX ? -1 : (int) idx;
+}
+
+/* The value of the first line "<indent>key: value" (NUL-terminated copy), or NULL. */
+static char *yaml_value(const char *yaml, size_t len, const char *key) {
+        size_t klen = strlen(key);
+        for (const char *line = yaml, *end = yaml + len; line < end;) {
+                const char *nl = memchr(line, '\n', (size_t) (end - line));
+                const char *le = nl ?: end, *q = line;
+                while (q < le && (*q == ' ' || *q == '-'))
+                        q++;
+                if ((size_t) (le - q) > klen + 1 && !strncmp(q, key, klen) && q[klen] == ':' && q[klen + 1] == ' ')
+                        return strndup(q + klen + 2, (size_t) (le - q - klen - 2));
+                line = nl ? nl + 1 : end;
+        }
+        return NULL;
+}
+
+/* base64 PEM from the kubeconfig as a cty string (NULL value if absent or not base64). */
+static cty_value *pem_value(const char *yaml, size_t len, const char *key, bool secret) {
+        _cleanup_erase_free_ char *b64 = yaml_value(yaml, len, key);
+        _cleanup_free_ uint8_t *pem = NULL;
+        size_t plen = 0;
+        if (!b64 || base64_decode(b64, strlen(b64), BASE64_STD, &pem, &plen) < 0)
+                return cty_null(&cty_string);
+        cty_value *v = cty_string_newn((const char *) pem, plen);
+        if (secret)
+                erase_memory(pem, plen);
+        return v;
+}
+
+/* The kubeconfig with its server's host replaced by out_of_cluster_endpoint (port kept), as
+ * Constellation's provider does. */
+static char *kubeconfig_rewrite(const char *yaml, size_t len, const char *endpoint, char **ret_host) {
+        const char *s = NULL;
+        for (const char *q = yaml; q && q < yaml + len; q = strstr(q + 1, "server: https://"))
+                if (!strncmp(q, "server: https://", 16)) {
+                        s = q;
+                        break;
+                }
+        if (!s)
+                return NULL;
+        const char *host = s + 16, *eol = memchr(host, '\n', (size_t) (yaml + len - host));
+        if (!eol)
+                eol = yaml + len;
+        const char *port = NULL;
+        for (const char *q = eol; q > host; q--)
+                if (q[-1] == ':') {
+                        port = q - 1;
+                        break;
+                }
+        if (!port)
+                return NULL;
+        bool v6 = strchr(endpoint, ':');
+        char *server = NULL, *out = NULL;
+        if (asprintf(&server, "https://%s%s%s%.*s", v6 ? "[" : "", endpoint, v6 ? "]" : "", (int) (eol - port), port) < 0)
+                return NULL;
+        if (asprintf(&out, "%.*s%s%.*s", (int) (host - 8 - yaml), yaml, server, (int) (yaml + len - eol), eol) < 0) {
+                free(server);
+                return NULL;
+        }
+        *ret_host = server;
+        return out;
+}
+
+static void diag_init_failure(tf_diags *d, const char *endpoint, const ct_error *err,
+                              const nodeclient_init_result *res) {
+        tf_path pa = tf_path_child(NULL, "attestation"), pm = tf_path_child(&pa, "measurements");
+        if (streq(err->reason, NODECLIENT_REASON_ATLS_REFUSED)) {
+                int pcr = refused_pcr(err->detail);
+                char step[16];
+                snprintf(step, sizeof step, "[\"%d\"]", pcr);
+                tf_path pp = tf_path_child(&pm, step);
+                if (pcr >= 0)
+                        tf_error(d, &pp, "Attestation refused: PCR mismatch",
+                                 "The node at %s did not attest against attestation.measurements: PCR %d differs (%s). "
+                                 "Nothing was sent to the node; it is not initialised. Check that the measurements "
+                                 "belong to the image the node booted.",
+                                 endpoint, pcr, err->detail);
+                else
+                        tf_error(d, &pm, "Attestation refused",
+                                 "The node at %s did not attest against attestation.measurements (%s). Nothing was "
+                                 "sent to the node; it is not initialised.",
+                                 endpoint, err->detail);
+        } else if (streq(err->reason, NODECLIENT_REASON_UNREACHABLE)) {
+                tf_path pe = tf_path_child(NULL, "out_of_cluster_endpoint");
+                tf_error(d, &pe, "Cannot reach the first control plane",
+                         "No attested connection to %s (%s). Is the infrastructure up and the node's bootstrapper "
+                         "serving? Nothing was sent.",
+                         endpoint, err->detail);
+        } else if (streq(err->reason, NODECLIENT_REASON_RPC_STATUS) && strstr(err->detail, "wrong-init-secret")) {
+                tf_path pi = tf_path_child(NULL, "init_secret");
+                tf_error(d, &pi, "Init secret refused",
+                         "The node refused the init request: the init secret is not the one whose hash the "
+                         "infrastructure gave the node (%s). Use the infrastructure's init secret.",
+                         err->detail);
+        } else {
+                const char *log = res->log && res->log_len ? res->log : "";
+                size_t keep = strlen(log) > 4000 ? 4000 : strlen(log);
+                tf_error(d, NULL, "Cluster initialisation failed", "%s: %s (%s).%s%.*s", endpoint, err->detail,
+                         err->reason, keep ? "\n\nThe node's log (end):\n" : "", (int) keep,
+                         log + strlen(log) - keep);
+        }
+}
+
 static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned, const cty_value *config,
                                  tf_diags *d) {
-        tf_error(d, NULL, "Cluster creation is not available yet",
-                 "Creating a cluster sends the init request to the first node over attested TLS (port 9000 of "
-                 "out_of_cluster_endpoint). The node services that answer it come with a later release of this "
-                 "provider. Validation, planning, import, refresh and destroy work today.");
-        return NULL;
+        const cty_value *att = cty_object_get(planned, "attestation");
+        const char *variant = tf_get_string(att, "variant"), *host = tf_get_string(planned, "out_of_cluster_endpoint");
+        tf_path pa = tf_path_child(NULL, "attestation"), pv = tf_path_child(&pa, "variant");
+        if (!variant || !streq(variant, "qemu-vtpm")) {
+                tf_error(d, &pv, "Attestation variant not supported for creation",
+                         "Creating a cluster validates the first node with the qemu-vtpm validator (local QEMU "
+                         "clusters, constellation_qemu_infrastructure); \"%s\" is not implemented yet. Nothing was "
+                         "created.",
+                         variant ?: "");
+                return NULL;
+        }
+        _cleanup_free_ nodeclient_policy *policy = calloc(1, sizeof *policy); /* large, self-referencing */
+        measurements m;
+        ct_error err = CT_ERROR_INIT;
+        if (!policy || measurements_from_attestation(att, &m, d) < 0)
+                return NULL;
+        if (nodeclient_policy_from_measurements(&m, policy, &err) < 0) {
+                tf_path pm = tf_path_child(&pa, "measurements");
+                tf_error(d, &pm, "Invalid measurements", "%s.", err.detail);
+                return NULL;
+        }
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *msalt = NULL, *isecret = NULL;
+        if (config_secret(config, "master_secret", true, &master, d) < 0 ||
+            config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
+            config_secret(config, "measurement_salt", true, &msalt, d) < 0 ||
+            config_secret(config, "init_secret", false, &isecret, d) < 0)
+                return NULL;
+
+        /* Subject alternative names: the configured ones and the endpoint. */
+        const cty_value *sans_v = cty_object_get(planned, "api_server_cert_sans");
+        size_t n_sans = 0;
+        if (sans_v && !sans_v->null && !sans_v->unknown)
+                (void) cty_value_length(sans_v, &n_sans);
+        _cleanup_free_ const char **sans = calloc(n_sans + 1, sizeof *sans);
+        if (!sans)
+                return NULL;
+        size_t k = 0;
+        bool have_host = false;
+        for (size_t i = 0; i < n_sans; i++) {
+                const char *s;
+                if (cty_value_get_string(cty_index_get(sans_v, i), &s, NULL) == 0 && *s) {
+                        sans[k++] = s;
+                        have_host = have_host || streq(s, host);
+                }
+        }
+        if (!have_host)
+                sans[k++] = host;
+
+        const char *svc = tf_get_string(cty_object_get(planned, "network_config"), "ip_cidr_service");
+        nodeclient_init_params params = {
+                .master_secret = master, .salt = salt, .measurement_salt = msalt, .init_secret = isecret,
+                .cluster_name = tf_get_string(planned, "name"),
+                .kubernetes_version = tf_get_string(planned, "kubernetes_version"),
+                .service_cidr = svc,
+                .apiserver_cert_sans = sans, .n_apiserver_cert_sans = k,
+                .handshake_timeout_ms = INIT_HANDSHAKE_TIMEOUT_MS, .call_timeout_ms = INIT_CALL_TIMEOUT_MS,
+        };
+        _cleanup_free_ char *endpoint = NULL;
+        if (asprintf(&endpoint, strchr(host, ':') ? "[%s]:" INIT_PORT : "%s:" INIT_PORT, host) < 0) {
+                endpoint = NULL;
+                return NULL;
+        }
+        log_debug("constellation_cluster: Init of %s", endpoint);
+        nodeclient_init_result res = { 0 };
+        int r = nodeclient_init(endpoint, &policy->validator, &params, &res, &err);
+        if (r < 0) {
+                diag_init_failure(d, endpoint, &err, &res);
+                nodeclient_init_result_done(&res);
+                return NULL;
+        }
+
+        /* The node is initialised: from here on, every failure still returns what we know. */
+        _cleanup_free_ char *cid = hex_encode(res.cluster_id, sizeof res.cluster_id);
+        _cleanup_free_ char *owner = hex_encode(res.owner_id ?: (const uint8_t *) "", res.owner_id_len);
+        const char *kc = (const char *) res.kubeconfig->data;
+        size_t kc_len = res.kubeconfig->len;
+        _cleanup_free_ char *server = NULL;
+        _cleanup_erase_free_ char *rewritten = kubeconfig_rewrite(kc, kc_len, host, &server);
+        if (rewritten) {
+                kc = rewritten;
+                kc_len = strlen(rewritten);
+        }
+        _cleanup_(cty_value_freep) cty_value *v = cty_value_copy(planned);
+        if (!v || !cid || !owner || cty_object_set(v, "cluster_id", cty_string_new(cid)) < 0 ||
+            cty_object_set(v, "owner_id", cty_string_new(owner)) < 0 ||
+            cty_object_set(v, "kubeconfig", cty_string_newn(kc, kc_len)) < 0 ||
+            cty_object_set(v, "host", server ? cty_string_new(server) : cty_null(&cty_string)) < 0 ||
+            cty_object_set(v, "cluster_ca_certificate", pem_value(kc, kc_len, "certificate-authority-data", false)) < 0 ||
+            cty_object_set(v, "client_certificate", pem_value(kc, kc_len, "client-certificate-data", false)) < 0 ||
+            cty_object_set(v, "client_key", pem_value(kc, kc_len, "client-key-data", true)) < 0) {
+                nodeclient_init_result_done(&res);
+                tf_error(d, NULL, "Out of memory",
+                         "The cluster was initialised (cluster ID %s) but the provider ran out of memory recording it.",
+                         cid ?: "?");
+                return NULL;
+        }
+        nodeclient_init_result_done(&res);
+        return TAKE_PTR(v);
+}
+
+/* Changes that need Kubernetes are refused at plan time, never half-applied. */
+static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value *planned, tf_diags *d) {
+        if (!prior || prior->null)
+                return 0;
+        /* A replacement (name, csp, uid) is planned again as a create: nothing to refuse here. */
+        static const char *const replacing[] = { "name", "csp", "uid" };
+        for (size_t i = 0; i < ELEMENTSOF(replacing); i++)
+                if (!cty_value_equal(cty_object_get(prior, replacing[i]), cty_object_get(planned, replacing[i])))
+                        return 0;
+        static const struct {
+                const char *attr, *what;
+        } needs_k8s[] = {
+                { "image", "a node image upgrade" },
+                { "kubernetes_version", "a Kubernetes upgrade" },
+                { "constellation_microservice_version", "a microservice upgrade" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(needs_k8s); i++) {
+                const cty_value *a = cty_object_get(prior, needs_k8s[i].attr), *b = cty_object_get(planned, needs_k8s[i].attr);
+                /* Unknown now, or not in the prior state (imported): nothing to compare. */
+                if (!a || !b || a->null || b->unknown || cty_value_has_unknown(b) || cty_value_equal(a, b))
+                        continue;
+                tf_path pa = tf_path_child(NULL, needs_k8s[i].attr);
+                tf_error(d, &pa, "Change needs Kubernetes",
+                         "Changing %s of an existing cluster is %s, which runs through Kubernetes on the cluster (node "
+                         "versions, Helm releases); this provider does not do that yet, and refuses it now rather than "
+                         "leave the cluster half-upgraded. Keep the current value, or replace the cluster.",
+                         needs_k8s[i].attr, needs_k8s[i].what);
+        }
+        return 0;
 }
 
 static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, const cty_value *planned,
                                  const cty_value *config, tf_diags *d) {
         tf_error(d, NULL, "Cluster update is not available yet",
-                 "Updating a cluster talks to its nodes (join configuration, microservices), which comes with a "
-                 "later release of this provider. The state is unchanged.");
+                 "Updating an initialised cluster (e.g. pushing a changed attestation configuration to its join "
+                 "service) is not implemented in this release. The state is unchanged; keep the configuration as it "
+                 "was applied, or replace the cluster.");
         return cty_value_copy(prior);
 }
 
@@ -365,6 +665,7 @@ const tf_resource_ops tf_resource_cluster = {
         .description = "A Constellation cluster: initializes the first node over attested TLS and configures the "
                        "cluster's attestation, networking and microservices.",
         .validate = validate_cluster,
+        .plan = plan_cluster,
         .create = create_cluster,
         .update = update_cluster,
         .read = read_cluster,

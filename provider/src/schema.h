@@ -80,6 +80,10 @@ typedef struct tf_resource_ops {
         /* Extra checks across attributes, after per-attribute validators. */
         void (*validate)(const cty_value *config, tf_diags *diags);
         /* Managed resources: */
+        /* Optional: adjusts the plan of a create or an update (prior null on create) after the
+         * schema's rules (e.g. marks computed attributes unknown); an error diagnostic refuses the
+         * plan. Returns 0 or -ENOMEM. */
+        int (*plan)(tf_provider_state *p, const cty_value *prior, cty_value *planned, tf_diags *diags);
         cty_value *(*create)(tf_provider_state *p, const cty_value *planned, const cty_value *config, tf_diags *diags);
         cty_value *(*update)(tf_provider_state *p, const cty_value *prior, const cty_value *planned,
                              const cty_value *config, tf_diags *diags);

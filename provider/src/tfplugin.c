@@ -15,7 +15,7 @@
 #include "basic/secret.h"
 #include "provider.h"
 
-const tf_resource_ops *const tf_resources[] = { &tf_resource_cluster, NULL };
+const tf_resource_ops *const tf_resources[] = { &tf_resource_cluster, &tf_resource_qemu_infrastructure, NULL };
 const tf_resource_ops *const tf_data_sources[] = {
         &tf_data_image,
         &tf_data_attestation,
@@ -338,6 +338,8 @@ static int h_plan_resource_change(tf_provider_state *p, const void *request, voi
         planned = proposed->null ? TAKE_PTR(proposed) : tf_schema_plan(ops->attrs, TAKE_PTR(proposed));
         if (!planned)
                 return -ENOMEM;
+        if (ops->plan && !planned->null && (k = ops->plan(p, prior, planned, d)) < 0)
+                return k;
         if ((k = dynamic_value_new(planned, t, &r->planned_state)) < 0)
                 return k;
         if (!prior->null && !planned->null) {

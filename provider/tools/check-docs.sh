@@ -25,6 +25,7 @@ $("$gen" "$@")"
 }
 check docs/index.md provider
 check docs/resources/cluster.md resource constellation_cluster
+check docs/resources/qemu_infrastructure.md resource constellation_qemu_infrastructure
 check docs/data-sources/image.md data-source constellation_image
 if "$gen" data-source constellation_attestation >/dev/null 2>&1; then
         check docs/data-sources/attestation.md data-source constellation_attestation

@@ -48,7 +48,7 @@ static void test_schema_rpc(void **state) {
         assert_non_null(r);
         assert_non_null(r->provider);
         assert_non_null(r->provider->block);
-        assert_int_equal(r->n_resource_schemas, 1);
+        assert_int_equal(r->n_resource_schemas, 2);
         assert_string_equal(r->resource_schemas[0]->key, "constellation_cluster");
         bool saw_secret = false;
         Tfplugin6__Schema__Block *b = r->resource_schemas[0]->value->block;
@@ -58,6 +58,17 @@ static void test_schema_rpc(void **state) {
                         assert_true(b->attributes[i]->sensitive);
                         assert_true(b->attributes[i]->write_only);
                         assert_true(b->attributes[i]->required);
+                }
+        assert_true(saw_secret);
+        /* constellation_qemu_infrastructure: its init secret is write-only too. */
+        assert_string_equal(r->resource_schemas[1]->key, "constellation_qemu_infrastructure");
+        saw_secret = false;
+        b = r->resource_schemas[1]->value->block;
+        for (size_t i = 0; i < b->n_attributes; i++)
+                if (streq(b->attributes[i]->name, "init_secret")) {
+                        saw_secret = true;
+                        assert_true(b->attributes[i]->sensitive);
+                        assert_true(b->attributes[i]->write_only);
                 }
         assert_true(saw_secret);
         protobuf_c_message_free_unpacked(&r->base, NULL);
