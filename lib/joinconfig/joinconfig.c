@@ -16,6 +16,7 @@
 
 #include "basic/encoding.h"
 #include "basic/fileio.h"
+#include "etcd/etcd.h"
 
 #define L "joinconfig"
 #define UPDATE_DOMAIN "constellation-attestation-config-update-v1"
@@ -28,7 +29,8 @@ static int dir_path(const char *dir, const char *name, char *buf, size_t size, c
         return 0;
 }
 
-static int dir_load(void *userdata, const char *name, size_t max_size, uint8_t **ret, size_t *ret_len, ct_error *err) {
+static int dir_load(void *userdata, const char *name, size_t max_size, uint8_t **ret, size_t *ret_len,
+                    int64_t *ret_revision, ct_error *err) {
         char path[PATH_MAX];
         int r = dir_path(userdata, name, path, sizeof path, err);
         if (r < 0)
@@ -48,10 +50,13 @@ static int dir_load(void *userdata, const char *name, size_t max_size, uint8_t *
                 return ct_error_set(err, r, L, "too-large", "%s: larger than %zu bytes", path, max_size);
         if (r < 0)
                 return ct_error_set(err, r, L, "io", "%s: %s", path, strerror(-r));
+        *ret_revision = 0;
         return 0;
 }
 
-static int dir_save(void *userdata, const char *name, const uint8_t *data, size_t len, ct_error *err) {
+static int dir_save(void *userdata, const char *name, const uint8_t *data, size_t len, int64_t expected_revision,
+                    int64_t *ret_revision, ct_error *err) {
+        (void) expected_revision; /* one writer: the service that owns the directory */
         char path[PATH_MAX];
         int r = dir_path(userdata, name, path, sizeof path, err);
         if (r < 0)
@@ -59,11 +64,58 @@ static int dir_save(void *userdata, const char *name, const uint8_t *data, size_
         r = write_file_atomic(path, data, len, 0600);
         if (r < 0)
                 return ct_error_set(err, r, L, "io", "%s: %s", path, strerror(-r));
+        if (ret_revision)
+                *ret_revision = 0;
         return 0;
 }
 
 joinconfig_store joinconfig_store_dir(const char *dir) {
         return (joinconfig_store){ .load = dir_load, .save = dir_save, .userdata = (void *) dir };
+}
+
+/* ---- the etcd store ---- */
+
+static int etcd_key(const char *name, char *buf, size_t size, ct_error *err) {
+        if (strchr(name, '/') || (size_t) snprintf(buf, size, "%s%s", JOINCONFIG_ETCD_PREFIX, name) >= size)
+                return ct_error_set(err, -EINVAL, L, "io", "object name \"%s\" is not a key name", name);
+        return 0;
+}
+
+static int etcd_store_load(void *userdata, const char *name, size_t max_size, uint8_t **ret, size_t *ret_len,
+                           int64_t *ret_revision, ct_error *err) {
+        char key[256];
+        int r = etcd_key(name, key, sizeof key, err);
+        if (r < 0)
+                return r;
+        _cleanup_secret_ secret_t *v = NULL;
+        int64_t rev = 0;
+        r = etcd_get(userdata, key, max_size, &v, &rev, err);
+        if (r < 0)
+                return r;
+        uint8_t *copy = malloc(v->len + 1);
+        if (!copy)
+                return ct_error_set(err, -ENOMEM, L, "io", "out of memory");
+        memcpy(copy, v->data, v->len);
+        copy[v->len] = 0;
+        *ret = copy;
+        *ret_len = v->len;
+        *ret_revision = rev;
+        return 0;
+}
+
+static int etcd_store_save(void *userdata, const char *name, const uint8_t *data, size_t len,
+                           int64_t expected_revision, int64_t *ret_revision, ct_error *err) {
+        char key[256];
+        int r = etcd_key(name, key, sizeof key, err);
+        if (r < 0)
+                return r;
+        if (expected_revision == JOINCONFIG_REVISION_ANY)
+                return etcd_put(userdata, key, data, len, ret_revision, err);
+        return etcd_cas(userdata, key, expected_revision, data, len, ret_revision, NULL, err);
+}
+
+joinconfig_store joinconfig_store_etcd(struct etcd_client *client) {
+        return (joinconfig_store){ .load = etcd_store_load, .save = etcd_store_save, .userdata = client };
 }
 
 /* ---- measurements ---- */
@@ -291,7 +343,8 @@ int joinconfig_update_verify(const uint8_t *doc, size_t len, const secret_t *key
 int joinconfig_load(const joinconfig_store *store, const secret_t *key, joinconfig *ret, ct_error *err) {
         _cleanup_free_ uint8_t *salt = NULL, *cfg = NULL;
         size_t salt_len = 0, cfg_len = 0;
-        int r = store->load(store->userdata, JOINCONFIG_MEASUREMENT_SALT, 4096, &salt, &salt_len, err);
+        int64_t salt_rev = 0, cfg_rev = 0;
+        int r = store->load(store->userdata, JOINCONFIG_MEASUREMENT_SALT, 4096, &salt, &salt_len, &salt_rev, err);
         if (r < 0)
                 return r;
         if (salt_len != JOINCONFIG_SALT_LEN) {
@@ -299,10 +352,13 @@ int joinconfig_load(const joinconfig_store *store, const secret_t *key, joinconf
                 return ct_error_set(err, -EINVAL, L, "salt-invalid", "%s: %zu bytes, must be %d",
                                     JOINCONFIG_MEASUREMENT_SALT, salt_len, JOINCONFIG_SALT_LEN);
         }
-        r = store->load(store->userdata, JOINCONFIG_ATTESTATION_CONFIG, JOINCONFIG_MAX_SIZE, &cfg, &cfg_len, err);
-        if (r < 0)
+        r = store->load(store->userdata, JOINCONFIG_ATTESTATION_CONFIG, JOINCONFIG_MAX_SIZE, &cfg, &cfg_len, &cfg_rev,
+                        err);
+        if (r < 0) {
+                erase_memory(salt, salt_len);
                 return r;
-        joinconfig c = { 0 };
+        }
+        joinconfig c = { .revision = cfg_rev };
         /* A signed update has "signature"; the init form has only "measurements". */
         _cleanup_(json_decrefp) json_t *j = NULL;
         r = load_json(cfg, cfg_len, &j, err);
@@ -327,17 +383,90 @@ int joinconfig_load(const joinconfig_store *store, const secret_t *key, joinconf
         return 0;
 }
 
+#define CAS_ATTEMPTS 3
+
 int joinconfig_apply_update(const joinconfig_store *store, const secret_t *key, joinconfig *cfg, const uint8_t *doc,
-                            size_t len, ct_error *err) {
+                            size_t len, bool *ret_refreshed, ct_error *err) {
+        bool refreshed = false;
+        int r = 0;
+        for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+                measurements m;
+                uint64_t version;
+                int64_t rev = 0;
+                ct_error e = CT_ERROR_INIT;
+                r = joinconfig_update_verify(doc, len, key, cfg->version, &m, &version, &e);
+                if (r >= 0)
+                        r = store->save(store->userdata, JOINCONFIG_ATTESTATION_CONFIG, doc, len, cfg->revision, &rev,
+                                        &e);
+                if (r >= 0) {
+                        cfg->m = m;
+                        cfg->version = version;
+                        cfg->revision = rev;
+                        break;
+                }
+                if (r != -ESTALE) {
+                        if (err)
+                                *err = e;
+                        break;
+                }
+                /* Another control plane stored a configuration since ours was loaded: that one is in
+                 * force now; verify the update against it. */
+                joinconfig fresh;
+                r = joinconfig_load(store, key, &fresh, err);
+                if (r < 0)
+                        break;
+                *cfg = fresh;
+                erase_memory(&fresh, sizeof fresh);
+                refreshed = true;
+                r = ct_error_set(&e, -ESTALE, L, "update-conflict",
+                                 "the stored attestation configuration changed under %d attempts", CAS_ATTEMPTS);
+                if (attempt == CAS_ATTEMPTS - 1 && err)
+                        *err = e;
+        }
+        if (ret_refreshed)
+                *ret_refreshed = refreshed;
+        return r;
+}
+
+int joinconfig_refresh(const joinconfig_store *store, const secret_t *key, joinconfig *cfg, bool *ret_changed,
+                       ct_error *err) {
+        *ret_changed = false;
+        joinconfig fresh;
+        int r = joinconfig_load(store, key, &fresh, err);
+        if (r < 0)
+                return r;
+        if (fresh.revision != cfg->revision && fresh.version < cfg->version)
+                r = ct_error_set(err, -EPERM, L, "version-rollback",
+                                 "the store holds version %llu, older than the version in force (%llu): not taken",
+                                 (unsigned long long) fresh.version, (unsigned long long) cfg->version);
+        else if (fresh.revision != cfg->revision && fresh.version > cfg->version) {
+                *cfg = fresh;
+                *ret_changed = true;
+        }
+        erase_memory(&fresh, sizeof fresh);
+        return r;
+}
+
+int joinconfig_store_init(const joinconfig_store *store, const uint8_t *attestation, size_t attestation_len,
+                          const uint8_t salt[static JOINCONFIG_SALT_LEN], ct_error *err) {
         measurements m;
-        uint64_t version;
-        int r = joinconfig_update_verify(doc, len, key, cfg->version, &m, &version, err);
+        int r = joinconfig_parse_attestation(attestation, attestation_len, &m, err);
         if (r < 0)
                 return r;
-        r = store->save(store->userdata, JOINCONFIG_ATTESTATION_CONFIG, doc, len, err);
-        if (r < 0)
+        /* Each only if absent (revision 0): a restart after Init never replaces a signed update. */
+        ct_error e = CT_ERROR_INIT;
+        r = store->save(store->userdata, JOINCONFIG_MEASUREMENT_SALT, salt, JOINCONFIG_SALT_LEN, 0, NULL, &e);
+        if (r < 0 && r != -ESTALE) {
+                if (err)
+                        *err = e;
                 return r;
-        cfg->m = m;
-        cfg->version = version;
+        }
+        e = (ct_error) CT_ERROR_INIT;
+        r = store->save(store->userdata, JOINCONFIG_ATTESTATION_CONFIG, attestation, attestation_len, 0, NULL, &e);
+        if (r < 0 && r != -ESTALE) {
+                if (err)
+                        *err = e;
+                return r;
+        }
         return 0;
 }

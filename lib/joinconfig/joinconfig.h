@@ -20,12 +20,17 @@
  * service). An update is accepted only if it verifies and N is greater than the version in force
  * (the init configuration is version 0): a captured older update cannot roll the cluster back.
  *
- * The store behind the files is an interface (joinconfig_store) so that the etcd-backed shared state
- * (issue 8 item 4) can replace the directory without touching the join service.
+ * The store is an interface (joinconfig_store): the control planes' shared etcd (lib/etcd, keys
+ * under /constellation/joinservice/, docs/node.md "The shared store") on a node, or a directory
+ * (host tests, a service run by hand without etcd). Updates are compare-and-swap: an update is saved
+ * only if the stored configuration is still the one it was verified against (the etcd
+ * mod_revision), so two control planes accepting different updates at once cannot silently
+ * overwrite each other; the loser reloads what the winner stored and verifies again.
  *
  * Errors: negative errno + ct_error, layer "joinconfig", reasons:
  *   io, too-large, json-invalid, unknown-key, missing-key, measurements-invalid, pcr15-invalid,
- *   salt-invalid, version-invalid, signature-missing, signature-invalid, version-rollback. */
+ *   salt-invalid, version-invalid, signature-missing, signature-invalid, version-rollback,
+ *   update-conflict (the store changed under every attempt), and the store's own (etcd: ...). */
 #pragma once
 
 #include <stdint.h>
@@ -45,11 +50,19 @@
 #define JOINCONFIG_MAX_VERSION ((UINT64_C(1) << 53) - 1) /* exact in every JSON reader */
 #define JOINCONFIG_PCR15 15u
 
-/* Where the two objects live. A backend implements load and save of a named object; load returns
- * -ENOENT (reason "io") if the object does not exist. */
+/* Where the two objects live. A backend implements load and save of a named object:
+ *   load  -ENOENT if the object does not exist; *ret_revision its revision (etcd's mod_revision,
+ *         > 0; a directory has none: 0)
+ *   save  replaces the object only if its revision is still expected_revision (0: only if it does
+ *         not exist; JOINCONFIG_REVISION_ANY: unconditionally), else -ESTALE; *ret_revision (may be
+ *         NULL) the new revision. The directory store has one writer (its service) and ignores
+ *         expected_revision. */
+#define JOINCONFIG_REVISION_ANY (-1)
 typedef struct joinconfig_store {
-        int (*load)(void *userdata, const char *name, size_t max_size, uint8_t **ret, size_t *ret_len, ct_error *err);
-        int (*save)(void *userdata, const char *name, const uint8_t *data, size_t len, ct_error *err);
+        int (*load)(void *userdata, const char *name, size_t max_size, uint8_t **ret, size_t *ret_len,
+                    int64_t *ret_revision, ct_error *err);
+        int (*save)(void *userdata, const char *name, const uint8_t *data, size_t len, int64_t expected_revision,
+                    int64_t *ret_revision, ct_error *err);
         void *userdata;
 } joinconfig_store;
 
@@ -57,9 +70,16 @@ typedef struct joinconfig_store {
  * atomic (temp file + rename), mode 0600. */
 joinconfig_store joinconfig_store_dir(const char *dir);
 
+/* etcd (lib/etcd): the objects are the keys JOINCONFIG_ETCD_PREFIX<name>; save is etcd_cas (or
+ * etcd_put for JOINCONFIG_REVISION_ANY). The client must outlive the store. */
+#define JOINCONFIG_ETCD_PREFIX "/constellation/joinservice/"
+struct etcd_client;
+joinconfig_store joinconfig_store_etcd(struct etcd_client *client);
+
 /* The configuration in force. */
 typedef struct joinconfig {
         uint64_t version; /* 0: the configuration written at init */
+        int64_t revision; /* the store's revision of attestationConfig (CAS) */
         measurements m;   /* every value 32 bytes; PCR 15 = 0, enforced */
         uint8_t salt[JOINCONFIG_SALT_LEN];
 } joinconfig;
@@ -91,7 +111,22 @@ int joinconfig_update_verify(const uint8_t *doc, size_t len, const secret_t *key
  * document that does not verify is refused). key may be NULL only if the store holds the init form. */
 int joinconfig_load(const joinconfig_store *store, const secret_t *key, joinconfig *ret, ct_error *err);
 
-/* Verifies an update against cfg (version in force), saves it to the store as the attestation
- * configuration, and on success updates cfg->m and cfg->version. Nothing changes on a refusal. */
+/* Verifies an update against cfg (version in force) and saves it to the store as the attestation
+ * configuration if the store still holds cfg->revision (compare-and-swap); on success updates cfg.
+ * If another writer changed the store first, the configuration in the store is loaded into *cfg
+ * (it is the one in force now: the caller enforces *cfg whatever the result) and the update is
+ * verified against it again (a version not newer is "version-rollback"), at most 3 times
+ * ("update-conflict"). *ret_refreshed (may be NULL) says whether *cfg changed. */
 int joinconfig_apply_update(const joinconfig_store *store, const secret_t *key, joinconfig *cfg, const uint8_t *doc,
-                            size_t len, ct_error *err);
+                            size_t len, bool *ret_refreshed, ct_error *err);
+
+/* Reloads the configuration from the store if its revision differs from cfg->revision and it is
+ * newer (version greater) than cfg's; *ret_changed says whether *cfg was replaced. A store whose
+ * configuration is not newer is left alone (an older one is "version-rollback"). */
+int joinconfig_refresh(const joinconfig_store *store, const secret_t *key, joinconfig *cfg, bool *ret_changed,
+                       ct_error *err);
+
+/* Stores the init configuration (the bootstrapper after Init): the salt and the attestation
+ * configuration, each only if absent (a restart never replaces a signed update). */
+int joinconfig_store_init(const joinconfig_store *store, const uint8_t *attestation, size_t attestation_len,
+                          const uint8_t salt[static JOINCONFIG_SALT_LEN], ct_error *err);

@@ -356,6 +356,107 @@ int pki_create(const char *dir, ct_error *err) {
         return 0;
 }
 
+/* --- etcd leaf certificates --- */
+
+static int add_san(GENERAL_NAMES *names, bool ip, const char *value) {
+        GENERAL_NAME *g = NULL;
+        if (ip) {
+                ASN1_OCTET_STRING *o = a2i_IPADDRESS(value);
+                if (!o)
+                        return -EINVAL;
+                g = GENERAL_NAME_new();
+                if (!g) {
+                        ASN1_OCTET_STRING_free(o);
+                        return -ENOMEM;
+                }
+                GENERAL_NAME_set0_value(g, GEN_IPADD, o);
+        } else {
+                ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+                if (!s || !ASN1_STRING_set(s, value, -1)) {
+                        ASN1_IA5STRING_free(s);
+                        return -ENOMEM;
+                }
+                g = GENERAL_NAME_new();
+                if (!g) {
+                        ASN1_IA5STRING_free(s);
+                        return -ENOMEM;
+                }
+                GENERAL_NAME_set0_value(g, GEN_DNS, s);
+        }
+        if (!sk_GENERAL_NAME_push(names, g)) {
+                GENERAL_NAME_free(g);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* <dir>/<name>.{crt,key}: a fresh P-256 key and a leaf of ca, unless both files exist and the
+ * certificate was issued by ca (a restart keeps what etcd already serves). */
+static int ensure_leaf(const char *dir, const char *name, const pki_ca *ca, const char *org, const char *cn,
+                       const char *eku, GENERAL_NAMES *sans, ct_error *err) {
+        _cleanup_free_ char *crt = NULL, *key = NULL;
+        if (asprintf(&crt, "%s/%s.crt", dir, name) < 0 || asprintf(&key, "%s/%s.key", dir, name) < 0)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if (exists(crt) > 0 && exists(key) > 0) {
+                _cleanup_(X509_freep) X509 *c = NULL;
+                ct_error ignored = CT_ERROR_INIT;
+                if (load_cert(crt, &c, &ignored) >= 0 && X509_check_issued(ca->cert, c) == X509_V_OK)
+                        return 0;
+        }
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = gen_p256();
+        _cleanup_(X509_NAME_freep) X509_NAME *subject = make_name(org, cn);
+        _cleanup_(X509_freep) X509 *c = NULL;
+        if (!k || !subject || make_leaf_cert(ca, k, subject, time(NULL), BACKDATE_S, ADMIN_LIFETIME_S, eku, sans, &c) < 0)
+                return crypto_fail(err, "issuing an etcd certificate");
+        _cleanup_free_ char *pem = NULL;
+        size_t len;
+        if (cert_to_pem(c, &pem, &len) < 0)
+                return crypto_fail(err, "encoding a certificate");
+        int r = write_key(key, k, err);
+        if (r < 0)
+                return r;
+        return write_public(crt, pem, len, err);
+}
+
+int pki_etcd_certs(const char *dir, const char *node_name, const char *const *ips, size_t n_ips, ct_error *err) {
+        if (isempty(dir) || isempty(node_name) || !metadata_valid_node_name(node_name))
+                return ct_error_set(err, -EINVAL, LAYER, "bad-argument", "etcd certificates need a PKI directory and a "
+                                                                        "DNS-1123 node name");
+        _cleanup_(pki_ca_done) pki_ca ca = { 0 };
+        int r = pki_load_ca(dir, PKI_CA_ETCD, &ca, err);
+        if (r < 0)
+                return r;
+        _cleanup_(GENERAL_NAMES_freep) GENERAL_NAMES *server = sk_GENERAL_NAME_new_null();
+        _cleanup_(GENERAL_NAMES_freep) GENERAL_NAMES *peer = sk_GENERAL_NAME_new_null();
+        if (!server || !peer)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        r = add_san(server, false, "localhost");
+        if (r >= 0)
+                r = add_san(server, false, node_name);
+        if (r >= 0)
+                r = add_san(server, true, "127.0.0.1");
+        if (r >= 0)
+                r = add_san(server, true, "::1");
+        if (r >= 0)
+                r = add_san(peer, false, node_name);
+        for (size_t i = 0; r >= 0 && i < n_ips; i++) {
+                r = add_san(server, true, ips[i]);
+                if (r >= 0)
+                        r = add_san(peer, true, ips[i]);
+        }
+        if (r < 0)
+                return ct_error_set(err, -EINVAL, LAYER, "bad-argument", "an etcd certificate's address is not an IP "
+                                                                        "address");
+        if ((r = ensure_leaf(dir, PKI_ETCD_SERVER, &ca, NULL, node_name, "serverAuth,clientAuth", server, err)) < 0 ||
+            (r = ensure_leaf(dir, PKI_ETCD_PEER, &ca, NULL, node_name, "serverAuth,clientAuth", peer, err)) < 0 ||
+            (r = ensure_leaf(dir, PKI_ETCD_CLIENT, &ca, PKI_ETCD_CLIENT_ORG, PKI_ETCD_CLIENT_CN, "clientAuth", NULL,
+                             err)) < 0 ||
+            (r = ensure_leaf(dir, PKI_ETCD_APISERVER_CLIENT, &ca, PKI_ADMIN_ORG, "kube-apiserver-etcd-client",
+                             "clientAuth", NULL, err)) < 0)
+                return r;
+        return 0;
+}
+
 /* --- kubeconfig --- */
 
 static char *b64_pem(const char *pem, size_t len) {

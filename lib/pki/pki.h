@@ -15,6 +15,18 @@
  * Private keys are written 0600 (directories 0700), through a temp file + rename, and wiped from
  * memory; certificates and sa.pub 0644.
  *
+ * etcd (the control planes' shared store, lib/etcd) gets leaf certificates of the etcd CA, issued by
+ * each control plane for itself with pki_etcd_certs() (kubeadm's names where kubeadm has them):
+ *   <dir>/etcd/server.crt, .key                CN=<node>, server+client auth, SANs localhost, <node>,
+ *                                              127.0.0.1, ::1, the node's IPs (etcd's client URLs)
+ *   <dir>/etcd/peer.crt, .key                  CN=<node>, server+client auth, SANs <node>, the node's
+ *                                              IPs (etcd's peer URLs: members authenticate each other)
+ *   <dir>/etcd/constellation-client.crt, .key  O=constellation, CN=constellation-node-services, client
+ *                                              auth: the join service, key service and bootstrapper
+ *   <dir>/apiserver-etcd-client.crt, .key      O=system:masters, CN=kube-apiserver-etcd-client (for
+ *                                              kubeadm's external etcd)
+ * P-256 keys, valid now-2h .. +1 year.
+ *
  * The admin kubeconfig carries a client certificate O=system:masters, CN=kubernetes-admin (kubeadm's
  * admin.conf before 1.29, and what Constellation hands to its CLI) signed by the Kubernetes CA, with
  * server https://<endpoint>:6443.
@@ -60,6 +72,18 @@ void pki_ca_done(pki_ca *ca);
  * than overwritten, since a CA other nodes may already trust must not change silently.
  * Reasons (layer "pki"): "io", "crypto", "pki-inconsistent". */
 int pki_create(const char *dir, ct_error *err);
+
+#define PKI_ETCD_SERVER "etcd/server"
+#define PKI_ETCD_PEER "etcd/peer"
+#define PKI_ETCD_CLIENT "etcd/constellation-client"
+#define PKI_ETCD_CLIENT_ORG "constellation"
+#define PKI_ETCD_CLIENT_CN "constellation-node-services"
+#define PKI_ETCD_APISERVER_CLIENT "apiserver-etcd-client"
+
+/* Issues this node's etcd certificates (above) from <dir>/etcd/ca.{crt,key}; keeps a pair that
+ * exists and was issued by that CA. ips: the node's addresses (may be 0). Reasons: "bad-argument",
+ * "io", "crypto", "pki-inconsistent". */
+int pki_etcd_certs(const char *dir, const char *node_name, const char *const *ips, size_t n_ips, ct_error *err);
 
 /* Loads <dir>/<name>.crt and .key (name: PKI_CA_*), checking that they match and that the
  * certificate is a CA. */

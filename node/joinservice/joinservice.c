@@ -509,6 +509,18 @@ int joinservice_issue_rejoin_ticket(joinservice *js, const uint8_t *req, size_t 
         return r;
 }
 
+/* Makes cfg the configuration in force (lock held); the old policy in *ret_old (unref it after
+ * unlocking). */
+static int enforce_locked(joinservice *js, const joinconfig *cfg, join_policy **ret_old) {
+        join_policy *np = NULL;
+        if (policy_new(cfg, &np) < 0)
+                return -ENOMEM;
+        js->config = *cfg;
+        *ret_old = js->policy;
+        js->policy = np;
+        return 0;
+}
+
 int joinservice_update_config(joinservice *js, const uint8_t *req, size_t len, ct_error *err) {
         const uint8_t *doc;
         size_t doc_len;
@@ -517,22 +529,41 @@ int joinservice_update_config(joinservice *js, const uint8_t *req, size_t len, c
                 return r;
         pthread_mutex_lock(&js->lock);
         joinconfig next = js->config;
-        r = joinconfig_apply_update(js->opt.store, js->signing_key, &next, doc, doc_len, err);
-        join_policy *np = NULL, *old = NULL;
-        if (r >= 0 && policy_new(&next, &np) < 0)
+        bool refreshed = false;
+        r = joinconfig_apply_update(js->opt.store, js->signing_key, &next, doc, doc_len, &refreshed, err);
+        join_policy *old = NULL;
+        /* Accepted, or refused after another control plane's configuration was loaded from the
+         * store: either way `next` is what the store holds now. */
+        if ((r >= 0 || refreshed) && enforce_locked(js, &next, &old) < 0 && r >= 0)
                 r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
-        if (r >= 0) {
-                /* The store already holds the update: a restart enforces it too. */
-                js->config = next;
-                old = js->policy;
-                js->policy = np;
-        }
         pthread_mutex_unlock(&js->lock);
         policy_unref(old);
         if (r >= 0)
                 log_info("attestation config version %llu accepted and in force (%zu measurements)",
                          (unsigned long long) next.version, next.m.n);
+        else if (refreshed)
+                log_info("attestation config version %llu (stored by another control plane) now in force",
+                         (unsigned long long) next.version);
         erase_memory(&next, sizeof next);
+        return r;
+}
+
+int joinservice_refresh_config(joinservice *js, bool *ret_changed, ct_error *err) {
+        pthread_mutex_lock(&js->lock);
+        joinconfig next = js->config;
+        bool changed = false;
+        int r = joinconfig_refresh(js->opt.store, js->signing_key, &next, &changed, err);
+        join_policy *old = NULL;
+        if (r >= 0 && changed && enforce_locked(js, &next, &old) < 0)
+                r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+        pthread_mutex_unlock(&js->lock);
+        policy_unref(old);
+        if (r >= 0 && changed)
+                log_info("attestation config version %llu (from the shared store) now in force (%zu measurements)",
+                         (unsigned long long) next.version, next.m.n);
+        erase_memory(&next, sizeof next);
+        if (r >= 0 && ret_changed)
+                *ret_changed = changed;
         return r;
 }
 

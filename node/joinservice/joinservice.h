@@ -120,8 +120,11 @@ int join_uuid_normalize(const char *in, size_t len, char out[static JOIN_UUID_LE
 /* The response packed into a secret (state disk key, measurement secret, control-plane keys). */
 int joinservice_issue_join_ticket(joinservice *js, const uint8_t *req, size_t len, secret_t **ret, ct_error *err);
 int joinservice_issue_rejoin_ticket(joinservice *js, const uint8_t *req, size_t len, secret_t **ret, ct_error *err);
-/* UpdateAttestationConfigRequest { bytes signed_update = 1; } -> empty response. */
+/* UpdateAttestationConfigRequest { bytes signed_update = 1; } -> empty response. The store's
+ * compare-and-swap decides between concurrent updates on several control planes (lib/joinconfig). */
 int joinservice_update_config(joinservice *js, const uint8_t *req, size_t len, ct_error *err);
+/* Takes a newer configuration another control plane stored (the shared store), if there is one. */
+int joinservice_refresh_config(joinservice *js, bool *ret_changed, ct_error *err);
 int join_update_request_parse(const uint8_t *buf, size_t len, const uint8_t **ret_doc, size_t *ret_len,
                               ct_error *err);
 

@@ -7,25 +7,33 @@
  *   :30091  plain gRPC, /joinconfig.API/UpdateAttestationConfig: signed attestation config
  *           updates (authenticated by their HMAC, not by the transport; --update-listen none
  *           turns it off) */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "basic/log.h"
+#include "etcd/etcd.h"
 #include "joinservice.h"
 #include "metadata/metadata.h"
 #include "service/service.h"
 
 static const char *arg_kms_uri, *arg_keyservice = JOIN_KEYSERVICE, *arg_config_dir = JOINCONFIG_DEFAULT_DIR,
                   *arg_pki_dir = PKI_DEFAULT_DIR, *arg_api_endpoint, *arg_metadata, *arg_kubeadm, *arg_kubeconfig,
-                  *arg_update_listen = JOIN_UPDATE_LISTEN, *arg_max_connections, *arg_handshake_timeout;
+                  *arg_update_listen = JOIN_UPDATE_LISTEN, *arg_max_connections, *arg_handshake_timeout,
+                  *arg_etcd_endpoint, *arg_config_refresh;
 
 static const service_option options[] = {
         { "keyservice", "HOST:PORT", "key service to get data keys from (default " JOIN_KEYSERVICE ")",
           &arg_keyservice, NULL, false },
         { "kms-uri", "URI", "get data keys from this KMS URI instead (tests; the URI holds the master secret)",
           &arg_kms_uri, NULL, false },
-        { "config-dir", "DIR", "attestationConfig and measurementSalt (default " JOINCONFIG_DEFAULT_DIR ")",
-          &arg_config_dir, NULL, false },
+        { "etcd-endpoint", "HOST:PORT", "the shared store: etcd with mTLS (client certificate and CA from --pki-dir "
+          "etcd/); the unit's way", &arg_etcd_endpoint, NULL, false },
+        { "config-refresh", "MS", "with --etcd-endpoint: how often a newer configuration stored by another control "
+          "plane is looked for (default 5000)", &arg_config_refresh, NULL, false },
+        { "config-dir", "DIR", "without --etcd-endpoint: attestationConfig and measurementSalt in DIR (default "
+          JOINCONFIG_DEFAULT_DIR "; a single service without etcd, e.g. host tests)", &arg_config_dir, NULL, false },
         { "pki-dir", "DIR", "cluster PKI (default " PKI_DEFAULT_DIR ")", &arg_pki_dir, NULL, false },
         { "api-endpoint", "HOST:PORT", "API server endpoint for joiners (default: metadata vpc_ip:6443)",
           &arg_api_endpoint, NULL, false },
@@ -60,6 +68,45 @@ static char errbuf[CT_ERROR_DETAIL_MAX + 128];
 
 static void update_server_error(void *userdata, int error, const char *what) {
         log_warn("attestation config updates: %s", what);
+}
+
+/* With the shared store: take configurations other control planes accepted. */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool stop;
+        long interval_ms;
+} refresher = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *refresh_thread(void *userdata) {
+        joinservice *js = userdata;
+        bool failing = false;
+        pthread_mutex_lock(&refresher.lock);
+        while (!refresher.stop) {
+                struct timespec until;
+                clock_gettime(CLOCK_MONOTONIC, &until);
+                until.tv_sec += refresher.interval_ms / 1000;
+                until.tv_nsec += (refresher.interval_ms % 1000) * 1000000L;
+                if (until.tv_nsec >= 1000000000L) {
+                        until.tv_sec++;
+                        until.tv_nsec -= 1000000000L;
+                }
+                while (!refresher.stop && pthread_cond_timedwait(&refresher.cond, &refresher.lock, &until) == 0)
+                        ;
+                if (refresher.stop)
+                        break;
+                pthread_mutex_unlock(&refresher.lock);
+                ct_error err = CT_ERROR_INIT;
+                int r = joinservice_refresh_config(js, NULL, &err);
+                if (r < 0 && !failing)
+                        log_warn("shared store: %s (the configuration in force stays)", ERR(&err));
+                else if (r >= 0 && failing)
+                        log_info("shared store: reachable again");
+                failing = r < 0;
+                pthread_mutex_lock(&refresher.lock);
+        }
+        pthread_mutex_unlock(&refresher.lock);
+        return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -107,7 +154,33 @@ int main(int argc, char **argv) {
                 log_error("keys: %s", ERR(&err));
                 return SERVICE_EXIT_FAILURE;
         }
-        joinconfig_store store = joinconfig_store_dir(arg_config_dir);
+        joinconfig_store store;
+        _cleanup_(etcd_client_freep) etcd_client *etcd = NULL;
+        refresher.interval_ms = 5000;
+        if (arg_config_refresh) {
+                char *end = NULL;
+                long v = strtol(arg_config_refresh, &end, 10);
+                if (end == arg_config_refresh || *end || v < 10 || v > 3600000) {
+                        log_error("--config-refresh: \"%s\" is not 10..3600000 ms", arg_config_refresh);
+                        join_keys_done(&keys);
+                        return SERVICE_EXIT_USAGE;
+                }
+                refresher.interval_ms = v;
+        }
+        if (arg_etcd_endpoint) {
+                etcd_client_config ec;
+                _cleanup_free_ char *storage = NULL;
+                if (etcd_client_config_from_pki(arg_etcd_endpoint, arg_pki_dir, &ec, &storage) < 0 ||
+                    etcd_client_new(&ec, &etcd, &err) < 0) {
+                        log_error("shared store: %s", ERR(&err));
+                        join_keys_done(&keys);
+                        return SERVICE_EXIT_FAILURE;
+                }
+                store = joinconfig_store_etcd(etcd);
+                log_info("configuration from the shared store (etcd %s, keys " JOINCONFIG_ETCD_PREFIX "*)",
+                         arg_etcd_endpoint);
+        } else
+                store = joinconfig_store_dir(arg_config_dir);
         join_options opt = { .pki_dir = arg_pki_dir, .api_endpoint = endpoint, .kubeadm = arg_kubeadm,
                              .kubeconfig = arg_kubeconfig, .store = &store, .keys = &keys };
         static joinservice js;
@@ -148,8 +221,30 @@ int main(int argc, char **argv) {
                         log_info("attestation config updates (plain gRPC) on %.*s:%d", hl, arg_update_listen, port);
                 }
         }
+        pthread_t refresh;
+        bool refreshing = false;
+        if (r >= 0 && etcd) {
+                pthread_condattr_t ca; /* the deadline is on CLOCK_MONOTONIC: a clock step cannot stall it */
+                pthread_condattr_init(&ca);
+                pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+                pthread_cond_init(&refresher.cond, &ca);
+                pthread_condattr_destroy(&ca);
+                if (pthread_create(&refresh, NULL, refresh_thread, &js) != 0) {
+                        log_error("cannot start the configuration refresh thread");
+                        r = -EAGAIN;
+                } else
+                        refreshing = true;
+        }
         if (r >= 0)
                 r = service_run(s);
+        if (refreshing) {
+                pthread_mutex_lock(&refresher.lock);
+                refresher.stop = true;
+                pthread_cond_signal(&refresher.cond);
+                pthread_mutex_unlock(&refresher.lock);
+                pthread_join(refresh, NULL);
+                pthread_cond_destroy(&refresher.cond);
+        }
         if (updates) {
                 rpc_server_request_shutdown(updates);
                 rpc_server_wait(updates);

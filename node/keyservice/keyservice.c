@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "keyservice.h"
+#include "etcd/etcd.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -228,4 +229,70 @@ int keyservice_config_find(const char *dir, keyservice_config_kind *ret, ct_erro
                                     dir);
         *ret = uri ? KEYSERVICE_CONFIG_URI : KEYSERVICE_CONFIG_FILES;
         return 0;
+}
+
+/* ---- the shared store ---- */
+
+/* One value: *ret NULL if absent. */
+static int etcd_value(struct etcd_client *c, const char *name, size_t min_len, size_t max_len, secret_t **ret,
+                      ct_error *err) {
+        char key[128];
+        snprintf(key, sizeof key, "%s%s", KEYSERVICE_ETCD_PREFIX, name);
+        secret_t *v = NULL;
+        int64_t rev = 0;
+        ct_error e = CT_ERROR_INIT;
+        int r = etcd_get(c, key, max_len, &v, &rev, &e);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r == -EFBIG)
+                return ct_error_set(err, r, "keyservice", "file-too-large", "%s: larger than %zu bytes", key, max_len);
+        if (r < 0) {
+                if (err)
+                        *err = e;
+                return r;
+        }
+        if (v->len < min_len) {
+                size_t n = v->len;
+                secret_free(v);
+                return ct_error_set(err, -EINVAL, "keyservice", "file-too-short", "%s: %zu bytes, at least %zu", key, n,
+                                    min_len);
+        }
+        *ret = v;
+        return 0;
+}
+
+int keyservice_open_etcd(struct etcd_client *c, kms **ret, ct_error *err) {
+        static const char scheme[] = "kms://";
+        _cleanup_secret_ secret_t *uri = NULL, *master = NULL, *salt = NULL;
+        int r = etcd_value(c, KEYSERVICE_CONFIG_KMS_URI, sizeof scheme - 1, KMS_MAX_URI, &uri, err);
+        if (r >= 0)
+                r = etcd_value(c, KEYSERVICE_CONFIG_MASTER_SECRET, KMS_MASTER_SECRET_MIN, KEYSERVICE_SECRET_FILE_MAX,
+                               &master, err);
+        if (r >= 0)
+                r = etcd_value(c, KEYSERVICE_CONFIG_SALT, KMS_SALT_MIN, KEYSERVICE_SECRET_FILE_MAX, &salt, err);
+        if (r < 0)
+                return r;
+        if (uri && (master || salt))
+                return ct_error_set(err, -EINVAL, "keyservice", "config-ambiguous",
+                                    "%s holds kms-uri and a master secret or salt: the bootstrapper stores one",
+                                    KEYSERVICE_ETCD_PREFIX);
+        if (uri) {
+                if (memchr(uri->data, 0, uri->len) || memcmp(uri->data, scheme, sizeof scheme - 1) != 0)
+                        return ct_error_set(err, -EINVAL, "keyservice", "uri-invalid",
+                                            "%skms-uri: not a kms:// URI without NUL bytes", KEYSERVICE_ETCD_PREFIX);
+                _cleanup_secret_ secret_t *z = secret_new(uri->len + 1);
+                if (!z)
+                        return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "kms-uri");
+                memcpy(z->data, uri->data, uri->len);
+                z->data[uri->len] = 0;
+                return kms_open((const char *) z->data, KMS_URI_NO_STORE, ret, err);
+        }
+        if (!master || !salt)
+                return ct_error_set(err, -ENOENT, "keyservice", "config-missing",
+                                    "%s holds neither kms-uri nor mastersecret and salt (the bootstrapper stores them "
+                                    "after Init)",
+                                    KEYSERVICE_ETCD_PREFIX);
+        return kms_open_cluster(master, salt, ret, err);
 }

@@ -63,3 +63,12 @@ typedef enum keyservice_config_kind {
  * "keyservice"): "config-missing" (neither), "config-ambiguous" (kms-uri beside mastersecret or
  * salt: the bootstrapper writes one, so the other is stale or planted), "file-unreadable". */
 int keyservice_config_find(const char *dir, keyservice_config_kind *ret, ct_error *err);
+
+/* The same configuration in the control planes' shared store (etcd, lib/etcd; the bootstrapper
+ * moves it there after Init, docs/node.md "The shared store"): KEYSERVICE_ETCD_PREFIX + kms-uri, or
+ * + mastersecret and + salt; exactly one of the two, checked as the files are (sizes, no NUL and
+ * the kms:// scheme for the URI). Opens the KMS from it. Errors as above ("config-missing",
+ * "config-ambiguous", "file-too-short" / "file-too-large" for a value, "uri-invalid") or lib/etcd's. */
+#define KEYSERVICE_ETCD_PREFIX "/constellation/keyservice/"
+struct etcd_client;
+int keyservice_open_etcd(struct etcd_client *client, kms **ret, ct_error *err);

@@ -8,10 +8,12 @@
 #include <stdio.h>
 
 #include "basic/log.h"
+#include "etcd/etcd.h"
 #include "keyservice.h"
 #include "service/service.h"
 
-static const char *arg_master_secret, *arg_salt, *arg_kms_uri, *arg_kms_uri_file, *arg_config_dir;
+static const char *arg_master_secret, *arg_salt, *arg_kms_uri, *arg_kms_uri_file, *arg_config_dir, *arg_etcd_endpoint,
+                  *arg_pki_dir = "/etc/kubernetes/pki";
 
 static const service_option options[] = {
         { "master-secret", "FILE", "raw master secret, >= 16 bytes, mode 0600/0400", &arg_master_secret, NULL, false },
@@ -22,6 +24,11 @@ static const service_option options[] = {
           "the command line)", &arg_kms_uri_file, NULL, false },
         { "config-dir", "DIR", "what the bootstrapper wrote: DIR/kms-uri, or DIR/mastersecret and DIR/salt",
           &arg_config_dir, NULL, false },
+        { "etcd-endpoint", "HOST:PORT", "the shared store (the unit's way): what the bootstrapper stored under "
+          KEYSERVICE_ETCD_PREFIX " in etcd, mTLS with --pki-dir's etcd/ client certificate", &arg_etcd_endpoint, NULL,
+          false },
+        { "pki-dir", "DIR", "with --etcd-endpoint: the cluster PKI (default /etc/kubernetes/pki)", &arg_pki_dir, NULL,
+          false },
 };
 
 static const service_info info = {
@@ -81,7 +88,22 @@ static int open_config_dir(const char *dir, kms **ret, ct_error *err) {
         return open_kms_files(a, b, ret, err);
 }
 
+static int open_etcd(kms **ret, ct_error *err) {
+        etcd_client_config ec;
+        _cleanup_free_ char *storage = NULL;
+        _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+        if (etcd_client_config_from_pki(arg_etcd_endpoint, arg_pki_dir, &ec, &storage) < 0)
+                return ct_error_set(err, -ENOMEM, "keyservice", "out-of-memory", "etcd configuration");
+        int r = etcd_client_new(&ec, &c, err);
+        if (r < 0)
+                return r;
+        log_info("configuration: the shared store (etcd %s, " KEYSERVICE_ETCD_PREFIX "*)", arg_etcd_endpoint);
+        return keyservice_open_etcd(c, ret, err);
+}
+
 static int open_kms(kms **ret, ct_error *err) {
+        if (arg_etcd_endpoint)
+                return open_etcd(ret, err);
         if (arg_kms_uri)
                 return kms_open(arg_kms_uri, KMS_URI_NO_STORE, ret, err);
         if (arg_kms_uri_file)
@@ -98,10 +120,11 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return service_exit_code(r);
         /* Exactly one source: the two files together, or one of the others alone. */
-        int sources = !!(arg_master_secret || arg_salt) + !!arg_kms_uri + !!arg_kms_uri_file + !!arg_config_dir;
+        int sources = !!(arg_master_secret || arg_salt) + !!arg_kms_uri + !!arg_kms_uri_file + !!arg_config_dir +
+                      !!arg_etcd_endpoint;
         if (sources != 1 || ((arg_master_secret || arg_salt) && !(arg_master_secret && arg_salt))) {
                 log_error("give one of: --master-secret FILE and --salt FILE, --kms-uri URI, --kms-uri-file FILE, "
-                          "--config-dir DIR");
+                          "--config-dir DIR, --etcd-endpoint HOST:PORT");
                 return SERVICE_EXIT_USAGE;
         }
         ct_error err = CT_ERROR_INIT;

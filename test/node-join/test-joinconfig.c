@@ -97,19 +97,19 @@ static void test_updates(void **state) {
         const char *init = "{\"measurements\":{\"4\":{\"expected\":\"" HEX32("a") "\",\"warnOnly\":false}}}";
         uint8_t salt[32];
         memset(salt, 0x5a, 32);
-        assert_int_equal(st.save(st.userdata, JOINCONFIG_ATTESTATION_CONFIG, (const uint8_t *) init, strlen(init), &err), 0);
+        assert_int_equal(st.save(st.userdata, JOINCONFIG_ATTESTATION_CONFIG, (const uint8_t *) init, strlen(init), JOINCONFIG_REVISION_ANY, NULL, &err), 0);
         e = (ct_error) CT_ERROR_INIT;
         joinconfig cfg;
         assert_true(joinconfig_load(&st, key, &cfg, &e) < 0);
         assert_string_equal(reason_of(&e), "io"); /* no salt yet */
-        assert_int_equal(st.save(st.userdata, JOINCONFIG_MEASUREMENT_SALT, salt, 31, &err), 0);
+        assert_int_equal(st.save(st.userdata, JOINCONFIG_MEASUREMENT_SALT, salt, 31, JOINCONFIG_REVISION_ANY, NULL, &err), 0);
         e = (ct_error) CT_ERROR_INIT;
         assert_true(joinconfig_load(&st, key, &cfg, &e) < 0);
         assert_string_equal(reason_of(&e), "salt-invalid");
-        assert_int_equal(st.save(st.userdata, JOINCONFIG_MEASUREMENT_SALT, salt, 32, &err), 0);
+        assert_int_equal(st.save(st.userdata, JOINCONFIG_MEASUREMENT_SALT, salt, 32, JOINCONFIG_REVISION_ANY, NULL, &err), 0);
         assert_int_equal(joinconfig_load(&st, key, &cfg, &err), 0);
         assert_int_equal(cfg.version, 0);
-        assert_int_equal(joinconfig_apply_update(&st, key, &cfg, (const uint8_t *) doc, strlen(doc), &err), 0);
+        assert_int_equal(joinconfig_apply_update(&st, key, &cfg, (const uint8_t *) doc, strlen(doc), NULL, &err), 0);
         assert_int_equal(cfg.version, 3);
         joinconfig again;
         assert_int_equal(joinconfig_load(&st, key, &again, &err), 0);

@@ -1,0 +1,531 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "etcd/etcd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "etcd.pb-c.h"
+#include "rpc/rpc.h"
+
+#define L "etcd"
+#define MAX_PEM_FILE (64 * 1024)
+
+struct etcd_client {
+        rpc_channel *chan;
+        int64_t timeout_ms;
+        char *endpoint;
+};
+
+/* ---- wiping allocator: values may be secrets ---- */
+
+typedef struct wipe_hdr {
+        size_t size;
+        size_t pad;
+} wipe_hdr;
+
+static void *wipe_alloc(void *data, size_t size) {
+        (void) data;
+        if (size > SIZE_MAX - sizeof(wipe_hdr))
+                return NULL;
+        wipe_hdr *h = malloc(sizeof(wipe_hdr) + size);
+        if (!h)
+                return NULL;
+        h->size = size;
+        return h + 1;
+}
+
+static void wipe_free(void *data, void *p) {
+        (void) data;
+        if (!p)
+                return;
+        wipe_hdr *h = (wipe_hdr *) p - 1;
+        erase_and_free_sized(h, sizeof(wipe_hdr) + h->size);
+}
+
+static ProtobufCAllocator wipe_allocator = { .alloc = wipe_alloc, .free = wipe_free };
+
+#define DEFINE_UNPACKED_FREE(type, fn)                                                                                 \
+        static void fn##_freep(type **p) {                                                                             \
+                if (*p)                                                                                                \
+                        fn##__free_unpacked(*p, &wipe_allocator);                                                      \
+        }
+DEFINE_UNPACKED_FREE(Etcdserverpb__RangeResponse, etcdserverpb__range_response)
+DEFINE_UNPACKED_FREE(Etcdserverpb__PutResponse, etcdserverpb__put_response)
+DEFINE_UNPACKED_FREE(Etcdserverpb__TxnResponse, etcdserverpb__txn_response)
+DEFINE_UNPACKED_FREE(Etcdserverpb__MemberAddResponse, etcdserverpb__member_add_response)
+DEFINE_UNPACKED_FREE(Etcdserverpb__MemberListResponse, etcdserverpb__member_list_response)
+
+/* ---- client ---- */
+
+int etcd_client_config_from_pki(const char *endpoint, const char *pki_dir, etcd_client_config *ret,
+                                char **ret_storage) {
+        size_t dl = strlen(pki_dir);
+        size_t need = 3 * (dl + 1) + sizeof ETCD_PKI_CA + sizeof ETCD_PKI_CLIENT_CERT + sizeof ETCD_PKI_CLIENT_KEY;
+        char *s = malloc(need), *p = s;
+        if (!s)
+                return -ENOMEM;
+        etcd_client_config c = { .endpoint = endpoint };
+        c.ca_file = p;
+        p += sprintf(p, "%s/%s", pki_dir, ETCD_PKI_CA) + 1;
+        c.cert_file = p;
+        p += sprintf(p, "%s/%s", pki_dir, ETCD_PKI_CLIENT_CERT) + 1;
+        c.key_file = p;
+        sprintf(p, "%s/%s", pki_dir, ETCD_PKI_CLIENT_KEY);
+        *ret = c;
+        *ret_storage = s;
+        return 0;
+}
+
+static int read_pem(const char *path, const char *what, char **ret, size_t *ret_len, ct_error *err) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int r = read_full_file(path, MAX_PEM_FILE, &buf, &len);
+        if (r < 0)
+                return ct_error_set(err, r, L, "config", "%s %s: %s", what, path, strerror(-r));
+        if (len == 0 || memchr(buf, 0, len)) {
+                erase_and_free_sized(buf, len);
+                return ct_error_set(err, -EINVAL, L, "config", "%s %s: not a PEM file", what, path);
+        }
+        *ret = (char *) buf; /* read_full_file NUL-terminates */
+        *ret_len = len;
+        return 0;
+}
+
+/* The host of "host:port" / "[v6]:port", for the server certificate check. */
+static int endpoint_host(const char *endpoint, char *buf, size_t size) {
+        const char *colon = strrchr(endpoint, ':');
+        if (!colon || colon == endpoint || !colon[1])
+                return -EINVAL;
+        const char *h = endpoint;
+        size_t hl = (size_t) (colon - endpoint);
+        if (h[0] == '[') {
+                if (hl < 3 || h[hl - 1] != ']')
+                        return -EINVAL;
+                h++;
+                hl -= 2;
+        }
+        if (hl >= size)
+                return -EINVAL;
+        memcpy(buf, h, hl);
+        buf[hl] = 0;
+        return 0;
+}
+
+int etcd_client_new(const etcd_client_config *cfg, etcd_client **ret, ct_error *err) {
+        char host[256];
+        if (!cfg || !cfg->endpoint || endpoint_host(cfg->endpoint, host, sizeof host) < 0)
+                return ct_error_set(err, -EINVAL, L, "config", "endpoint \"%.128s\" is not host:port",
+                                    cfg && cfg->endpoint ? cfg->endpoint : "");
+        if (!cfg->ca_file || !cfg->cert_file || !cfg->key_file)
+                return ct_error_set(err, -EINVAL, L, "config", "the etcd CA, client certificate and key are required");
+        char *ca = NULL, *cert = NULL, *key = NULL;
+        size_t ca_len = 0, cert_len = 0, key_len = 0;
+        int r = read_pem(cfg->ca_file, "etcd CA", &ca, &ca_len, err);
+        if (r >= 0)
+                r = read_pem(cfg->cert_file, "client certificate", &cert, &cert_len, err);
+        if (r >= 0)
+                r = read_pem(cfg->key_file, "client key", &key, &key_len, err);
+        etcd_client *c = NULL;
+        if (r >= 0) {
+                c = calloc(1, sizeof *c);
+                if (!c || !(c->endpoint = strdup(cfg->endpoint)))
+                        r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+        }
+        if (r >= 0) {
+                rpc_tls_config tls = { .key_pem = key, .cert_pem = cert, .root_pem = ca, .target_name = host };
+                rpc_channel_options o = { .max_receive_message_length = ETCD_MAX_RESPONSE,
+                                          .max_send_message_length = ETCD_MAX_REQUEST };
+                r = rpc_channel_new(cfg->endpoint, &tls, &o, &c->chan);
+                if (r < 0)
+                        r = ct_error_set(err, r, L, "config", "cannot create a TLS channel to %s", cfg->endpoint);
+        }
+        erase_and_free_sized(key, key_len);
+        free(cert);
+        free(ca);
+        if (r < 0) {
+                etcd_client_free(c);
+                return r;
+        }
+        c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : ETCD_DEFAULT_TIMEOUT_MS;
+        *ret = c;
+        return 0;
+}
+
+void etcd_client_free(etcd_client *c) {
+        if (!c)
+                return;
+        rpc_channel_free(c->chan);
+        free(c->endpoint);
+        free(c);
+}
+
+const char *etcd_client_endpoint(const etcd_client *c) {
+        return c->endpoint;
+}
+
+/* One unary call; the reply in *ret (free with erase_and_free_sized). */
+static int call(etcd_client *c, const char *method, const ProtobufCMessage *req, uint8_t **ret, size_t *ret_len,
+                ct_error *err) {
+        size_t n = protobuf_c_message_get_packed_size(req);
+        if (n > ETCD_MAX_REQUEST)
+                return ct_error_set(err, -EFBIG, L, "too-large", "%s: request of %zu bytes", method, n);
+        uint8_t *buf = malloc(n ? n : 1);
+        if (!buf)
+                return ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+        protobuf_c_message_pack(req, buf);
+        rpc_status st = { 0 };
+        uint8_t *resp = NULL;
+        size_t resp_len = 0;
+        int r = rpc_unary(c->chan, method, buf, n, c->timeout_ms, &resp, &resp_len, &st);
+        erase_and_free_sized(buf, n);
+        if (r < 0)
+                return ct_error_set(err, r, L, "unreachable", "%s %s: %s", c->endpoint, method, strerror(-r));
+        if (st.code != GRPC_STATUS_OK) {
+                const char *m = st.message ? st.message : "";
+                if (st.code == GRPC_STATUS_UNAVAILABLE && (strstr(m, "andshake failed") || strstr(m, "certificate")))
+                        r = ct_error_set(err, -ECONNREFUSED, L, "tls-refused", "%s %s: %.300s", c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_UNAVAILABLE)
+                        r = ct_error_set(err, -ECONNREFUSED, L, "unreachable", "%s %s: UNAVAILABLE: %.300s",
+                                         c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_DEADLINE_EXCEEDED)
+                        r = ct_error_set(err, -ETIMEDOUT, L, "timeout", "%s %s: no answer within %lld ms: %.300s",
+                                         c->endpoint, method, (long long) c->timeout_ms, m);
+                else
+                        r = ct_error_set(err, -EIO, L, "rpc-status", "%s %s: %s: %.300s", c->endpoint, method,
+                                         rpc_status_code_to_string(st.code), m);
+                rpc_status_done(&st);
+                return r;
+        }
+        rpc_status_done(&st);
+        *ret = resp;
+        *ret_len = resp_len;
+        return 0;
+}
+
+static int check_key(const char *key, ct_error *err) {
+        size_t n = key ? strlen(key) : 0;
+        if (n == 0 || n > ETCD_MAX_KEY)
+                return ct_error_set(err, -EINVAL, L, "config", "key of %zu bytes (1..%d)", n, ETCD_MAX_KEY);
+        return 0;
+}
+
+/* ---- parsers of etcd's replies ---- */
+
+static int malformed(ct_error *err, const char *what) {
+        return ct_error_set(err, -EBADMSG, L, "response-malformed", "%s", what);
+}
+
+static bool key_is(const ProtobufCBinaryData *k, const char *key) {
+        size_t n = strlen(key);
+        return k->len == n && memcmp(k->data, key, n) == 0;
+}
+
+/* One key value of a single-key Range: none, or exactly `key` with sane revisions. */
+static int range_kv(const Etcdserverpb__RangeResponse *m, const char *key, const Etcdserverpb__KeyValue **ret,
+                    ct_error *err) {
+        if (m->n_kvs > 1 || m->more)
+                return malformed(err, "a single-key Range answered more than one key");
+        if (m->n_kvs == 0) {
+                *ret = NULL;
+                return 0;
+        }
+        const Etcdserverpb__KeyValue *kv = m->kvs[0];
+        if (!kv || !key_is(&kv->key, key))
+                return malformed(err, "Range answered another key");
+        if (kv->mod_revision <= 0 || kv->create_revision <= 0 || kv->mod_revision < kv->create_revision)
+                return malformed(err, "Range answered a key with impossible revisions");
+        *ret = kv;
+        return 0;
+}
+
+int etcd_parse_range_response(const uint8_t *buf, size_t len, const char *key, size_t max_value,
+                              secret_t **ret_value, int64_t *ret_mod_revision, ct_error *err) {
+        if (len > ETCD_MAX_RESPONSE)
+                return ct_error_set(err, -EFBIG, L, "too-large", "RangeResponse of %zu bytes", len);
+        _cleanup_(etcdserverpb__range_response_freep) Etcdserverpb__RangeResponse *m =
+                etcdserverpb__range_response__unpack(&wipe_allocator, len, buf);
+        if (!m)
+                return malformed(err, "RangeResponse does not unpack");
+        const Etcdserverpb__KeyValue *kv = NULL;
+        int r = range_kv(m, key, &kv, err);
+        if (r < 0)
+                return r;
+        if (!kv)
+                return ct_error_set(err, -ENOENT, L, "not-found", "%s does not exist", key);
+        if (kv->value.len > max_value)
+                return ct_error_set(err, -EFBIG, L, "too-large", "%s: %zu bytes, at most %zu", key, kv->value.len,
+                                    max_value);
+        secret_t *v = secret_new_copy(kv->value.data, kv->value.len);
+        if (!v)
+                return ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+        *ret_value = v;
+        *ret_mod_revision = kv->mod_revision;
+        return 0;
+}
+
+static int header_revision(const Etcdserverpb__ResponseHeader *h, int64_t *ret, ct_error *err) {
+        if (!h || h->revision <= 0)
+                return malformed(err, "reply without a header revision");
+        *ret = h->revision;
+        return 0;
+}
+
+int etcd_parse_put_response(const uint8_t *buf, size_t len, int64_t *ret_revision, ct_error *err) {
+        if (len > ETCD_MAX_RESPONSE)
+                return ct_error_set(err, -EFBIG, L, "too-large", "PutResponse of %zu bytes", len);
+        _cleanup_(etcdserverpb__put_response_freep) Etcdserverpb__PutResponse *m =
+                etcdserverpb__put_response__unpack(&wipe_allocator, len, buf);
+        if (!m)
+                return malformed(err, "PutResponse does not unpack");
+        return header_revision(m->header, ret_revision, err);
+}
+
+int etcd_parse_cas_response(const uint8_t *buf, size_t len, const char *key, bool *ret_succeeded,
+                            int64_t *ret_revision, ct_error *err) {
+        if (len > ETCD_MAX_RESPONSE)
+                return ct_error_set(err, -EFBIG, L, "too-large", "TxnResponse of %zu bytes", len);
+        _cleanup_(etcdserverpb__txn_response_freep) Etcdserverpb__TxnResponse *m =
+                etcdserverpb__txn_response__unpack(&wipe_allocator, len, buf);
+        if (!m)
+                return malformed(err, "TxnResponse does not unpack");
+        int64_t rev = 0;
+        int r = header_revision(m->header, &rev, err);
+        if (r < 0)
+                return r;
+        /* We sent one operation per branch: a Put on success, a Range of key on failure. */
+        if (m->n_responses != 1 || !m->responses[0])
+                return malformed(err, "TxnResponse without exactly one operation result");
+        const Etcdserverpb__ResponseOp *op = m->responses[0];
+        if (m->succeeded) {
+                if (op->response_case != ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT)
+                        return malformed(err, "a succeeded compare-and-swap did not answer its Put");
+                *ret_succeeded = true;
+                *ret_revision = rev;
+                return 0;
+        }
+        if (op->response_case != ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE || !op->response_range)
+                return malformed(err, "a failed compare-and-swap did not answer its Range");
+        const Etcdserverpb__KeyValue *kv = NULL;
+        r = range_kv(op->response_range, key, &kv, err);
+        if (r < 0)
+                return r;
+        *ret_succeeded = false;
+        *ret_revision = kv ? kv->mod_revision : 0;
+        return 0;
+}
+
+void etcd_members_done(etcd_members *m) {
+        if (!m)
+                return;
+        for (size_t i = 0; i < m->n; i++) {
+                free(m->items[i].name);
+                for (char **p = m->items[i].peer_urls; p && *p; p++)
+                        free(*p);
+                free(m->items[i].peer_urls);
+                for (char **p = m->items[i].client_urls; p && *p; p++)
+                        free(*p);
+                free(m->items[i].client_urls);
+        }
+        free(m->items);
+        *m = (etcd_members){ 0 };
+}
+
+static char **strv_copy(char **v, size_t n) {
+        char **out = calloc(n + 1, sizeof(char *));
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (!v[i] || !(out[i] = strdup(v[i]))) {
+                        for (size_t j = 0; j < i; j++)
+                                free(out[j]);
+                        free(out);
+                        return NULL;
+                }
+        return out;
+}
+
+#define MAX_URLS 16
+
+static int copy_members(Etcdserverpb__Member **v, size_t n, etcd_members *ret, ct_error *err) {
+        if (n == 0 || n > ETCD_MAX_MEMBERS)
+                return ct_error_set(err, -EBADMSG, L, "response-malformed", "%zu members (1..%d)", n, ETCD_MAX_MEMBERS);
+        etcd_members out = { .items = calloc(n, sizeof(etcd_member)) };
+        if (!out.items)
+                return ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+        for (size_t i = 0; i < n; i++) {
+                const Etcdserverpb__Member *m = v[i];
+                if (!m || m->id == 0 || m->n_peerurls == 0 || m->n_peerurls > MAX_URLS || m->n_clienturls > MAX_URLS ||
+                    strlen(m->name) > 255) {
+                        etcd_members_done(&out);
+                        return malformed(err, "a member without an ID or peer URL, or with too many URLs");
+                }
+                etcd_member *o = &out.items[out.n++];
+                o->id = m->id;
+                o->learner = m->islearner;
+                if (!(o->name = strdup(m->name)) || !(o->peer_urls = strv_copy(m->peerurls, m->n_peerurls)) ||
+                    !(o->client_urls = strv_copy(m->clienturls, m->n_clienturls))) {
+                        etcd_members_done(&out);
+                        return ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+                }
+        }
+        *ret = out;
+        return 0;
+}
+
+int etcd_parse_members_response(const uint8_t *buf, size_t len, bool member_add, etcd_members *ret, ct_error *err) {
+        if (len > ETCD_MAX_RESPONSE)
+                return ct_error_set(err, -EFBIG, L, "too-large", "member reply of %zu bytes", len);
+        if (!member_add) {
+                _cleanup_(etcdserverpb__member_list_response_freep) Etcdserverpb__MemberListResponse *m =
+                        etcdserverpb__member_list_response__unpack(&wipe_allocator, len, buf);
+                if (!m)
+                        return malformed(err, "MemberListResponse does not unpack");
+                return copy_members(m->members, m->n_members, ret, err);
+        }
+        _cleanup_(etcdserverpb__member_add_response_freep) Etcdserverpb__MemberAddResponse *m =
+                etcdserverpb__member_add_response__unpack(&wipe_allocator, len, buf);
+        if (!m)
+                return malformed(err, "MemberAddResponse does not unpack");
+        if (!m->member || m->member->id == 0)
+                return malformed(err, "MemberAddResponse without the new member");
+        bool listed = false;
+        for (size_t i = 0; i < m->n_members && !listed; i++)
+                listed = m->members[i] && m->members[i]->id == m->member->id;
+        if (!listed)
+                return malformed(err, "MemberAddResponse: the new member is not in the member list");
+        int r = copy_members(m->members, m->n_members, ret, err);
+        if (r >= 0)
+                ret->added_id = m->member->id;
+        return r;
+}
+
+/* ---- operations ---- */
+
+int etcd_get(etcd_client *c, const char *key, size_t max_value, secret_t **ret_value, int64_t *ret_mod_revision,
+             ct_error *err) {
+        int r = check_key(key, err);
+        if (r < 0)
+                return r;
+        Etcdserverpb__RangeRequest req = ETCDSERVERPB__RANGE_REQUEST__INIT;
+        req.key = (ProtobufCBinaryData){ strlen(key), (uint8_t *) key };
+        req.limit = 1;
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        r = call(c, ETCD_METHOD_RANGE, &req.base, &resp, &len, err);
+        if (r < 0)
+                return r;
+        r = etcd_parse_range_response(resp, len, key, max_value, ret_value, ret_mod_revision, err);
+        erase_and_free_sized(resp, len);
+        return r;
+}
+
+int etcd_put(etcd_client *c, const char *key, const void *value, size_t len, int64_t *ret_revision, ct_error *err) {
+        int r = check_key(key, err);
+        if (r < 0)
+                return r;
+        Etcdserverpb__PutRequest req = ETCDSERVERPB__PUT_REQUEST__INIT;
+        req.key = (ProtobufCBinaryData){ strlen(key), (uint8_t *) key };
+        req.value = (ProtobufCBinaryData){ len, (uint8_t *) value };
+        uint8_t *resp = NULL;
+        size_t rlen = 0;
+        r = call(c, ETCD_METHOD_PUT, &req.base, &resp, &rlen, err);
+        if (r < 0)
+                return r;
+        int64_t rev = 0;
+        r = etcd_parse_put_response(resp, rlen, &rev, err);
+        erase_and_free_sized(resp, rlen);
+        if (r >= 0 && ret_revision)
+                *ret_revision = rev;
+        return r;
+}
+
+int etcd_cas(etcd_client *c, const char *key, int64_t expected, const void *value, size_t len, int64_t *ret_revision,
+             int64_t *ret_current, ct_error *err) {
+        int r = check_key(key, err);
+        if (r < 0)
+                return r;
+        if (expected < 0)
+                return ct_error_set(err, -EINVAL, L, "config", "expected revision %lld", (long long) expected);
+        ProtobufCBinaryData k = { strlen(key), (uint8_t *) key };
+        /* mod_revision(key) == expected; etcd compares an absent key's revisions as 0. */
+        Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT;
+        cmp.result = ETCDSERVERPB__COMPARE__COMPARE_RESULT__EQUAL;
+        cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD;
+        cmp.key = k;
+        cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION;
+        cmp.mod_revision = expected;
+        Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+        put.key = k;
+        put.value = (ProtobufCBinaryData){ len, (uint8_t *) value };
+        Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
+        get.key = k;
+        get.limit = 1;
+        get.keys_only = true; /* the failure branch only needs the revision, never the value */
+        Etcdserverpb__RequestOp on_success = ETCDSERVERPB__REQUEST_OP__INIT, on_failure = ETCDSERVERPB__REQUEST_OP__INIT;
+        on_success.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+        on_success.request_put = &put;
+        on_failure.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+        on_failure.request_range = &get;
+        Etcdserverpb__Compare *cmps[] = { &cmp };
+        Etcdserverpb__RequestOp *succ[] = { &on_success }, *fail[] = { &on_failure };
+        Etcdserverpb__TxnRequest req = ETCDSERVERPB__TXN_REQUEST__INIT;
+        req.n_compare = 1;
+        req.compare = cmps;
+        req.n_success = 1;
+        req.success = succ;
+        req.n_failure = 1;
+        req.failure = fail;
+        uint8_t *resp = NULL;
+        size_t rlen = 0;
+        r = call(c, ETCD_METHOD_TXN, &req.base, &resp, &rlen, err);
+        if (r < 0)
+                return r;
+        bool ok = false;
+        int64_t rev = 0;
+        r = etcd_parse_cas_response(resp, rlen, key, &ok, &rev, err);
+        erase_and_free_sized(resp, rlen);
+        if (r < 0)
+                return r;
+        if (!ok) {
+                if (ret_current)
+                        *ret_current = rev;
+                return ct_error_set(err, -ESTALE, L, "compare-failed",
+                                    "%s: revision %lld in force, expected %lld (another writer was first)", key,
+                                    (long long) rev, (long long) expected);
+        }
+        if (ret_revision)
+                *ret_revision = rev;
+        return 0;
+}
+
+int etcd_member_list(etcd_client *c, etcd_members *ret, ct_error *err) {
+        Etcdserverpb__MemberListRequest req = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        int r = call(c, ETCD_METHOD_MEMBER_LIST, &req.base, &resp, &len, err);
+        if (r < 0)
+                return r;
+        r = etcd_parse_members_response(resp, len, false, ret, err);
+        erase_and_free_sized(resp, len);
+        return r;
+}
+
+int etcd_member_add(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err) {
+        if (!peer_url || strncmp(peer_url, "https://", 8) != 0 || strlen(peer_url) > 255)
+                return ct_error_set(err, -EINVAL, L, "config", "peer URL must be https://host:port");
+        Etcdserverpb__MemberAddRequest req = ETCDSERVERPB__MEMBER_ADD_REQUEST__INIT;
+        char *urls[] = { (char *) peer_url };
+        req.n_peerurls = 1;
+        req.peerurls = urls;
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        int r = call(c, ETCD_METHOD_MEMBER_ADD, &req.base, &resp, &len, err);
+        if (r < 0)
+                return r;
+        r = etcd_parse_members_response(resp, len, true, ret, err);
+        erase_and_free_sized(resp, len);
+        return r;
+}
