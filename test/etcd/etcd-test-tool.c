@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The etcd side of the Python node tests (test/etcd/etcdtest.py), through lib/etcd:
+ *   etcd-test-tool pki DIR NODE IP                  lib/pki: pki_create + pki_etcd_certs
+ *   etcd-test-tool put ENDPOINT PKI KEY FILE        etcd_put of FILE's bytes
+ *   etcd-test-tool get ENDPOINT PKI KEY             the value on stdout; exit 2 if absent
+ * Exit 0 ok, 1 failure (the ct_error on stderr), 2 absent, 64 usage. */
+#include <stdio.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "etcd/etcd.h"
+#include "pki/pki.h"
+
+static int fail(const ct_error *e) {
+        char buf[CT_ERROR_DETAIL_MAX + 64];
+        fprintf(stderr, "etcd-test-tool: %s\n", ct_error_format(e, buf, sizeof buf));
+        return 1;
+}
+
+static int open_client(const char *endpoint, const char *pki, etcd_client **ret, ct_error *err) {
+        etcd_client_config c;
+        _cleanup_free_ char *storage = NULL;
+        if (etcd_client_config_from_pki(endpoint, pki, &c, &storage) < 0)
+                return -ENOMEM;
+        return etcd_client_new(&c, ret, err);
+}
+
+int main(int argc, char **argv) {
+        ct_error err = CT_ERROR_INIT;
+        if (argc == 5 && strcmp(argv[1], "pki") == 0) {
+                const char *ips[] = { argv[4] };
+                if (pki_create(argv[2], &err) < 0 || pki_etcd_certs(argv[2], argv[3], ips, 1, &err) < 0)
+                        return fail(&err);
+                return 0;
+        }
+        if (argc == 6 && strcmp(argv[1], "put") == 0) {
+                _cleanup_free_ uint8_t *data = NULL;
+                size_t len = 0;
+                if (read_full_file(argv[5], ETCD_MAX_REQUEST / 2, &data, &len) < 0) {
+                        fprintf(stderr, "etcd-test-tool: cannot read %s\n", argv[5]);
+                        return 1;
+                }
+                _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+                if (open_client(argv[2], argv[3], &c, &err) < 0 || etcd_put(c, argv[4], data, len, NULL, &err) < 0)
+                        return fail(&err);
+                return 0;
+        }
+        if (argc == 5 && strcmp(argv[1], "get") == 0) {
+                _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+                _cleanup_secret_ secret_t *v = NULL;
+                int64_t rev = 0;
+                if (open_client(argv[2], argv[3], &c, &err) < 0)
+                        return fail(&err);
+                int r = etcd_get(c, argv[4], ETCD_MAX_RESPONSE, &v, &rev, &err);
+                if (r == -ENOENT)
+                        return 2;
+                if (r < 0)
+                        return fail(&err);
+                fwrite(v->data, 1, v->len, stdout);
+                return 0;
+        }
+        fprintf(stderr, "usage: etcd-test-tool pki DIR NODE IP | put ENDPOINT PKI KEY FILE | get ENDPOINT PKI KEY\n");
+        return 64;
+}
