@@ -6,9 +6,13 @@
  *    are sensitive AND write-only: Terraform (>= 1.11) hands them to the provider from the
  *    configuration at every apply and never stores them in plan or state files. Constellation kept
  *    them in state in clear; UpgradeResourceState drops them from such state.
- *  - Create and Update need the node services (init over attested TLS), which come with a later
- *    release of this provider; until then they fail with a diagnostic that says so. Read keeps the
- *    state (Constellation's Read is a no-op too) and Delete only drops it. */
+ *  - Create initialises the first control plane through lib/nodeclient (aTLS with the qemu-vtpm
+ *    validator from attestation.measurements, then /init.API/Init); other variants are refused.
+ *    Constellation then configures the cluster through Kubernetes (join-config, Helm): not here.
+ *  - Changes that need Kubernetes (image, kubernetes_version, microservice version) are refused
+ *    at plan time; other updates stop at apply with a diagnostic (the attestation config push to
+ *    the join service is not wired in yet). Read keeps the state (Constellation's Read is a no-op
+ *    too) and Delete only drops it. */
 #include <stdio.h>
 
 #include "basic/encoding.h"
