@@ -10,13 +10,19 @@
  *    validator from attestation.measurements, then /init.API/Init); other variants are refused.
  *    Constellation then configures the cluster through Kubernetes (join-config, Helm): not here.
  *  - Changes that need Kubernetes (image, kubernetes_version, microservice version) are refused
- *    at plan time; other updates stop at apply with a diagnostic (the attestation config push to
- *    the join service is not wired in yet). Read keeps the state (Constellation's Read is a no-op
- *    too) and Delete only drops it. */
+ *    at plan time. A changed attestation configuration is signed with the key derived from the
+ *    master secret and pushed to the join service (/joinconfig.API/UpdateAttestationConfig on
+ *    :30091), Constellation's join-config ConfigMap without Kubernetes; other updates stop at apply
+ *    with a diagnostic. Read keeps the state (Constellation's Read is a no-op too) and Delete only
+ *    drops it. */
+#include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "basic/encoding.h"
 #include "basic/log.h"
+#include "crypto/hkdf.h"
+#include "joinconfig/joinconfig.h"
 #include "basic/secret.h"
 #include "image-common.h"
 #include "measurements/measurements.h"
@@ -539,13 +545,125 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
         return 0;
 }
 
+/* ---- Update: the attestation configuration, as a signed update to the join service -------------- */
+
+#define JOINCONFIG_UPDATE_PORT "30091"
+#define JOINCONFIG_UPDATE_TIMEOUT_MS (30 * 1000)
+#define JOINCONFIG_UPDATE_METHOD "/joinconfig.API/UpdateAttestationConfig"
+
+/* The first configured (not computed, not write-only) attribute other than `except` whose planned
+ * value differs from the prior one, or NULL. */
+static const char *changed_attribute(const cty_value *prior, const cty_value *planned, const char *except) {
+        for (size_t i = 0; cluster_attrs[i].name; i++) {
+                const tf_attr *a = &cluster_attrs[i];
+                if (a->write_only || a->mode == TF_COMPUTED || streq(a->name, except))
+                        continue;
+                if (!cty_value_equal(cty_object_get(prior, a->name), cty_object_get(planned, a->name)))
+                        return a->name;
+        }
+        return NULL;
+}
+
+/* Pushes a signed update document to host:30091 (docs/node.md "Attestation config updates without
+ * Kubernetes"). Diagnostics at attestation or out_of_cluster_endpoint. */
+static int push_attestation_update(const char *host, const char *doc, tf_diags *d) {
+        tf_path pa = tf_path_child(NULL, "attestation"), pe = tf_path_child(NULL, "out_of_cluster_endpoint");
+        _cleanup_free_ char *endpoint = NULL;
+        if (asprintf(&endpoint, strchr(host, ':') ? "[%s]:" JOINCONFIG_UPDATE_PORT : "%s:" JOINCONFIG_UPDATE_PORT,
+                     host) < 0) {
+                endpoint = NULL;
+                return -ENOMEM;
+        }
+        /* UpdateAttestationConfigRequest { bytes signed_update = 1; } */
+        size_t len = strlen(doc), n = 0;
+        _cleanup_free_ uint8_t *req = malloc(len + 16);
+        if (!req)
+                return -ENOMEM;
+        req[n++] = 0x0a;
+        for (size_t v = len;; v >>= 7) {
+                req[n++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+                if (v <= 0x7f)
+                        break;
+        }
+        memcpy(req + n, doc, len);
+        n += len;
+        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+        if (rpc_channel_new(endpoint, NULL, NULL, &ch) < 0) {
+                tf_error(d, &pe, "Cannot reach the join service", "No gRPC channel to %s.", endpoint);
+                return -EIO;
+        }
+        uint8_t *resp = NULL;
+        size_t resp_len = 0;
+        rpc_status st = { 0 };
+        int r = rpc_unary(ch, JOINCONFIG_UPDATE_METHOD, req, n, JOINCONFIG_UPDATE_TIMEOUT_MS, &resp, &resp_len, &st);
+        free(resp);
+        if (r < 0 || st.code == GRPC_STATUS_UNAVAILABLE || st.code == GRPC_STATUS_DEADLINE_EXCEEDED)
+                tf_error(d, &pe, "Cannot reach the join service",
+                         "The attestation configuration update could not be delivered to %s (%s). The join service "
+                         "runs on every initialised control plane; the state is unchanged, apply again when it is "
+                         "up.",
+                         endpoint, r < 0 ? strerror(-r) : st.message ?: rpc_status_code_to_string(st.code));
+        else if (st.code != GRPC_STATUS_OK)
+                tf_error(d, &pa, "Attestation configuration refused",
+                         "The join service at %s refused the signed update: %s: %s. The state is unchanged.%s", endpoint,
+                         rpc_status_code_to_string(st.code), st.message ?: "",
+                         st.message && strstr(st.message, "signature-invalid")
+                                 ? " The update is signed with a key derived from master_secret and master_secret_salt: "
+                                   "they must be the ones the cluster was created with."
+                                 : "");
+        rpc_status_done(&st);
+        return d->has_error ? -EPERM : 0;
+}
+
 static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, const cty_value *planned,
                                  const cty_value *config, tf_diags *d) {
-        tf_error(d, NULL, "Cluster update is not available yet",
-                 "Updating an initialised cluster (e.g. pushing a changed attestation configuration to its join "
-                 "service) is not implemented in this release. The state is unchanged; keep the configuration as it "
-                 "was applied, or replace the cluster.");
-        return cty_value_copy(prior);
+        const char *other = changed_attribute(prior, planned, "attestation");
+        if (other) {
+                tf_path po = tf_path_child(NULL, other);
+                tf_error(d, &po, "Cluster update is not available yet",
+                         "Changing %s of an initialised cluster is not implemented in this release (only the "
+                         "attestation configuration is updated in place). The state is unchanged; keep the value as "
+                         "it was applied, or replace the cluster.",
+                         other);
+                return cty_value_copy(prior);
+        }
+        /* The attestation configuration changed: sign it with the key derived from the master secret
+         * and push it to the join service, which accepts only a version above the one in force. */
+        const cty_value *att = cty_object_get(planned, "attestation");
+        const char *variant = tf_get_string(att, "variant"), *host = tf_get_string(planned, "out_of_cluster_endpoint");
+        tf_path pa = tf_path_child(NULL, "attestation"), pv = tf_path_child(&pa, "variant");
+        if (!variant || !streq(variant, "qemu-vtpm") || !host) {
+                tf_error(d, &pv, "Attestation variant not supported for updates",
+                         "The join service's attestation configuration is updated for qemu-vtpm clusters only; the "
+                         "state is unchanged.");
+                return cty_value_copy(prior);
+        }
+        measurements m;
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *key = NULL;
+        if (measurements_from_attestation(att, &m, d) < 0 || config_secret(config, "master_secret", true, &master, d) < 0 ||
+            config_secret(config, "master_secret_salt", true, &salt, d) < 0)
+                return cty_value_copy(prior);
+        if (kdf_data_key(master, salt, JOINCONFIG_SIGNING_KEY_ID, JOINCONFIG_SIGNING_KEY_LEN, &key) < 0)
+                return NULL;
+        /* The version: milliseconds of the wall clock, so every later apply is newer than every earlier
+         * one (the init configuration is version 0; < 2^53 until the year 287396). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t version = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+        ct_error err = CT_ERROR_INIT;
+        _cleanup_free_ char *doc = NULL;
+        if (joinconfig_update_sign(&m, version, key, &doc, &err) < 0) {
+                char b[CT_ERROR_DETAIL_MAX + 64];
+                tf_path pm = tf_path_child(&pa, "measurements");
+                tf_error(d, &pm, "Invalid attestation configuration", "%s. The state is unchanged.",
+                         ct_error_format(&err, b, sizeof b));
+                return cty_value_copy(prior);
+        }
+        log_debug("constellation_cluster: attestation config version %" PRIu64 " to %s:%s", version, host,
+                  JOINCONFIG_UPDATE_PORT);
+        if (push_attestation_update(host, doc, d) < 0)
+                return cty_value_copy(prior);
+        return cty_value_copy(planned);
 }
 
 static cty_value *read_cluster(tf_provider_state *p, const cty_value *current, tf_diags *d) {

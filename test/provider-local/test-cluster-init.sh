@@ -12,7 +12,10 @@
 #      (python3's hmac, not our lib/crypto) = PCR 15's extension; kubeconfig in state (sensitive)
 #      with its server at the endpoint; master secret, salts and init secret nowhere in the state
 #   3. plan: no changes; a changed kubernetes_version is refused at plan time
-#   4. destroy drops the state
+#   4. the real join service started from what Init wrote: changed measurements are applied in place
+#      as a signed update (the service stores it, version > 0, PCR 15 = 0 added); a wrong master
+#      secret is refused (signature-invalid) and the state keeps the old measurements
+#   5. destroy drops the state
 set -uo pipefail
 
 fail() { echo "test-provider-cluster-init: FAIL: $*" >&2; exit 1; }
@@ -27,13 +30,17 @@ provider_dir=$bin/provider
 [ -x "$provider_dir/terraform-provider-constellation" ] || fail "provider binary missing in $provider_dir"
 bs=${CT_BOOTSTRAPPER:-$bin/node/bootstrapper/constellation-bootstrapper}
 [ -x "$bs" ] || fail "constellation-bootstrapper not built ($bs)"
+js=${CT_JOINSERVICE:-$bin/node/joinservice/constellation-joinservice}
+[ -x "$js" ] || fail "constellation-joinservice not built ($js)"
 
 work=$(mktemp -d /tmp/ctpc.XXXXXX)
 d=$work/tf
 mkdir -p "$d"
-swtpm_pid="" bs_pid=""
+swtpm_pid="" bs_pid="" js_pid=""
 cleanup() {
         # Only what this test started, by pid.
+        [ -z "$js_pid" ] || kill -9 "$js_pid" 2>/dev/null || true
+        [ -z "$js_pid" ] || wait "$js_pid" 2>/dev/null || true
         [ -z "$bs_pid" ] || kill -9 "$bs_pid" 2>/dev/null || true
         [ -z "$swtpm_pid" ] || kill -9 "$swtpm_pid" 2>/dev/null || true
         [ -z "$bs_pid" ] || wait "$bs_pid" 2>/dev/null || true
@@ -149,7 +156,8 @@ until connectable "$addr" 9000; do
 done
 
 # Terraform configuration: the measurements as constellation_attestation returns them.
-python3 - "$work/pcrs" "$work/measurements.tf" "$work/measurements-pcr3.tf" <<'PY' || fail "cannot read the PCRs"
+python3 - "$work/pcrs" "$work/measurements.tf" "$work/measurements-pcr3.tf" "$work/measurements-pcr9.tf" \
+        "$work/measurements-pcr10.tf" <<'PY' || fail "cannot read the PCRs"
 import re, sys
 m = {}
 for line in open(sys.argv[1]):
@@ -160,6 +168,12 @@ assert len(m) == 8, m
 def hcl(mm):
     return "{\n" + "".join('      "%s" = { expected = "%s", warn_only = false }\n' % (k, v) for k, v in sorted(mm.items())) + "    }"
 open(sys.argv[2], "w").write(hcl(m))
+m9 = dict(m)
+m9["9"] = "c9" * 32
+open(sys.argv[4], "w").write(hcl(m9))
+m10 = dict(m)
+m10["10"] = "10" * 32
+open(sys.argv[5], "w").write(hcl(m10))
 v = m["3"]
 m["3"] = ("1" if v[0] == "0" else "0") + v[1:]
 open(sys.argv[3], "w").write(hcl(m))
@@ -284,6 +298,50 @@ expect_log "Error: Change needs Kubernetes"
 expect_log "Changing kubernetes_version of an existing cluster is a Kubernetes upgrade"
 expect_log 'kubernetes_version = "v1.32.9"'
 main_tf "$work/measurements.tf" >"$d/main.tf"
+
+# ---------------------------------------------------------------------------------------------
+step "the join service takes changed measurements as a signed update"
+deadline=$((SECONDS + 30))
+until [ -s "$work/var-config/attestationConfig" ] && [ -s "$work/var-config/measurementSalt" ]; do
+        [ $SECONDS -lt $deadline ] || fail "the bootstrapper did not write the join service's configuration"
+        sleep 0.1
+done
+kms_uri=$(python3 -c 'import base64,sys; print("kms://cluster-kms?key=%s&salt=%s" % tuple(base64.urlsafe_b64encode(bytes.fromhex(x)).decode() for x in sys.argv[1:]))' "$master" "$salt")
+"$js" --listen "$addr:30090" --update-listen "$addr:30091" --kms-uri "$kms_uri" --config-dir "$work/var-config" \
+        --pki-dir "$work/etc-kubernetes/pki" --api-endpoint "$addr:6443" >"$work/joinservice.log" 2>&1 &
+js_pid=$!
+deadline=$((SECONDS + 60))
+until connectable "$addr" 30091; do
+        kill -0 "$js_pid" 2>/dev/null || fail "the join service exited: $(cat "$work/joinservice.log")"
+        [ $SECONDS -lt $deadline ] || fail "the join service does not listen on $addr:30091: $(tail -n 5 "$work/joinservice.log")"
+        sleep 0.1
+done
+main_tf "$work/measurements-pcr9.tf" >"$d/main.tf"
+expect_ok apply -auto-approve
+expect_log "Apply complete! Resources: 0 added, 1 changed, 0 destroyed."
+python3 - "$work/var-config/attestationConfig" <<'PY' || fail "the join service did not store the update: $(cat "$work/var-config/attestationConfig")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["version"] > 0 and d["signature"], d
+assert d["measurements"]["9"] == {"expected": "c9" * 32, "warnOnly": False}, d["measurements"]
+assert d["measurements"]["15"] == {"expected": "00" * 32, "warnOnly": False}, d["measurements"]
+PY
+grep -q "attestation config version [0-9]* accepted" "$work/joinservice.log" ||
+        fail "the join service did not log the accepted version: $(tail -n 5 "$work/joinservice.log")"
+expect_ok plan -detailed-exitcode
+expect_log "No changes."
+stored=$(sha256sum <"$work/var-config/attestationConfig")
+main_tf "$work/measurements-pcr10.tf" >"$d/main.tf"
+TF_VAR_master_secret=$(hexrand 32) expect_fail apply -auto-approve
+expect_log "Error: Attestation configuration refused"
+expect_log "signature-invalid"
+[ "$(sha256sum <"$work/var-config/attestationConfig")" = "$stored" ] || fail "a refused update changed the join service's config"
+jq -e '.resources[0].instances[0].attributes.attestation.measurements | has("9") and (has("10") | not)' "$st" >/dev/null ||
+        fail "the state does not keep the measurements in force after a refused update"
+for s in "$master" "$salt" "$msalt" "$init_secret"; do
+        grep -qiF -- "$s" "$st" && fail "a write-only secret (${s:0:6}…) is in the state file after the update"
+done
+main_tf "$work/measurements-pcr9.tf" >"$d/main.tf"
 
 step "destroy"
 expect_ok destroy -auto-approve
