@@ -56,6 +56,23 @@ GRPC_REGISTRATION(register_tcp_connect_handshaker,
 GRPC_REGISTRATION(register_service_config_arg_filter,
                   "_ZN9grpc_core37RegisterServiceConfigChannelArgFilterEPNS_17CoreConfiguration7BuilderE");
 
+/* absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle): Debian's abseil is built without
+ * NDEBUG, so every absl::Mutex that gRPC core takes while holding another records the lock order
+ * in a global graph, with a stack trace (libgcc's unwinder over .eh_frame) for each new edge. That
+ * is a debugging aid for abseil's users (a detected cycle aborts the process); here it cost CPU on
+ * every call and kept the unwinder, .eh_frame pages and the graph's arena resident. kIgnore (0)
+ * turns it off, as in an NDEBUG build of abseil: in a constructor with a priority, which runs
+ * before every C++ static initialiser (they have none), so before the first lock. It only stores
+ * the mode in an atomic. */
+enum absl_on_deadlock_cycle { ABSL_ON_DEADLOCK_CYCLE_IGNORE = 0 };
+extern void absl_set_mutex_deadlock_detection_mode(enum absl_on_deadlock_cycle mode) __asm__(
+        "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE");
+
+void grpc_core_config_no_deadlock_detection(void);
+__attribute__((constructor(101))) void grpc_core_config_no_deadlock_detection(void) {
+        absl_set_mutex_deadlock_detection_mode(ABSL_ON_DEADLOCK_CYCLE_IGNORE);
+}
+
 void grpc_core_build_configuration(struct grpc_core_builder *b) __asm__(
         "_ZN9grpc_core22BuildCoreConfigurationEPNS_17CoreConfiguration7BuilderE");
 void grpc_core_build_configuration(struct grpc_core_builder *b) {
