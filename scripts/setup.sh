@@ -44,6 +44,7 @@ packages=(
   libtss2-dev libtss2-tcti-swtpm0 libtss2-tcti-device0
   # real peers the tests run against
   swtpm swtpm-tools tpm2-tools openssl python3 python3-pykmip python3-grpcio python3-protobuf curl jq xxd osslsigncode strace
+  etcd-server
   # image build and boot
   qemu-system-x86 ovmf debootstrap systemd-container systemd-boot systemd-boot-efi sbsigntool
   dosfstools mtools fdisk e2fsprogs cpio binutils zstd squashfs-tools

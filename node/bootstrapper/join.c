@@ -43,10 +43,7 @@
 
 static const unsigned join_config_pcrs[] = { 4, 8, 9, 11, 12, 13 };
 
-int bootstrapper_write_join_config(const bootstrapper_config *cfg, const uint8_t *measurement_salt, size_t salt_len,
-                                   ct_error *err) {
-        if (salt_len != INIT_MEASUREMENT_SALT_LEN)
-                return ct_error_set(err, -EINVAL, LAYER, "salt-invalid", "measurement salt is %zu bytes", salt_len);
+int bootstrapper_join_config_json(const bootstrapper_config *cfg, char **ret_json, size_t *ret_len, ct_error *err) {
         _cleanup_(tpm_closep) tpm_ctx *t = NULL;
         _cleanup_free_ char *why = NULL;
         int r = tpm_open(cfg->tcti, &t, &why);
@@ -81,6 +78,20 @@ int bootstrapper_write_join_config(const bootstrapper_config *cfg, const uint8_t
         fputs("}}\n", f);
         if (fclose(f) != 0)
                 return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        *ret_json = TAKE_PTR(json);
+        *ret_len = json_len;
+        return 0;
+}
+
+int bootstrapper_write_join_config(const bootstrapper_config *cfg, const uint8_t *measurement_salt, size_t salt_len,
+                                   ct_error *err) {
+        if (salt_len != INIT_MEASUREMENT_SALT_LEN)
+                return ct_error_set(err, -EINVAL, LAYER, "salt-invalid", "measurement salt is %zu bytes", salt_len);
+        _cleanup_free_ char *json = NULL;
+        size_t json_len = 0;
+        int r = bootstrapper_join_config_json(cfg, &json, &json_len, err);
+        if (r < 0)
+                return r;
 
         if (mkdir(cfg->config_dir, 0700) < 0 && errno != EEXIST)
                 return ct_error_set(err, -errno, LAYER, "io", "%s: %s", cfg->config_dir, strerror(errno));

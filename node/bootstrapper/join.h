@@ -20,6 +20,28 @@
  * raw bytes), 0600, atomically. */
 int bootstrapper_write_join_config(const bootstrapper_config *cfg, const uint8_t *measurement_salt, size_t salt_len,
                                    ct_error *err);
+/* The attestationConfig document alone (NUL-terminated, caller frees). */
+int bootstrapper_join_config_json(const bootstrapper_config *cfg, char **ret_json, size_t *ret_len, ct_error *err);
+
+/* The control planes' shared store (etcd.c, docs/node.md "The shared store"). After Init, and on
+ * every start of a bootstrapped control plane, when an etcd endpoint is configured:
+ *   1. this node's etcd certificates from the cluster etcd CA (lib/pki pki_etcd_certs);
+ *   2. etcd's configuration as an environment file (0600, the unit's EnvironmentFile): data dir on
+ *      the state disk, client URLs https://127.0.0.1:<port> (+ the node's IP), peer URL
+ *      https://<node IP>:<peer port>, mTLS for both with the etcd CA, a new one-member cluster;
+ *   3. `systemctl start <unit>` (Type=notify: returns once etcd serves), unless unit is "";
+ *   4. waits for etcd (mTLS, up to wait_ms) and stores, each only if absent: the join service's
+ *      attestationConfig and measurementSalt, and the key service's configuration from config_dir
+ *      (kms-uri, or mastersecret and salt), whose files are then removed: etcd is the one source. */
+typedef struct bootstrapper_etcd_options {
+        const char *endpoint;  /* 127.0.0.1:2379: what the node's services dial */
+        const char *unit;      /* constellation-etcd.service; "": started by someone else (tests) */
+        const char *env_file;  /* /var/config/etcd.env */
+        const char *data_dir;  /* /var/lib/etcd (the state disk) */
+        int peer_port;         /* 2380 */
+        int64_t wait_ms;       /* how long etcd may take to answer */
+} bootstrapper_etcd_options;
+int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o, ct_error *err);
 
 /* A worker joins (join.c has the steps). */
 typedef struct join_options {

@@ -31,7 +31,10 @@ static const char *arg_metadata, *arg_state_disk, *arg_keyfile = LUKS_STATE_KEYF
                                                    *arg_component_roots = DEFAULT_COMPONENT_ROOTS,
                                                    *arg_start_units = DEFAULT_START_UNITS,
                                                    *arg_config_dir = "/var/config", *arg_kubeadm = JOIN_DEFAULT_KUBEADM,
-                                                   *arg_join_retry_ms = "1000";
+                                                   *arg_join_retry_ms = "1000", *arg_etcd_endpoint,
+                                                   *arg_etcd_unit = "constellation-etcd.service",
+                                                   *arg_etcd_env = "/var/config/etcd.env", *arg_etcd_data_dir = "/var/lib/etcd",
+                                                   *arg_etcd_peer_port = "2380";
 
 static const service_option options[] = {
         { "metadata", "FILE", "node metadata JSON (default: $" METADATA_PATH_ENV " or QEMU fw_cfg)", &arg_metadata, NULL,
@@ -50,6 +53,16 @@ static const service_option options[] = {
         { "start-units", "UNITS", "systemd units to start after Init (\"\": none)", &arg_start_units, NULL, false },
         { "kubeadm", "PATH", "a worker runs `PATH join` after its ticket if installed (default " JOIN_DEFAULT_KUBEADM ")",
           &arg_kubeadm, NULL, false },
+        { "etcd-endpoint", "HOST:PORT", "the control planes' shared store: after Init start etcd and store the join "
+          "and key services' configuration there (the unit: 127.0.0.1:2379; default: none, files in --config-dir)",
+          &arg_etcd_endpoint, NULL, false },
+        { "etcd-unit", "UNIT", "etcd's unit, started after its configuration is written (default "
+          "constellation-etcd.service; \"\": etcd is started by someone else)", &arg_etcd_unit, NULL, false },
+        { "etcd-env", "FILE", "etcd's configuration (the unit's EnvironmentFile; default /var/config/etcd.env)",
+          &arg_etcd_env, NULL, false },
+        { "etcd-data-dir", "DIR", "etcd's data on the state disk (default /var/lib/etcd)", &arg_etcd_data_dir, NULL,
+          false },
+        { "etcd-peer-port", "PORT", "etcd's peer port (default 2380)", &arg_etcd_peer_port, NULL, false },
         { "join-retry", "MS", "a worker's first retry delay after no endpoint gave a ticket (doubling to 30 s; default 1000)",
           &arg_join_retry_ms, NULL, false },
 };
@@ -162,6 +175,26 @@ static void write_join_config(const bootstrapper_config *cfg, bool overwrite) {
                         ct_error_format(&err, msg, sizeof msg));
 }
 
+#define ETCD_WAIT_MS 120000 /* etcd's first start on a TCG guest */
+
+/* The shared store (etcd.c) when configured, else the join service's files. After Init (overwrite
+ * the files) and on every start of a bootstrapped control plane (etcd: idempotent, never over a
+ * stored update). */
+static void shared_state(const bootstrapper_config *cfg, bool after_init) {
+        if (isempty(arg_etcd_endpoint)) {
+                write_join_config(cfg, after_init);
+                return;
+        }
+        bootstrapper_etcd_options o = { .endpoint = arg_etcd_endpoint, .unit = arg_etcd_unit, .env_file = arg_etcd_env,
+                                        .data_dir = arg_etcd_data_dir, .peer_port = atoi(arg_etcd_peer_port),
+                                        .wait_ms = ETCD_WAIT_MS };
+        ct_error err = CT_ERROR_INIT;
+        char msg[CT_ERROR_DETAIL_MAX + 128];
+        if (bootstrapper_shared_state(cfg, &o, &err) < 0)
+                initlog(LOG_LEVEL_ERROR, "the shared store was not set up (the join and key services will not start): %s",
+                        ct_error_format(&err, msg, sizeof msg));
+}
+
 static int split_roots(const char *list, char ***ret) {
         char *copy = strdup(list);
         size_t n = 1;
@@ -249,7 +282,7 @@ int main(int argc, char **argv) {
                                 "this node is already bootstrapped (PCR 15 set, %s and %s present): not serving Init",
                                 arg_node_state, marker);
                         if (ns.role == NODESTATE_ROLE_CONTROL_PLANE) {
-                                write_join_config(&cfg, false);
+                                shared_state(&cfg, false);
                                 (void) start_units(arg_start_units);
                         }
                 } else {
@@ -299,6 +332,13 @@ int main(int argc, char **argv) {
         bool finished = run.finished, success = run.success, joined = run.joined, join_locked = run.join_locked,
              join_failed = run.join_failed;
         pthread_mutex_unlock(&run.lock);
+        if (finished && success) {
+                initlog(LOG_LEVEL_INFO, "Init done: no longer serving Init");
+                shared_state(&cfg, true); /* needs the metadata (node name, address) */
+                (void) start_units(arg_start_units);
+                metadata_done(&cfg.md);
+                return SERVICE_EXIT_OK;
+        }
         metadata_done(&cfg.md);
         if (joined) {
                 initlog(LOG_LEVEL_INFO, "joined: no longer serving Init");
@@ -311,12 +351,6 @@ int main(int argc, char **argv) {
         }
         if (join_failed)
                 return SERVICE_EXIT_FAILURE;
-        if (finished && success) {
-                initlog(LOG_LEVEL_INFO, "Init done: no longer serving Init");
-                write_join_config(&cfg, true);
-                (void) start_units(arg_start_units);
-                return SERVICE_EXIT_OK;
-        }
         if (finished)
                 return INIT_EXIT_REBOOT;
         return service_exit_code(r);

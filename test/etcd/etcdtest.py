@@ -20,11 +20,13 @@ class EtcdError(Exception):
 
 
 def hold_port(port):
-    """A listening socket on 127.0.0.1:port (None if taken): keeps the port from others until closed."""
+    """127.0.0.1:port held (None if taken): bound with SO_REUSEADDR and never listening, so no other
+    socket can bind it in between, while etcd (Go sets SO_REUSEADDR on its listeners) can still bind
+    and listen on it; a client dialling it meanwhile is refused at once. Close it once etcd is ready."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", port))
-        s.listen(1)
         return s
     except OSError:
         s.close()
@@ -92,10 +94,10 @@ class Etcd:
         e = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": self.notify_path}
         e.update(env)
         self.log = open(self.log_path, "w+")
-        for s in held:
-            s.close()
         self.proc = subprocess.Popen([ETCD], env=e, stdout=self.log, stderr=self.log, cwd=tmpdir)
         self.ready = self._wait_ready(timeout)
+        for s in held:
+            s.close()
 
     def _wait_ready(self, timeout):
         deadline = time.monotonic() + timeout

@@ -2,12 +2,16 @@
 """The bootstrapper's join path on the host, end to end with the real binaries (loopback only):
 
   1. a control plane (own swtpm, LUKS2 file) is initialised with `constellation-attest init`; after
-     Init its bootstrapper wrote <config>/attestationConfig (PCRs 4, 8, 9, 11, 12, 13 of its TPM,
-     enforced, 0600) and <config>/measurementSalt (the 32 raw bytes, 0600);
+     Init its bootstrapper issued its etcd certificates, wrote etcd's configuration (etcd.env, 0600),
+     which this test starts Debian's etcd with as systemd's EnvironmentFile would (--etcd-unit ""),
+     and stored in etcd (mTLS) the join service's attestationConfig (PCRs 4, 8, 9, 11, 12, 13 of its
+     TPM, enforced) and measurementSalt (the 32 raw bytes) and the key service's master secret and
+     salt, whose files it then removed (etcd is the one source); a restarted bootstrapper changes
+     nothing in etcd;
   2. two worker bootstrappers (each its own swtpm and LUKS2 file, metadata role "worker") start
      before any join service exists and retry; worker 2's PCR 15 is then extended (a node already
-     bound); the real constellation-keyservice and constellation-joinservice start from the files Init
-     wrote;
+     bound); the real constellation-keyservice and constellation-joinservice start from etcd
+     (--etcd-endpoint, as their units);
   3. worker 1 joins and exits 0: its keyslot opens with HKDF(master, salt, "key-<uuid>") (python's
      hmac; cryptsetup open --test-passphrase), token initialized, PCR 15 equals the control plane's,
      node_state.json {Role: Worker, MeasurementSalt}, the marker, the kubelet certificate verifies
@@ -29,9 +33,12 @@ import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "node-services"))
+sys.path.insert(0, os.path.join(HERE, "..", "etcd"))
 from nodetest import Service, Swtpm, check, fail, require_tool, tmpdir  # noqa: E402
+import etcdtest  # noqa: E402
 
-BS, JS, KS, ATTEST = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+BS, JS, KS, ATTEST, TOOL = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+ETCD_PORT_BASE = 21300
 for tool in ("cryptsetup", "tpm2_pcrread", "tpm2_pcrextend", "openssl"):
     require_tool(tool)
 
@@ -129,7 +136,7 @@ def bootstrapper(d, name, tpm, md, disk, keyfile, extra=()):
     return Service(argv, d, timeout=120), root
 
 
-started, tpms = [], []
+started, tpms, etcds = [], [], []
 with tmpdir() as d:
     try:
         # --- 1. the control plane, initialised ---
@@ -143,7 +150,12 @@ with tmpdir() as d:
         cp_md = os.path.join(d, "cp-metadata.json")
         write(cp_md, json.dumps({"name": "control-plane-0", "role": "control-plane", "vpc_ip": "127.0.0.1",
                                  "init_secret_hash": h, "endpoint": "127.0.0.1"}), 0o644)
-        cp, cp_root = bootstrapper(d, "cp", cp_tpm, cp_md, cp_disk, cp_key)
+        etcd_cport, etcd_pport, etcd_held = etcdtest.hold_pair(ETCD_PORT_BASE)
+        etcd_ep = "127.0.0.1:%d" % etcd_cport
+        etcd_env_path = os.path.join(d, "cp", "var-config", "etcd.env")
+        etcd_args = ("--etcd-endpoint", etcd_ep, "--etcd-unit", "", "--etcd-env", etcd_env_path,
+                     "--etcd-data-dir", os.path.join(d, "cp", "var-lib-etcd"), "--etcd-peer-port", str(etcd_pport))
+        cp, cp_root = bootstrapper(d, "cp", cp_tpm, cp_md, cp_disk, cp_key, etcd_args)
         started.append(cp)
         cp.wait_ready()
         meas = {str(i): {"expected": read_pcr(cp_tpm, d, i).hex(), "warnOnly": False} for i in range(8)}
@@ -157,15 +169,52 @@ with tmpdir() as d:
                             "--measurement-salt", os.path.join(d, "msalt.hex"),
                             "--init-secret", os.path.join(d, "init-secret"), "--timeout", "120"], timeout=300)
         check(rc == 0 and out.strip() == CLUSTER_ID.hex(), "control plane: Init succeeded, cluster ID = python HKDF (%s)" % err[-300:])
-        check(cp.wait_exit(120) == 0, "control plane: the bootstrapper exits 0 after Init")
+        # After Init the bootstrapper writes etcd's configuration and waits for etcd: start it from
+        # that file, as constellation-etcd.service's EnvironmentFile= does.
+        wait_for(lambda: os.path.exists(etcd_env_path) or cp.proc.poll() is not None,
+                 "the bootstrapper to write etcd.env")
+        check(os.path.exists(etcd_env_path), "the bootstrapper wrote etcd.env (log tail: %s)" % cp.stderr()[-600:])
+        check(stat.S_IMODE(os.stat(etcd_env_path).st_mode) == 0o600, "etcd.env mode 0600")
+        env = etcdtest.parse_env_file(etcd_env_path)
+        check(env["ETCD_LISTEN_CLIENT_URLS"] == "https://" + etcd_ep and env["ETCD_CLIENT_CERT_AUTH"] == "true" and
+              env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true" and env["ETCD_INITIAL_CLUSTER"] ==
+              "control-plane-0=https://127.0.0.1:%d" % etcd_pport, "etcd.env: client and peer URLs with mTLS")
+        etcd = etcdtest.Etcd(env, d, etcd_held)
+        etcds.append(etcd)
+        check(etcd.ready, "etcd (Debian's) started from the bootstrapper's configuration (log: %s)"
+              % etcd.log_text()[-400:])
+        check(cp.wait_exit(180) == 0, "control plane: the bootstrapper exits 0 after Init")
+        check(stat.S_IMODE(os.stat(env["ETCD_DATA_DIR"]).st_mode) == 0o700, "etcd's data directory is 0700")
+        cp_pki = os.path.join(cp_root, "etc-kubernetes", "pki")
+
+        def etcd_get(key):
+            p = subprocess.run([TOOL, "get", etcd_ep, cp_pki, key], capture_output=True, timeout=60)
+            if p.returncode not in (0, 2):
+                fail("etcd get %s: %s" % (key, p.stderr.decode(errors="replace").strip()[:200]))
+            return p.stdout if p.returncode == 0 else None
+
         cfg = os.path.join(cp_root, "var-config")
-        ac_path, salt_path = os.path.join(cfg, "attestationConfig"), os.path.join(cfg, "measurementSalt")
-        ac = json.loads(read(ac_path))
+        ac = json.loads(etcd_get("/constellation/joinservice/attestationConfig"))
         want = {str(i): {"expected": read_pcr(cp_tpm, d, i).hex(), "warnOnly": False} for i in (4, 8, 9, 11, 12, 13)}
-        check(ac == {"measurements": want}, "attestationConfig: exactly PCRs 4, 8, 9, 11, 12, 13 of the control plane's TPM, enforced")
-        check(read(salt_path) == MSALT, "measurementSalt: the 32 raw bytes of the Init's measurement salt")
-        for p in (ac_path, salt_path):
-            check(stat.S_IMODE(os.stat(p).st_mode) == 0o600, "%s mode 0600" % os.path.basename(p))
+        check(ac == {"measurements": want}, "etcd attestationConfig: exactly PCRs 4, 8, 9, 11, 12, 13 of the control plane's TPM, enforced")
+        check(etcd_get("/constellation/joinservice/measurementSalt") == MSALT,
+              "etcd measurementSalt: the 32 raw bytes of the Init's measurement salt")
+        check(etcd_get("/constellation/keyservice/mastersecret") == MASTER and
+              etcd_get("/constellation/keyservice/salt") == SALT, "etcd: the key service's master secret and salt")
+        check(etcd_get("/constellation/keyservice/kms-uri") is None, "etcd: no kms-uri beside them")
+        for name in ("attestationConfig", "measurementSalt", "mastersecret", "salt"):
+            check(not os.path.exists(os.path.join(cfg, name)), "%s not on disk: etcd is the one source" % name)
+        cp_log = cp.stderr()
+        check(MASTER.hex() not in cp_log and SALT.hex() not in cp_log, "control plane log: no secret")
+
+        # A restarted bootstrapper on the bootstrapped node stores nothing over etcd's values.
+        ac_before = etcd_get("/constellation/joinservice/attestationConfig")
+        cp2, _ = bootstrapper(d, "cp", cp_tpm, cp_md, cp_disk, cp_key, etcd_args)
+        started.append(cp2)
+        check(cp2.wait_exit(120) == 0 and "already bootstrapped" in cp2.stderr(),
+              "control plane: a restarted bootstrapper does not serve Init, exits 0")
+        check(etcd_get("/constellation/joinservice/attestationConfig") == ac_before,
+              "control plane: etcd's attestationConfig unchanged by the restart")
         cp_pcr15 = read_pcr(cp_tpm, d, 15)
         check(cp_pcr15 == PCR15, "control plane: PCR 15 = SHA-256(0^32 || SHA-256(cluster ID))")
 
@@ -191,16 +240,17 @@ with tmpdir() as d:
         check(rc == 0 and read_pcr(w2_tpm, d, 15) != b"\0" * 32, "worker 2: PCR 15 already set (%s)" % err.strip())
         w2_before = hashlib.sha256(read(w2_disk)).digest()
 
-        ks = Service([KS, "--listen", "127.0.0.1:0", "--config-dir", cfg], d)
+        ks = Service([KS, "--listen", "127.0.0.1:0", "--etcd-endpoint", etcd_ep, "--pki-dir", cp_pki], d)
         started.append(ks)
         ks.wait_ready()
-        js = Service([JS, "--listen", "127.0.0.1:%d" % port, "--update-listen", "none", "--config-dir", cfg,
-                      "--pki-dir", os.path.join(cp_root, "etc-kubernetes", "pki"),
+        js = Service([JS, "--listen", "127.0.0.1:%d" % port, "--update-listen", "none", "--etcd-endpoint", etcd_ep,
+                      "--pki-dir", cp_pki,
                       "--keyservice", "127.0.0.1:%d" % ks.ports["grpc"], "--api-endpoint", "127.0.0.1:6443"], d)
         started.append(js)
         js.wait_ready()
         port_hold.close()
-        check("PCR 15 = 0 enforced" in js.stderr(), "join service: started from the files Init wrote")
+        check("PCR 15 = 0 enforced" in js.stderr() and "shared store (etcd" in js.stderr(),
+              "join service: started from what Init stored in etcd")
 
         # --- 3. worker 1 joins ---
         w1, w1_root, w1_tpm, w1_disk = workers[0]
@@ -261,4 +311,6 @@ with tmpdir() as d:
                 s.proc.wait()
         for t in tpms:
             t.stop()
+        for e in etcds:
+            e.stop()
 print("PASS")
