@@ -123,14 +123,23 @@ static int64_t now_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* etcd answers a Range (any answer, also "not found") within wait_ms. */
-static int wait_for_etcd(etcd_client *c, int64_t wait_ms, ct_error *err) {
+/* etcd answers a Range (any answer, also "not found") within wait_ms. A fresh channel per attempt:
+ * a channel that failed to connect waits out gRPC's reconnect backoff (up to minutes) before it
+ * tries again, even after etcd came up. */
+static int wait_for_etcd(const etcd_client_config *ec, int64_t wait_ms, ct_error *err) {
         int64_t deadline = now_ms() + wait_ms, delay = 50;
         for (;;) {
                 ct_error e = CT_ERROR_INIT;
+                _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+                int r = etcd_client_new(ec, &c, &e);
+                if (r < 0) {
+                        if (err)
+                                *err = e;
+                        return r;
+                }
                 _cleanup_secret_ secret_t *v = NULL;
                 int64_t rev = 0;
-                int r = etcd_get(c, ETCD_PREFIX "ready", 16, &v, &rev, &e);
+                r = etcd_get(c, ETCD_PREFIX "ready", 16, &v, &rev, &e);
                 if (r >= 0 || r == -ENOENT)
                         return 0;
                 if (now_ms() + delay >= deadline) {
@@ -190,10 +199,10 @@ int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper
         _cleanup_free_ char *storage = NULL;
         if (etcd_client_config_from_pki(o->endpoint, cfg->pki_dir, &ec, &storage) < 0)
                 return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if ((r = wait_for_etcd(&ec, o->wait_ms, err)) < 0)
+                return r;
         _cleanup_(etcd_client_freep) etcd_client *c = NULL;
         if ((r = etcd_client_new(&ec, &c, err)) < 0)
-                return r;
-        if ((r = wait_for_etcd(c, o->wait_ms, err)) < 0)
                 return r;
 
         nodestate ns;

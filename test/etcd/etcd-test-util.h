@@ -151,18 +151,20 @@ static inline void etcd_test_start(etcd_test *t, const char *dir, const char *pk
                 }
                 etcd_test_env_free(env);
                 t->pid = pid;
-                etcd_client *c = NULL;
-                ct_error err = CT_ERROR_INIT;
-                if (etcd_test_client(t, NULL, NULL, NULL, &c, &err) < 0)
-                        etcd_test_die("etcd client", err.detail);
                 int64_t deadline = etcd_test_now_ms() + 60000;
                 bool ready = false, exited = false;
                 while (!ready && !exited && etcd_test_now_ms() < deadline) {
+                        /* A fresh channel per probe: a failed one waits out gRPC's reconnect backoff. */
+                        etcd_client *c = NULL;
+                        ct_error err = CT_ERROR_INIT;
+                        if (etcd_test_client(t, NULL, NULL, NULL, &c, &err) < 0)
+                                etcd_test_die("etcd client", err.detail);
                         secret_t *v = NULL;
                         int64_t rev;
                         ct_error e = CT_ERROR_INIT;
                         int r = etcd_get(c, "/probe", 16, &v, &rev, &e);
                         secret_free(v);
+                        etcd_client_free(c);
                         ready = r >= 0 || r == -ENOENT;
                         int st;
                         if (!ready && waitpid(pid, &st, WNOHANG) == pid)
@@ -172,7 +174,6 @@ static inline void etcd_test_start(etcd_test *t, const char *dir, const char *pk
                                 nanosleep(&ts, NULL); /* poll a condition with a deadline */
                         }
                 }
-                etcd_client_free(c);
                 if (ready)
                         return;
                 if (exited && etcd_test_log_has(t->log_path, "address already in use")) {
