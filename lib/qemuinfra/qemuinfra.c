@@ -524,7 +524,17 @@ static void tail_of(const char *path, char *buf, size_t size) {
         free(data);
 }
 
-static int start_swtpm(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *err) {
+/* The caller's record hook (qemuinfra_spec.on_started), right after a pid was recorded. */
+static int notify_started(const qemuinfra_spec *s, const qemuinfra_cluster *c, ct_error *err) {
+        if (!s->on_started)
+                return 0;
+        int r = s->on_started(c, s->userdata);
+        if (r < 0)
+                return ct_error_set(err, r, QI_LAYER, "io", "recording the started process: %s", strerror(-r));
+        return 0;
+}
+
+static int start_swtpm(const qemuinfra_spec *s, const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *err) {
         _cleanup_free_ char *sock = node_path(n, "swtpm.sock"), *tpm = node_path(n, "tpm"), *log = node_path(n, "swtpm.log");
         _cleanup_free_ char *state_arg = NULL, *ctrl_arg = NULL;
         if (!sock || !tpm || !log)
@@ -542,6 +552,8 @@ static int start_swtpm(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *
         if (r < 0)
                 return ct_error_set(err, r, QI_LAYER, "spawn", "%s: starting %s: %s", n->name, c->swtpm_binary, strerror(-r));
         r = record_proc(&n->swtpm, pid, c->swtpm_binary);
+        if (r >= 0 && (r = notify_started(s, c, err)) < 0)
+                return r;
         if (r < 0) {
                 char t[200];
                 tail_of(log, t, sizeof t);
@@ -589,7 +601,7 @@ static char *netdev_arg(const qemuinfra_cluster *c, const qemuinfra_node *n) {
         return s;
 }
 
-static int start_qemu(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *err) {
+static int start_qemu(const qemuinfra_spec *s, const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *err) {
         _cleanup_free_ char *dir = qopt(n->dir);
         if (!dir)
                 return oom(err);
@@ -658,6 +670,8 @@ static int start_qemu(const qemuinfra_cluster *c, qemuinfra_node *n, ct_error *e
         if (r < 0)
                 return ct_error_set(err, r, QI_LAYER, "spawn", "%s: starting %s: %s", n->name, c->qemu_binary, strerror(-r));
         r = record_proc(&n->qemu, pid, c->qemu_binary);
+        if (r >= 0 && (r = notify_started(s, c, err)) < 0)
+                return r;
         /* Up = QMP answers query-status; an early exit (a port taken after the probe, a bad
          * option) is reported with QEMU's last words. */
         for (unsigned waited = 0; r >= 0; waited += 100) {
@@ -943,8 +957,8 @@ int qemuinfra_up(const qemuinfra_spec *s, qemuinfra_cluster **cluster, ct_error 
                         proc_done(&n->swtpm);
                 if (node_ports_free(n->host_address, d, sizeof d) < 0)
                         return ct_error_set(err, -EADDRINUSE, QI_LAYER, "address-in-use", "%s: %s", n->name, d);
-                if ((r = node_prepare_files(c, n, err)) < 0 || (r = start_swtpm(c, n, err)) < 0 ||
-                    (r = start_qemu(c, n, err)) < 0)
+                if ((r = node_prepare_files(c, n, err)) < 0 || (r = start_swtpm(s, c, n, err)) < 0 ||
+                    (r = start_qemu(s, c, n, err)) < 0)
                         return r;
         }
         return 0;

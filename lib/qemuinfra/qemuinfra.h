@@ -56,6 +56,8 @@ typedef enum qemuinfra_tristate {
 } qemuinfra_tristate;
 
 /* What the caller asks for. Strings are borrowed. */
+struct qemuinfra_cluster;
+
 typedef struct qemuinfra_spec {
         const char *name;  /* cluster name: [a-z0-9-], 1..32, starts with a letter */
         const char *uid;   /* NULL: 8 random hex digits (new cluster only) */
@@ -74,6 +76,12 @@ typedef struct qemuinfra_spec {
         /* Constellation's "direct-linux-boot" mode: OVMF starts this kernel (fw_cfg) instead of
          * the disk's boot loader; the boot disk is still attached. All NULL: boot the disk. */
         const char *kernel, *initrd, *cmdline;
+        /* Optional: called by qemuinfra_up right after each swtpm or QEMU pid was recorded in the
+         * cluster (before waiting for it to come up), so that a caller killed in the middle of up
+         * still has a record of every process it started (the provider saves the state document
+         * beside the working directory). A negative errno aborts up ("io"). */
+        int (*on_started)(const struct qemuinfra_cluster *c, void *userdata);
+        void *userdata;
 } qemuinfra_spec;
 
 typedef struct qemuinfra_proc {

@@ -25,6 +25,7 @@
  * it later rewrites the hash for nodes started from then on. docs/resources/qemu_infrastructure.md. */
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +38,10 @@
 #include "qemuinfra/qemuinfra.h"
 
 #define DEFAULT_DIR_PARENT ".constellation-qemu"
+#define JOURNAL_SUFFIX ".state.json"
+/* Test hook (test-provider-qemu-infra): the provider kills itself with SIGKILL after this many
+ * process starts, as Terraform's crash or an OOM kill would, to prove the next apply converges. */
+#define TEST_KILL_AFTER_STARTS_ENV "CONSTELLATION_TEST_QEMU_KILL_AFTER_STARTS"
 #define GIB (UINT64_C(1) << 30)
 
 static bool has_prefix(const char *s, const char *prefix) {
@@ -439,15 +444,81 @@ static int hash_init_secret(const cty_value *config, char **ret, tf_diags *d) {
         return 0;
 }
 
+/* The journal: lib/qemuinfra's state document beside the working directory (<dir>.state.json,
+ * 0600), written after every process start during an apply and removed once Terraform has the
+ * state. A provider killed in the middle of an apply (Terraform's crash, an OOM kill) leaves it,
+ * and the next apply or destroy takes over the processes it records instead of leaking them. */
+typedef struct journal {
+        char path[PATH_MAX];
+        unsigned starts, kill_after;
+} journal;
+
+static int journal_init(journal *j, const char *dir) {
+        *j = (journal){ 0 };
+        const char *k = getenv(TEST_KILL_AFTER_STARTS_ENV);
+        if (k)
+                j->kill_after = (unsigned) strtoul(k, NULL, 10);
+        return snprintf(j->path, sizeof j->path, "%s" JOURNAL_SUFFIX, dir) >= (int) sizeof j->path ? -ENAMETOOLONG : 0;
+}
+
+static int journal_save(const qemuinfra_cluster *c, void *userdata) {
+        journal *j = userdata;
+        _cleanup_free_ char *json = NULL;
+        ct_error err = CT_ERROR_INIT;
+        int r = qemuinfra_state_to_json(c, &json, &err);
+        if (r < 0 || (r = write_file_atomic(j->path, json, strlen(json), 0600)) < 0)
+                return r;
+        if (j->kill_after && ++j->starts >= j->kill_after)
+                (void) raise(SIGKILL);
+        return 0;
+}
+
+/* The cluster an interrupted apply recorded, or NULL (none, or unreadable: then warned). */
+static qemuinfra_cluster *journal_load(const journal *j, tf_diags *d) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t len = 0;
+        qemuinfra_cluster *c = NULL;
+        ct_error err = CT_ERROR_INIT;
+        int r = read_full_file(j->path, QEMUINFRA_STATE_MAX_SIZE, &data, &len);
+        if (r == -ENOENT)
+                return NULL;
+        if (r < 0 || qemuinfra_state_from_json((const char *) data, len, &c, &err) < 0) {
+                char buf[CT_ERROR_DETAIL_MAX + 64];
+                tf_warning(d, NULL, "Unreadable record of an interrupted apply",
+                           "%s cannot be read (%s): processes it recorded are not taken over. Stop them with "
+                           "constellation-qemu down --state %s.",
+                           j->path, r < 0 ? strerror(-r) : ct_error_format(&err, buf, sizeof buf), j->path);
+                return NULL;
+        }
+        tf_warning(d, NULL, "Taking over an interrupted apply",
+                   "A previous apply was interrupted after starting VMs; the processes recorded in %s are taken over.",
+                   j->path);
+        return c;
+}
+
 static cty_value *apply_up(tf_provider_state *p, const cty_value *planned, const cty_value *config,
                            qemuinfra_cluster *recorded, tf_diags *d) {
         _cleanup_(qemuinfra_cluster_freep) qemuinfra_cluster *c = recorded;
         qemuinfra_spec spec = { 0 };
         char image[PATH_MAX], dir[PATH_MAX];
         _cleanup_free_ char *hash = NULL, *relay = NULL;
+        journal j;
         if (fill_spec(p, planned, &spec, image, dir, d) < 0 || hash_init_secret(config, &hash, d) < 0 ||
             relay_command(&relay, d) < 0)
                 return c ? state_from_cluster(planned, c) : NULL;
+        if (journal_init(&j, c ? c->dir : dir) < 0) {
+                tf_path pa = tf_path_child(NULL, "working_dir");
+                tf_error(d, &pa, "Working directory too long", "Set working_dir to a shorter absolute path.");
+                return c ? state_from_cluster(planned, c) : NULL;
+        }
+        qemuinfra_cluster *interrupted = journal_load(&j, d);
+        if (interrupted) {
+                /* Newer than what Terraform has: it records every process started since. */
+                qemuinfra_cluster_free(c);
+                c = interrupted;
+        }
+        spec.on_started = journal_save;
+        spec.userdata = &j;
         if (c) {
                 /* Decided at creation: the image and dir as recorded (a change of either replaces). */
                 spec.image = c->image;
@@ -467,6 +538,8 @@ static cty_value *apply_up(tf_provider_state *p, const cty_value *planned, const
         cty_value *v = state_from_cluster(planned, c);
         if (!v && !d->has_error)
                 tf_error(d, NULL, "Out of memory", "The provider ran out of memory recording the VMs.");
+        if (v)
+                (void) unlink(j.path); /* Terraform has the record now */
         return v;
 }
 
@@ -500,11 +573,22 @@ static void delete_infra(tf_provider_state *p, const cty_value *prior, tf_diags 
         _cleanup_(qemuinfra_cluster_freep) qemuinfra_cluster *c = NULL;
         if (cluster_from_state(prior, &c, d) < 0 || !c)
                 return;
+        journal j;
+        bool have_journal = journal_init(&j, c->dir) == 0;
+        if (have_journal) {
+                qemuinfra_cluster *interrupted = journal_load(&j, d);
+                if (interrupted) {
+                        qemuinfra_cluster_free(c);
+                        c = interrupted;
+                }
+        }
         ct_error err = CT_ERROR_INIT;
         if (qemuinfra_down(c, &err) < 0) {
                 diag_qemuinfra(d, "Cannot remove the VMs", &err);
                 return;
         }
+        if (have_journal)
+                (void) unlink(j.path);
         /* The default parent (<cwd>/.constellation-qemu) goes too once it is empty. */
         char *slash = strrchr(c->dir, '/');
         if (slash && slash > c->dir && slash - c->dir >= (ptrdiff_t) strlen("/" DEFAULT_DIR_PARENT) &&

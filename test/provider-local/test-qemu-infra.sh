@@ -6,13 +6,16 @@
 #
 #   1. bad input: diagnostics name the attribute (counts, image + image_path, a short init secret
 #      that is never echoed)
-#   2. apply 1 + 1: outputs present and consistent; the QEMU and swtpm processes outlive the provider
+#   2. the provider killed (SIGKILL, test hook) after 3 process starts of a create: the processes run
+#      on, recorded in <working_dir>.state.json (0600); the next apply takes them over (the complete
+#      control plane kept, the half-started worker's swtpm stopped by pid and the node started whole)
+#   3. apply 1 + 1: outputs present and consistent; the QEMU and swtpm processes outlive the provider
 #      (own session, not children of Terraform or of this shell); the state holds neither the init
 #      secret nor anything but its bcrypt hash
-#   3. plan: no changes
-#   4. worker QEMU killed from outside (by its recorded pid) -> plan names the node and plans an
+#   4. plan: no changes
+#   5. worker QEMU killed from outside (by its recorded pid) -> plan names the node and plans an
 #      update of `nodes`; apply restarts only that node; plan: no changes
-#   5. destroy: every process this test saw is gone (by pid), no file is left
+#   6. destroy: every process this test saw is gone (by pid), no file is left
 set -uo pipefail
 
 fail() { echo "test-provider-qemu-infra: FAIL: $*" >&2; exit 1; }
@@ -155,9 +158,29 @@ expect_log "Attribute init_secret must be 16 to 72 bytes without NUL bytes (bcry
 grep -q short-secret "$d/out.log" && fail "a diagnostic echoed the init secret"
 
 # ---------------------------------------------------------------------------------------------
-step "apply 1 + 1"
+step "the provider killed during apply (after 3 process starts): the next apply takes the VMs over"
 main_tf 1 1 >"$d/main.tf"
+CONSTELLATION_TEST_QEMU_KILL_AFTER_STARTS=3 expect_fail apply -auto-approve
+expect_log "Plugin did not respond"
+journal=$d/.constellation-qemu/tfq.state.json
+[ -s "$journal" ] || fail "no record of the interrupted apply ($journal)"
+[ "$(stat -c %a "$journal")" = 600 ] || fail "$journal is not 0600"
+grep -qF -- "$init_secret" "$journal" && fail "the init secret is in $journal"
+k_cp_q=$(jq -r '.nodes[0].qemu.pid' "$journal") k_cp_s=$(jq -r '.nodes[0].swtpm.pid' "$journal")
+k_w_s=$(jq -r '.nodes[1].swtpm.pid' "$journal")
+seen_pids="$k_cp_q $k_cp_s $k_w_s"
+for p in $seen_pids; do
+        alive "$p" || fail "pid $p recorded by the interrupted apply is not running"
+done
+[ "$(jq -r '.nodes[1].qemu' "$journal")" = null ] || fail "the interrupted apply started worker-0's QEMU"
+if [ -s "$d/terraform.tfstate" ] && grep -q constellation_qemu_infrastructure "$d/terraform.tfstate"; then
+        fail "the interrupted create is in the state"
+fi
+
+step "apply 1 + 1"
 expect_ok apply -auto-approve
+expect_log "Taking over an interrupted apply"
+[ ! -e "$journal" ] || fail "$journal is left after a successful apply"
 expect_ok output -json
 cp "$d/out.log" "$work/outputs.json"
 jq -e . "$work/outputs.json" >/dev/null || fail "terraform output -json is not JSON: $(cat "$work/outputs.json")"
@@ -180,9 +203,14 @@ node() { jq -r ".nodes.value[] | select(.name == \"$1\") | .$2" "$work/outputs.j
 [ "$(node worker-0 vpc_ip)" = 10.42.2.100 ] || fail "worker-0 vpc_ip"
 cp_q=$(node control-plane-0 qemu_pid) cp_s=$(node control-plane-0 swtpm_pid)
 w_q=$(node worker-0 qemu_pid) w_s=$(node worker-0 swtpm_pid)
-seen_pids="$cp_q $cp_s $w_q $w_s"
+seen_pids="$seen_pids $cp_q $cp_s $w_q $w_s"
+# control-plane-0 was complete and is kept; worker-0 had only its swtpm: that one was stopped (by
+# its recorded pid) and the node started whole.
+[ "$cp_q" = "$k_cp_q" ] && [ "$cp_s" = "$k_cp_s" ] ||
+        fail "the interrupted apply's control plane was not taken over ($k_cp_q $k_cp_s, now $cp_q $cp_s)"
+wait_gone "$k_w_s" || fail "the interrupted apply's worker swtpm $k_w_s still runs beside the new $w_s"
 mysid=$(ps -o sid= -p $$ | tr -d ' ')
-for p in $seen_pids; do
+for p in $cp_q $cp_s $w_q $w_s; do
         alive "$p" || fail "pid $p is not running after terraform exited (the provider process has ended)"
         [ "$(ps -o ppid= -p "$p" | tr -d ' ')" != $$ ] || fail "pid $p is a child of the test shell"
         [ "$(ps -o sid= -p "$p" | tr -d ' ')" != "$mysid" ] || fail "pid $p is in the caller's session"
