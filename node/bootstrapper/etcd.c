@@ -41,7 +41,10 @@ static int endpoint_port(const char *endpoint) {
         return (int) p;
 }
 
-static int write_env(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o, ct_error *err) {
+/* initial_cluster NULL: a new one-member cluster of this node; else the members MemberAdd answered
+ * ("name=peer-url,...") and state "existing". */
+static int write_env(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o, const char *initial_cluster,
+                     ct_error *err) {
         int cport = endpoint_port(o->endpoint);
         if (cport < 0 || o->peer_port < 1 || o->peer_port > 65535)
                 return ct_error_set(err, -EINVAL, LAYER, "config", "etcd endpoint %s / peer port %d", o->endpoint,
@@ -65,8 +68,13 @@ static int write_env(const bootstrapper_config *cfg, const bootstrapper_etcd_opt
         fprintf(f, "ETCD_ADVERTISE_CLIENT_URLS=https://%s%s%s:%d\n", lb, ip, rb, cport);
         fprintf(f, "ETCD_LISTEN_PEER_URLS=https://%s%s%s:%d\n", lb, ip, rb, o->peer_port);
         fprintf(f, "ETCD_INITIAL_ADVERTISE_PEER_URLS=https://%s%s%s:%d\n", lb, ip, rb, o->peer_port);
-        fprintf(f, "ETCD_INITIAL_CLUSTER=%s=https://%s%s%s:%d\n", cfg->md.name, lb, ip, rb, o->peer_port);
-        fprintf(f, "ETCD_INITIAL_CLUSTER_STATE=new\n");
+        if (initial_cluster) {
+                fprintf(f, "ETCD_INITIAL_CLUSTER=%s\n", initial_cluster);
+                fprintf(f, "ETCD_INITIAL_CLUSTER_STATE=existing\n");
+        } else {
+                fprintf(f, "ETCD_INITIAL_CLUSTER=%s=https://%s%s%s:%d\n", cfg->md.name, lb, ip, rb, o->peer_port);
+                fprintf(f, "ETCD_INITIAL_CLUSTER_STATE=new\n");
+        }
         fprintf(f, "ETCD_INITIAL_CLUSTER_TOKEN=constellation\n");
         fprintf(f, "ETCD_CLIENT_CERT_AUTH=true\n");
         fprintf(f, "ETCD_TRUSTED_CA_FILE=%s/%s.crt\n", pki, PKI_CA_ETCD);
@@ -188,7 +196,7 @@ int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper
         int r = pki_etcd_certs(cfg->pki_dir, cfg->md.name, ips, 1, err);
         if (r < 0)
                 return r;
-        if ((r = write_env(cfg, o, err)) < 0)
+        if ((r = write_env(cfg, o, NULL, err)) < 0)
                 return r;
         if (!isempty(o->unit)) {
                 if ((r = start_unit(o->unit, err)) < 0)
@@ -223,4 +231,93 @@ int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper
                                 "already stored)",
                 o->endpoint);
         return move_keyservice_config(cfg, c, err);
+}
+
+/* ---- a control plane joining the store ---- */
+
+static int peer_url(const bootstrapper_config *cfg, int peer_port, char *buf, size_t size) {
+        bool v6 = strchr(cfg->md.vpc_ip, ':') != NULL;
+        if ((size_t) snprintf(buf, size, "https://%s%s%s:%d", v6 ? "[" : "", cfg->md.vpc_ip, v6 ? "]" : "", peer_port) >=
+            size)
+                return -EINVAL;
+        return 0;
+}
+
+/* "name=url,..." as etcdctl member add prints it: the new member under our name. */
+static int initial_cluster(const etcd_members *m, uint64_t self, const char *self_name, char **ret) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f)
+                return -ENOMEM;
+        bool first = true;
+        for (size_t i = 0; i < m->n; i++)
+                for (char **u = m->items[i].peer_urls; u && *u; u++) {
+                        const char *name = m->items[i].id == self ? self_name : m->items[i].name;
+                        fprintf(f, "%s%s=%s", first ? "" : ",", name, *u);
+                        first = false;
+                }
+        if (fclose(f) != 0) {
+                free(out);
+                return -ENOMEM;
+        }
+        *ret = out;
+        return 0;
+}
+
+int bootstrapper_etcd_member_join(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
+                                  const char *member_endpoint, ct_error *err) {
+        const char *ips[] = { cfg->md.vpc_ip };
+        int r = pki_etcd_certs(cfg->pki_dir, cfg->md.name, ips, 1, err);
+        if (r < 0)
+                return r;
+        char self_url[300];
+        if (peer_url(cfg, o->peer_port, self_url, sizeof self_url) < 0)
+                return ct_error_set(err, -EINVAL, LAYER, "config", "peer URL too long");
+        etcd_client_config ec;
+        _cleanup_free_ char *storage = NULL;
+        if (etcd_client_config_from_pki(member_endpoint, cfg->pki_dir, &ec, &storage) < 0)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if ((r = wait_for_etcd(&ec, o->wait_ms, err)) < 0)
+                return r;
+        _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+        if ((r = etcd_client_new(&ec, &c, err)) < 0)
+                return r;
+        /* Already a member (a restart after MemberAdd): take the list as it is; else add us. */
+        etcd_members m = { 0 };
+        if ((r = etcd_member_list(c, &m, err)) < 0)
+                return r;
+        uint64_t self = 0;
+        for (size_t i = 0; i < m.n && !self; i++)
+                for (char **u = m.items[i].peer_urls; u && *u && !self; u++)
+                        if (streq(*u, self_url))
+                                self = m.items[i].id;
+        if (!self) {
+                etcd_members_done(&m);
+                if ((r = etcd_member_add(c, self_url, &m, err)) < 0)
+                        return r;
+                self = m.added_id;
+                initlog(LOG_LEVEL_INFO, "added to the shared store as etcd member %llx (%s) through %s",
+                        (unsigned long long) self, self_url, member_endpoint);
+        }
+        _cleanup_free_ char *cluster = NULL;
+        r = initial_cluster(&m, self, cfg->md.name, &cluster);
+        etcd_members_done(&m);
+        if (r < 0)
+                return ct_error_set(err, r, LAYER, "internal", "out of memory");
+        if ((r = write_env(cfg, o, cluster, err)) < 0)
+                return r;
+        if (!isempty(o->unit)) {
+                if ((r = start_unit(o->unit, err)) < 0)
+                        return r;
+                initlog(LOG_LEVEL_INFO, "started %s", o->unit);
+        }
+        etcd_client_config local;
+        _cleanup_free_ char *local_storage = NULL;
+        if (etcd_client_config_from_pki(o->endpoint, cfg->pki_dir, &local, &local_storage) < 0)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if ((r = wait_for_etcd(&local, o->wait_ms, err)) < 0)
+                return r;
+        initlog(LOG_LEVEL_INFO, "this node's etcd serves the shared store (%s, members: %s)", o->endpoint, cluster);
+        return 0;
 }

@@ -43,6 +43,15 @@ typedef struct bootstrapper_etcd_options {
 } bootstrapper_etcd_options;
 int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o, ct_error *err);
 
+/* A control plane joining the store (its ticket's control-plane files, with the etcd CA, already in
+ * cfg->pki_dir): its etcd certificates; MemberAdd of its peer URL on member_endpoint (an existing
+ * member's client URL; skipped if a member with that peer URL exists: a restart); etcd.env with the
+ * member list MemberAdd answered and ETCD_INITIAL_CLUSTER_STATE=existing; start the unit; wait until
+ * the local etcd serves (the values are replicated: nothing is stored). Not yet called: the
+ * bootstrapper has no control-plane join path (docs/node.md "Not done yet"). */
+int bootstrapper_etcd_member_join(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
+                                  const char *member_endpoint, ct_error *err);
+
 /* A worker joins (join.c has the steps). */
 typedef struct join_options {
         const bootstrapper_config *cfg;

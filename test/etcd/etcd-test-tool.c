@@ -3,11 +3,17 @@
  *   etcd-test-tool pki DIR NODE IP                  lib/pki: pki_create + pki_etcd_certs
  *   etcd-test-tool put ENDPOINT PKI KEY FILE        etcd_put of FILE's bytes
  *   etcd-test-tool get ENDPOINT PKI KEY             the value on stdout; exit 2 if absent
+ *   etcd-test-tool members ENDPOINT PKI             "name peer-url" per member
+ *   etcd-test-tool member-join NAME IP PKI ENV DATA ENDPOINT PEER-PORT MEMBER
+ *                                                   the bootstrapper's bootstrapper_etcd_member_join
+ *                                                   with --etcd-unit "" (the caller starts etcd from ENV)
  * Exit 0 ok, 1 failure (the ct_error on stderr), 2 absent, 64 usage. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "join.h"
 #include "etcd/etcd.h"
 #include "pki/pki.h"
 
@@ -59,6 +65,25 @@ int main(int argc, char **argv) {
                 fwrite(v->data, 1, v->len, stdout);
                 return 0;
         }
-        fprintf(stderr, "usage: etcd-test-tool pki DIR NODE IP | put ENDPOINT PKI KEY FILE | get ENDPOINT PKI KEY\n");
+        if (argc == 4 && strcmp(argv[1], "members") == 0) {
+                _cleanup_(etcd_client_freep) etcd_client *c = NULL;
+                etcd_members m = { 0 };
+                if (open_client(argv[2], argv[3], &c, &err) < 0 || etcd_member_list(c, &m, &err) < 0)
+                        return fail(&err);
+                for (size_t i = 0; i < m.n; i++)
+                        printf("%s %s\n", m.items[i].name[0] ? m.items[i].name : "-", m.items[i].peer_urls[0]);
+                etcd_members_done(&m);
+                return 0;
+        }
+        if (argc == 10 && strcmp(argv[1], "member-join") == 0) {
+                bootstrapper_config cfg = { .pki_dir = argv[4], .md = { .name = argv[2], .vpc_ip = argv[3] } };
+                bootstrapper_etcd_options o = { .endpoint = argv[7], .unit = "", .env_file = argv[5],
+                                                .data_dir = argv[6], .peer_port = atoi(argv[8]), .wait_ms = 60000 };
+                if (bootstrapper_etcd_member_join(&cfg, &o, argv[9], &err) < 0)
+                        return fail(&err);
+                return 0;
+        }
+        fprintf(stderr, "usage: etcd-test-tool pki DIR NODE IP | put ENDPOINT PKI KEY FILE | get ENDPOINT PKI KEY | "
+                        "members ENDPOINT PKI | member-join NAME IP PKI ENV DATA ENDPOINT PEER-PORT MEMBER\n");
         return 64;
 }

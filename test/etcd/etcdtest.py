@@ -85,8 +85,9 @@ class Etcd:
         if not os.access(ETCD, os.X_OK):
             raise EtcdError(ETCD + " is missing: install Debian's etcd-server (scripts/setup.sh)")
         self.env = env
-        self.log_path = os.path.join(tmpdir, "etcd-%d.log" % os.getpid())
-        self.notify_path = os.path.join(tmpdir, "etcd-notify.sock")
+        tag = env["ETCD_LISTEN_CLIENT_URLS"].rsplit(":", 1)[-1]
+        self.log_path = os.path.join(tmpdir, "etcd-%s.log" % tag)
+        self.notify_path = os.path.join(tmpdir, "etcd-notify-%s.sock" % tag)
         if os.path.exists(self.notify_path):
             os.unlink(self.notify_path)
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -14,11 +14,19 @@ cluster's etcd CA), the key service and two join services reading their configur
   etcd still holds A's document; B enforces A's update from then on (its log says so);
 - a newer update pushed to B lands; A takes it from etcd by itself;
 - B restarted enforces the newest version from etcd; the key service without its configuration in
-  etcd refuses to start (config-missing); without etcd reachable it refuses to start (unreachable).
+  etcd refuses to start (config-missing); without etcd reachable it refuses to start (unreachable);
+- a second control plane with only the ticket's control-plane files (the CAs) becomes an etcd member
+  (the bootstrapper's bootstrapper_etcd_member_join: its own etcd certificates, MemberAdd through the
+  first member, etcd.env with the member list and state "existing"; etcd started from that file):
+  two members; its key service and join service read their configuration from its own member (the
+  join service verifies the signed version 4 with the key its key service derives: the same master
+  secret), and an update pushed through the first control plane is enforced by its join service
+  too; a restarted member join does not add the member again.
 No secret reaches a log."""
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -159,6 +167,63 @@ with tmpdir() as d:
         check(rc == 0 and stopping, "B stops cleanly")
         b2 = joinservice(3600000)
         check("attestation config version 4 in force" in b2.stderr(), "B restarted enforces version 4 from etcd")
+
+        # A second control plane joins the store as an etcd member.
+        pki1 = os.path.join(d, "cp1-pki")
+        os.makedirs(os.path.join(pki1, "etcd"), 0o700)
+        for f in ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt",
+                  "etcd/ca.key"):  # the ticket's control-plane files
+            shutil.copy2(os.path.join(pki, f), os.path.join(pki1, f))
+        c1, p1, held1 = etcdtest.hold_pair(PORT_BASE + 50, 50)
+        ep1 = "127.0.0.1:%d" % c1
+        env1_path = os.path.join(d, "cp1", "etcd.env")
+        join_argv = [TOOL, "member-join", "cp-1", "127.0.0.1", pki1, env1_path, os.path.join(d, "cp1", "etcd-data"),
+                     ep1, str(p1), ep]
+        joiner = subprocess.Popen(join_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: os.path.exists(env1_path) or joiner.poll() is not None, "the member join to write etcd.env")
+        check(os.path.exists(env1_path), "member join: etcd.env written (%s)" %
+              (joiner.stderr.read().decode() if joiner.poll() is not None else ""))
+        env1 = etcdtest.parse_env_file(env1_path)
+        check(env1["ETCD_INITIAL_CLUSTER_STATE"] == "existing" and
+              "cp-1=https://127.0.0.1:%d" % p1 in env1["ETCD_INITIAL_CLUSTER"] and
+              "etcd-test=https://127.0.0.1:" in env1["ETCD_INITIAL_CLUSTER"],
+              "member join: etcd.env joins the existing cluster (%s)" % env1["ETCD_INITIAL_CLUSTER"])
+        etcd1 = etcdtest.Etcd(env1, d, held1)
+        check(etcd1.ready, "the second member's etcd started from that file (log: %s)" % etcd1.log_text()[-300:])
+        try:
+            out, err = joiner.communicate(timeout=120)
+            check(joiner.returncode == 0, "member join: done once the local member serves (%s)" % err.decode()[-200:])
+            rc, out, err = run([TOOL, "members", ep1, pki1])
+            members = sorted(out.decode().split("\n")[:-1])
+            check(rc == 0 and members == ["cp-1 https://127.0.0.1:%d" % p1,
+                                          "etcd-test " + etcd.env["ETCD_LISTEN_PEER_URLS"]],
+                  "two members, both started: %s" % members)
+            rc, _, err = run(join_argv, timeout=120)
+            check(rc == 0, "a restarted member join does not add the member again (%s)" % err.strip()[-160:])
+            rc, out, _ = run([TOOL, "members", ep, pki])
+            check(rc == 0 and len(out.decode().split("\n")[:-1]) == 2, "still two members")
+            check(run([TOOL, "get", ep1, pki1, "/constellation/joinservice/attestationConfig"])[1] ==
+                  open(u4, "rb").read(), "the second member serves the replicated attestation config")
+
+            ks1 = Service([KS, "--listen", "127.0.0.1:0", "--etcd-endpoint", ep1, "--pki-dir", pki1], d)
+            services.append(ks1)
+            ks1.wait_ready()
+            c = Service([JS, "--listen", "127.0.0.1:0", "--update-listen", "127.0.0.1:0", "--keyservice",
+                         "127.0.0.1:%d" % ks1.ports["grpc"], "--etcd-endpoint", ep1, "--pki-dir", pki1,
+                         "--api-endpoint", "10.0.0.2:6443", "--config-refresh", "200"], d)
+            services.append(c)
+            c.wait_ready()
+            check("attestation config version 4 in force" in c.stderr(),
+                  "the second control plane's join service enforces the signed version 4 from its own member "
+                  "(verified with its key service's key: the same master secret)")
+            u5 = sign(5, "ee")
+            rc, out = push(a, u5)
+            check(rc == 0, "A accepts version 5")
+            wait_for(lambda: "attestation config version 5 (from the shared store) now in force" in c.stderr(),
+                     "the second control plane enforcing version 5")
+            check(True, "an update made through the first control plane is enforced by the second")
+        finally:
+            etcd1.stop()
 
         logs = "".join(s.stderr() for s in services) + ks0.stderr()
         for secret in (MASTER, SALT, MSALT):
