@@ -170,6 +170,7 @@ int join_ca_cert_hash(X509 *ca, char ret[static 72]) {
 int joinservice_init(joinservice *js, const join_options *opt, ct_error *err) {
         *js = (joinservice){ .opt = *opt };
         pthread_mutex_init(&js->lock, NULL);
+        pthread_mutex_init(&js->update_lock, NULL);
         int r = pki_load_ca(opt->pki_dir, PKI_CA_KUBERNETES, &js->ca, err);
         if (r < 0) {
                 ct_error_prefix(err, "cluster CA in %s", opt->pki_dir);
@@ -206,6 +207,7 @@ void joinservice_done(joinservice *js) {
         js->policy = NULL;
         erase_memory(js->config.salt, sizeof js->config.salt);
         pthread_mutex_destroy(&js->lock);
+        pthread_mutex_destroy(&js->update_lock);
 }
 
 /* ---- requests ---- */
@@ -527,16 +529,22 @@ int joinservice_update_config(joinservice *js, const uint8_t *req, size_t len, c
         int r = join_update_request_parse(req, len, &doc, &doc_len, err);
         if (r < 0)
                 return r;
+        pthread_mutex_lock(&js->update_lock);
         pthread_mutex_lock(&js->lock);
         joinconfig next = js->config;
+        pthread_mutex_unlock(&js->lock);
         bool refreshed = false;
         r = joinconfig_apply_update(js->opt.store, js->signing_key, &next, doc, doc_len, &refreshed, err);
         join_policy *old = NULL;
         /* Accepted, or refused after another control plane's configuration was loaded from the
          * store: either way `next` is what the store holds now. */
-        if ((r >= 0 || refreshed) && enforce_locked(js, &next, &old) < 0 && r >= 0)
-                r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
-        pthread_mutex_unlock(&js->lock);
+        if (r >= 0 || refreshed) {
+                pthread_mutex_lock(&js->lock);
+                if (enforce_locked(js, &next, &old) < 0 && r >= 0)
+                        r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+                pthread_mutex_unlock(&js->lock);
+        }
+        pthread_mutex_unlock(&js->update_lock);
         policy_unref(old);
         if (r >= 0)
                 log_info("attestation config version %llu accepted and in force (%zu measurements)",
@@ -549,14 +557,20 @@ int joinservice_update_config(joinservice *js, const uint8_t *req, size_t len, c
 }
 
 int joinservice_refresh_config(joinservice *js, bool *ret_changed, ct_error *err) {
+        pthread_mutex_lock(&js->update_lock);
         pthread_mutex_lock(&js->lock);
         joinconfig next = js->config;
+        pthread_mutex_unlock(&js->lock);
         bool changed = false;
         int r = joinconfig_refresh(js->opt.store, js->signing_key, &next, &changed, err);
         join_policy *old = NULL;
-        if (r >= 0 && changed && enforce_locked(js, &next, &old) < 0)
-                r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
-        pthread_mutex_unlock(&js->lock);
+        if (r >= 0 && changed) {
+                pthread_mutex_lock(&js->lock);
+                if (enforce_locked(js, &next, &old) < 0)
+                        r = ct_error_set(err, -ENOMEM, L, "internal", "out of memory");
+                pthread_mutex_unlock(&js->lock);
+        }
+        pthread_mutex_unlock(&js->update_lock);
         policy_unref(old);
         if (r >= 0 && changed)
                 log_info("attestation config version %llu (from the shared store) now in force (%zu measurements)",

@@ -85,7 +85,9 @@ typedef struct joinservice {
         join_options opt;
         pki_ca ca;
         char ca_hash[7 + 64 + 1]; /* sha256:<hex> */
-        pthread_mutex_t lock;     /* config, policy */
+        pthread_mutex_t lock;     /* config, policy: held only to read or swap them, never across I/O */
+        pthread_mutex_t update_lock; /* serialises updates and refreshes (store I/O): a slow store
+                                      * never holds `lock`, which every aTLS validation takes */
         joinconfig config;
         join_policy *policy;
         secret_t *signing_key;    /* key-attestationConfigSigning */
