@@ -346,11 +346,66 @@ static void test_keyservice_config(void **state) {
         assert_string_equal(reason(&e2), "file-too-short");
 }
 
+/* The fuzz seeds are etcd's reply shapes, not noise: each parses as the reply it stands for. */
+static uint8_t *seed(const char *name, size_t *len) {
+        const char *src = getenv("CT_SOURCE_DIR");
+        assert_non_null(src);
+        char path[512];
+        snprintf(path, sizeof path, "%s/fuzz/etcd/corpus/fuzz-etcd-response/%s", src, name);
+        uint8_t *buf = NULL;
+        assert_int_equal(read_full_file(path, 65536, &buf, len), 0);
+        return buf;
+}
+
+static void test_seed_shapes(void **state) {
+        (void) state;
+        const char *key = "/constellation/joinservice/attestationConfig";
+        ct_error err = CT_ERROR_INIT;
+        size_t n;
+        size_t rf_len;
+        _cleanup_free_ uint8_t *rf = seed("range-found", &rf_len);
+        _cleanup_secret_ secret_t *v = NULL;
+        int64_t rev = 0;
+        assert_int_equal(etcd_parse_range_response(rf + 1, rf_len - 1, key, 4096, &v, &rev, &err), 0);
+        assert_int_equal(rev, 7);
+        assert_int_equal(v->len, strlen("{\"measurements\":{}}"));
+        ct_error e1 = CT_ERROR_INIT, e2 = CT_ERROR_INIT, e3 = CT_ERROR_INIT, e4 = CT_ERROR_INIT;
+        secret_t *none = NULL;
+        _cleanup_free_ uint8_t *ro = seed("range-other-key", &n);
+        assert_int_equal(etcd_parse_range_response(ro + 1, n - 1, key, 4096, &none, &rev, &e1), -EBADMSG);
+        assert_string_equal(reason(&e1), "response-malformed");
+        _cleanup_free_ uint8_t *r2 = seed("range-two", &n);
+        assert_int_equal(etcd_parse_range_response(r2 + 1, n - 1, key, 4096, &none, &rev, &e2), -EBADMSG);
+        _cleanup_free_ uint8_t *tr = seed("truncated", &n);
+        assert_int_equal(etcd_parse_range_response(tr + 1, n - 1, key, 4096, &none, &rev, &e3), -EBADMSG);
+        assert_int_equal(etcd_parse_range_response(rf + 1, rf_len - 1, key, 4, &none, &rev, &e4), -EFBIG);
+        assert_string_equal(reason(&e4), "too-large");
+        bool ok = true;
+        _cleanup_free_ uint8_t *tf = seed("txn-failed", &n);
+        assert_int_equal(etcd_parse_cas_response(tf + 1, n - 1, key, &ok, &rev, &err), 0);
+        assert_false(ok);
+        assert_int_equal(rev, 6);
+        _cleanup_free_ uint8_t *ts = seed("txn-succeeded", &n);
+        assert_int_equal(etcd_parse_cas_response(ts + 1, n - 1, key, &ok, &rev, &err), 0);
+        assert_true(ok);
+        assert_int_equal(rev, 7);
+        _cleanup_free_ uint8_t *ma = seed("member-add", &n);
+        etcd_members m = { 0 };
+        assert_int_equal(etcd_parse_members_response(ma + 1, n - 1, true, &m, &err), 0);
+        assert_int_equal(m.n, 2);
+        assert_int_equal(m.added_id, 0x1111);
+        etcd_members_done(&m);
+        _cleanup_free_ uint8_t *pn = seed("put-no-header", &n);
+        ct_error e5 = CT_ERROR_INIT;
+        assert_int_equal(etcd_parse_put_response(pn + 1, n - 1, &rev, &e5), -EBADMSG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_put_get),       cmocka_unit_test(test_cas),
                 cmocka_unit_test(test_members),       cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_joinconfig_store), cmocka_unit_test(test_keyservice_config),
+                cmocka_unit_test(test_seed_shapes),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

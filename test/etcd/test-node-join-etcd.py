@@ -21,7 +21,8 @@ cluster's etcd CA), the key service and two join services reading their configur
   two members; its key service and join service read their configuration from its own member (the
   join service verifies the signed version 4 with the key its key service derives: the same master
   secret), and an update pushed through the first control plane is enforced by its join service
-  too; a restarted member join does not add the member again.
+  too; a restarted member join does not add the member again; two updates of the same version pushed
+  at the same moment through the two control planes: exactly one lands, the other is refused.
 No secret reaches a log."""
 import base64
 import json
@@ -29,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -222,6 +224,33 @@ with tmpdir() as d:
             wait_for(lambda: "attestation config version 5 (from the shared store) now in force" in c.stderr(),
                      "the second control plane enforcing version 5")
             check(True, "an update made through the first control plane is enforced by the second")
+
+            # Two updates of the same version pushed at the same moment through the two control
+            # planes (different etcd members): exactly one lands, the other is refused with its reason.
+            u6a, u6c = sign(6, "a6"), sign(6, "c6")
+            results = {}
+            go = threading.Barrier(2)
+
+            def push_at(name, svc, upd):
+                go.wait()
+                results[name] = push(svc, upd)
+
+            threads = [threading.Thread(target=push_at, args=("a", a, u6a)),
+                       threading.Thread(target=push_at, args=("c", c, u6c))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            codes = sorted(results[k][0] for k in ("a", "c"))
+            check(codes == [0, 1], "concurrent version 6 through both: one accepted, one refused (%s)" %
+                  {k: (v[0], v[1].strip()[-100:]) for k, v in results.items()})
+            loser = "a" if results["a"][0] else "c"
+            check("version-rollback" in results[loser][1] or "update-conflict" in results[loser][1],
+                  "the refused one says why (%s)" % results[loser][1].strip()[-120:])
+            winner_doc = open(u6a if loser == "c" else u6c, "rb").read()
+            check(run([TOOL, "get", ep, pki, "/constellation/joinservice/attestationConfig"])[1] == winner_doc and
+                  run([TOOL, "get", ep1, pki1, "/constellation/joinservice/attestationConfig"])[1] == winner_doc,
+                  "both members hold the winner's version 6")
         finally:
             etcd1.stop()
 
