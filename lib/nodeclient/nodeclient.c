@@ -198,13 +198,15 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
                                     "%s: %s: %s", endpoint, atls_reason_to_string(aerr.reason), aerr.detail);
         }
 
-        nodeclient_init_result res = { 0 };
+        nodeclient_init_result res = { .connected = true };
         _cleanup_(rpc_stream_freep) rpc_stream *st = NULL;
         r = rpc_stream_open(atls_conn_channel(conn), NODECLIENT_INIT_METHOD, req->data, req->len,
                             p->call_timeout_ms ?: 30 * 60 * 1000, &st);
-        if (r < 0)
+        if (r < 0) {
+                ret->connected = true;
                 return ct_error_set(err, -ECONNREFUSED, LAYER, NODECLIENT_REASON_UNREACHABLE, "%s %s: %s", endpoint,
                                     NODECLIENT_INIT_METHOD, strerror(-r));
+        }
         Init__InitResponse *verdict = NULL;
         int perr = 0;
         char pdetail[200] = "";

@@ -93,6 +93,9 @@ typedef struct nodeclient_init_result {
         char *log;  /* the node's log chunks, concatenated (NUL-terminated; may be NULL) */
         size_t log_len;
         size_t log_dropped;        /* bytes beyond NODECLIENT_MAX_LOG */
+        bool connected;            /* the node attested and the request may have left: a failure from
+                                    * here on must not be retried (Init is not resumable); false: nothing
+                                    * was sent, an "unreachable" may be retried (the node still boots) */
         grpc_status_code status;   /* the call's final gRPC status */
         char *status_message;      /* its message (may be NULL) */
 } nodeclient_init_result;

@@ -245,6 +245,9 @@ static void validate_cluster(const cty_value *config, tf_diags *d) {
 #define INIT_PORT "9000"
 #define INIT_HANDSHAKE_TIMEOUT_MS (60 * 1000)
 #define INIT_CALL_TIMEOUT_MS (30 * 60 * 1000) /* kubeadm init takes minutes */
+/* How long an unreachable node is retried: a TCG boot with a first state disk format takes minutes. */
+#define INIT_UNREACHABLE_DEADLINE_S (20 * 60)
+#define INIT_RETRY_INTERVAL_S 2
 
 /* attestation.measurements -> measurements; errors name the PCR's attribute path. */
 static int measurements_from_attestation(const cty_value *att, measurements *ret, tf_diags *d) {
@@ -391,11 +394,17 @@ static void diag_init_failure(tf_diags *d, const char *endpoint, const ct_error 
                                  "The node at %s did not attest against attestation.measurements (%s). Nothing was "
                                  "sent to the node; it is not initialised.",
                                  endpoint, err->detail);
-        } else if (streq(err->reason, NODECLIENT_REASON_UNREACHABLE)) {
+        } else if (streq(err->reason, NODECLIENT_REASON_UNREACHABLE) && !res->connected) {
                 tf_path pe = tf_path_child(NULL, "out_of_cluster_endpoint");
                 tf_error(d, &pe, "Cannot reach the first control plane",
-                         "No attested connection to %s (%s). Is the infrastructure up and the node's bootstrapper "
-                         "serving? Nothing was sent.",
+                         "No attested connection to %s within %d minutes (%s). Is the infrastructure up and the node's "
+                         "bootstrapper serving? Nothing was sent.",
+                         endpoint, INIT_UNREACHABLE_DEADLINE_S / 60, err->detail);
+        } else if (streq(err->reason, NODECLIENT_REASON_UNREACHABLE)) {
+                tf_error(d, NULL, "Init interrupted",
+                         "The connection to %s ended after the node attested (%s). The request may have reached the "
+                         "node; Init is not resumable, so if the node was initialised it cannot be initialised again: "
+                         "replace the infrastructure.",
                          endpoint, err->detail);
         } else if (streq(err->reason, NODECLIENT_REASON_RPC_STATUS) && strstr(err->detail, "wrong-init-secret")) {
                 tf_path pi = tf_path_child(NULL, "init_secret");
@@ -476,9 +485,27 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
                 endpoint = NULL;
                 return NULL;
         }
-        log_debug("constellation_cluster: Init of %s", endpoint);
+        /* The node may still be booting (the infrastructure was just created): while nothing could be
+         * sent (no aTLS connection), try again, as Constellation does while the node is Unavailable.
+         * Once the node attested, a failure is final: Init is not resumable. */
         nodeclient_init_result res = { 0 };
-        int r = nodeclient_init(endpoint, &policy->validator, &params, &res, &err);
+        int r;
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (unsigned attempt = 1;; attempt++) {
+                log_debug("constellation_cluster: Init of %s (attempt %u)", endpoint, attempt);
+                res = (nodeclient_init_result){ 0 };
+                err = (ct_error) CT_ERROR_INIT;
+                r = nodeclient_init(endpoint, &policy->validator, &params, &res, &err);
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (r >= 0 || res.connected || !streq(err.reason, NODECLIENT_REASON_UNREACHABLE) ||
+                    now.tv_sec - t0.tv_sec >= INIT_UNREACHABLE_DEADLINE_S)
+                        break;
+                nodeclient_init_result_done(&res);
+                log_debug("constellation_cluster: %s unreachable (%s), retrying in %d s", endpoint, err.detail,
+                          INIT_RETRY_INTERVAL_S);
+                (void) nanosleep(&(struct timespec){ .tv_sec = INIT_RETRY_INTERVAL_S }, NULL);
+        }
         if (r < 0) {
                 diag_init_failure(d, endpoint, &err, &res);
                 nodeclient_init_result_done(&res);
