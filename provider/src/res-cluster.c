@@ -7,7 +7,9 @@
  *    configuration at every apply and never stores them in plan or state files. Constellation kept
  *    them in state in clear; UpgradeResourceState drops them from such state.
  *  - Create initialises the first control plane through lib/nodeclient (aTLS with the qemu-vtpm
- *    validator from attestation.measurements, then /init.API/Init); other variants are refused.
+ *    validator from attestation.measurements, then /init.API/Init; an unreachable node is retried
+ *    while nothing was sent), then pushes the measurements to the node's join service as the first
+ *    signed attestation config update; other variants are refused.
  *    Constellation then configures the cluster through Kubernetes (join-config, Helm): not here.
  *  - Changes that need Kubernetes (image, kubernetes_version, microservice version) are refused
  *    at plan time. A changed attestation configuration is signed with the key derived from the
@@ -248,6 +250,15 @@ static void validate_cluster(const cty_value *config, tf_diags *d) {
 /* How long an unreachable node is retried: a TCG boot with a first state disk format takes minutes. */
 #define INIT_UNREACHABLE_DEADLINE_S (20 * 60)
 #define INIT_RETRY_INTERVAL_S 2
+#define JOINCONFIG_UPDATE_PORT "30091"
+#define JOINCONFIG_UPDATE_TIMEOUT_MS (30 * 1000)
+#define JOINCONFIG_UPDATE_METHOD "/joinconfig.API/UpdateAttestationConfig"
+/* After Init, how long the node's join service (started once Init is answered) is waited for. */
+#define INIT_JOIN_SERVICE_DEADLINE_S (5 * 60)
+
+static int sign_attestation_update(const measurements *m, const secret_t *master, const secret_t *salt, char **ret,
+                                   tf_diags *d);
+static int push_attestation_update(const char *host, const char *doc, int retry_s, bool warn, tf_diags *d);
 
 /* attestation.measurements -> measurements; errors name the PCR's attribute path. */
 static int measurements_from_attestation(const cty_value *att, measurements *ret, tf_diags *d) {
@@ -538,6 +549,17 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
                 return NULL;
         }
         nodeclient_init_result_done(&res);
+        /* docs/node.md: the node's join service starts with the PCRs the node read from its own TPM
+         * (version 0); the client that ran Init pushes the user's measurements as the first signed
+         * update. The cluster exists either way: a failure here is a warning. */
+        _cleanup_free_ char *doc = NULL;
+        tf_diags sd = { 0 };
+        if (sign_attestation_update(&m, master, salt, &doc, &sd) == 0)
+                (void) push_attestation_update(host, doc, INIT_JOIN_SERVICE_DEADLINE_S, true, d);
+        for (size_t i = 0; i < sd.n; i++)
+                if (sd.items[i]->detail)
+                        tf_warning(d, NULL, "Measurements not pushed to the join service", "%s", sd.items[i]->detail);
+        tf_diags_done(&sd);
         return TAKE_PTR(v);
 }
 
@@ -574,9 +596,6 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
 
 /* ---- Update: the attestation configuration, as a signed update to the join service -------------- */
 
-#define JOINCONFIG_UPDATE_PORT "30091"
-#define JOINCONFIG_UPDATE_TIMEOUT_MS (30 * 1000)
-#define JOINCONFIG_UPDATE_METHOD "/joinconfig.API/UpdateAttestationConfig"
 
 /* The first configured (not computed, not write-only) attribute other than `except` whose planned
  * value differs from the prior one, or NULL. */
@@ -591,10 +610,38 @@ static const char *changed_attribute(const cty_value *prior, const cty_value *pl
         return NULL;
 }
 
+/* Signs measurements as an attestation config update with the key derived from the master secret
+ * (version: the wall clock in milliseconds, so every later apply supersedes every earlier one; the
+ * init configuration is version 0; < 2^53 until the year 287396). */
+static int sign_attestation_update(const measurements *m, const secret_t *master, const secret_t *salt, char **ret,
+                                   tf_diags *d) {
+        _cleanup_secret_ secret_t *key = NULL;
+        if (kdf_data_key(master, salt, JOINCONFIG_SIGNING_KEY_ID, JOINCONFIG_SIGNING_KEY_LEN, &key) < 0)
+                return -ENOMEM;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t version = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+        ct_error err = CT_ERROR_INIT;
+        if (joinconfig_update_sign(m, version, key, ret, &err) < 0) {
+                char b[CT_ERROR_DETAIL_MAX + 64];
+                tf_path pa = tf_path_child(NULL, "attestation"), pm = tf_path_child(&pa, "measurements");
+                tf_error(d, &pm, "Invalid attestation configuration", "%s.", ct_error_format(&err, b, sizeof b));
+                return -EINVAL;
+        }
+        log_debug("constellation_cluster: attestation config update version %" PRIu64, version);
+        return 0;
+}
+
 /* Pushes a signed update document to host:30091 (docs/node.md "Attestation config updates without
- * Kubernetes"). Diagnostics at attestation or out_of_cluster_endpoint. */
-static int push_attestation_update(const char *host, const char *doc, tf_diags *d) {
+ * Kubernetes"), trying again while the service is unreachable until retry_s have passed. Problems are
+ * errors (Update) or, when the cluster exists regardless (Create), warnings whose text says so. */
+static int push_attestation_update(const char *host, const char *doc, int retry_s, bool warn, tf_diags *d) {
         tf_path pa = tf_path_child(NULL, "attestation"), pe = tf_path_child(NULL, "out_of_cluster_endpoint");
+        const char *after = warn ? " The cluster is initialised regardless; until the join service takes the "
+                                   "update it admits joining nodes by the PCRs 4, 8, 9, 11, 12 and 13 the first node "
+                                   "reported at Init. Push it later with constellation-attest join-config, or apply a "
+                                   "changed attestation."
+                                 : " The state is unchanged.";
         _cleanup_free_ char *endpoint = NULL;
         if (asprintf(&endpoint, strchr(host, ':') ? "[%s]:" JOINCONFIG_UPDATE_PORT : "%s:" JOINCONFIG_UPDATE_PORT,
                      host) < 0) {
@@ -614,32 +661,48 @@ static int push_attestation_update(const char *host, const char *doc, tf_diags *
         }
         memcpy(req + n, doc, len);
         n += len;
-        _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
-        if (rpc_channel_new(endpoint, NULL, NULL, &ch) < 0) {
-                tf_error(d, &pe, "Cannot reach the join service", "No gRPC channel to %s.", endpoint);
-                return -EIO;
-        }
-        uint8_t *resp = NULL;
-        size_t resp_len = 0;
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         rpc_status st = { 0 };
-        int r = rpc_unary(ch, JOINCONFIG_UPDATE_METHOD, req, n, JOINCONFIG_UPDATE_TIMEOUT_MS, &resp, &resp_len, &st);
-        free(resp);
+        int r;
+        for (;;) {
+                /* A fresh channel per attempt: gRPC's reconnect backoff would grow to minutes. */
+                _cleanup_(rpc_channel_freep) rpc_channel *ch = NULL;
+                if ((r = rpc_channel_new(endpoint, NULL, NULL, &ch)) >= 0) {
+                        uint8_t *resp = NULL;
+                        size_t resp_len = 0;
+                        r = rpc_unary(ch, JOINCONFIG_UPDATE_METHOD, req, n, JOINCONFIG_UPDATE_TIMEOUT_MS, &resp,
+                                      &resp_len, &st);
+                        free(resp);
+                }
+                bool unreachable = r < 0 || st.code == GRPC_STATUS_UNAVAILABLE || st.code == GRPC_STATUS_DEADLINE_EXCEEDED;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (!unreachable || now.tv_sec - t0.tv_sec >= retry_s)
+                        break;
+                log_debug("constellation_cluster: join service %s unreachable, retrying", endpoint);
+                rpc_status_done(&st);
+                st = (rpc_status){ 0 };
+                (void) nanosleep(&(struct timespec){ .tv_sec = INIT_RETRY_INTERVAL_S }, NULL);
+        }
+        bool failed = true;
         if (r < 0 || st.code == GRPC_STATUS_UNAVAILABLE || st.code == GRPC_STATUS_DEADLINE_EXCEEDED)
-                tf_error(d, &pe, "Cannot reach the join service",
-                         "The attestation configuration update could not be delivered to %s (%s). The join service "
-                         "runs on every initialised control plane; the state is unchanged, apply again when it is "
-                         "up.",
-                         endpoint, r < 0 ? strerror(-r) : st.message ?: rpc_status_code_to_string(st.code));
+                tf_diags_add(d, !warn, &pe, "Cannot reach the join service",
+                             "The attestation configuration update could not be delivered to %s (%s). The join "
+                             "service runs on every initialised control plane.%s",
+                             endpoint, r < 0 ? strerror(-r) : st.message ?: rpc_status_code_to_string(st.code), after);
         else if (st.code != GRPC_STATUS_OK)
-                tf_error(d, &pa, "Attestation configuration refused",
-                         "The join service at %s refused the signed update: %s: %s. The state is unchanged.%s", endpoint,
-                         rpc_status_code_to_string(st.code), st.message ?: "",
-                         st.message && strstr(st.message, "signature-invalid")
-                                 ? " The update is signed with a key derived from master_secret and master_secret_salt: "
-                                   "they must be the ones the cluster was created with."
-                                 : "");
+                tf_diags_add(d, !warn, &pa, "Attestation configuration refused",
+                             "The join service at %s refused the signed update: %s: %s.%s%s", endpoint,
+                             rpc_status_code_to_string(st.code), st.message ?: "",
+                             st.message && strstr(st.message, "signature-invalid")
+                                     ? " The update is signed with a key derived from master_secret and "
+                                       "master_secret_salt: they must be the ones the cluster was created with."
+                                     : "",
+                             after);
+        else
+                failed = false;
         rpc_status_done(&st);
-        return d->has_error ? -EPERM : 0;
+        return failed ? -EPERM : 0;
 }
 
 static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, const cty_value *planned,
@@ -666,29 +729,12 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
                 return cty_value_copy(prior);
         }
         measurements m;
-        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *key = NULL;
-        if (measurements_from_attestation(att, &m, d) < 0 || config_secret(config, "master_secret", true, &master, d) < 0 ||
-            config_secret(config, "master_secret_salt", true, &salt, d) < 0)
-                return cty_value_copy(prior);
-        if (kdf_data_key(master, salt, JOINCONFIG_SIGNING_KEY_ID, JOINCONFIG_SIGNING_KEY_LEN, &key) < 0)
-                return NULL;
-        /* The version: milliseconds of the wall clock, so every later apply is newer than every earlier
-         * one (the init configuration is version 0; < 2^53 until the year 287396). */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t version = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-        ct_error err = CT_ERROR_INIT;
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
         _cleanup_free_ char *doc = NULL;
-        if (joinconfig_update_sign(&m, version, key, &doc, &err) < 0) {
-                char b[CT_ERROR_DETAIL_MAX + 64];
-                tf_path pm = tf_path_child(&pa, "measurements");
-                tf_error(d, &pm, "Invalid attestation configuration", "%s. The state is unchanged.",
-                         ct_error_format(&err, b, sizeof b));
-                return cty_value_copy(prior);
-        }
-        log_debug("constellation_cluster: attestation config version %" PRIu64 " to %s:%s", version, host,
-                  JOINCONFIG_UPDATE_PORT);
-        if (push_attestation_update(host, doc, d) < 0)
+        if (measurements_from_attestation(att, &m, d) < 0 || config_secret(config, "master_secret", true, &master, d) < 0 ||
+            config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
+            sign_attestation_update(&m, master, salt, &doc, d) < 0 ||
+            push_attestation_update(host, doc, 0, false, d) < 0)
                 return cty_value_copy(prior);
         return cty_value_copy(planned);
 }

@@ -12,11 +12,13 @@
 #      unchanged, PCR 15 zero, no node_state.json)
 #   2. the right measurements: apply succeeds; cluster_id = HKDF as the node computes it
 #      (python3's hmac, not our lib/crypto) = PCR 15's extension; kubeconfig in state (sensitive)
-#      with its server at the endpoint; master secret, salts and init secret nowhere in the state
+#      with its server at the endpoint; master secret, salts and init secret nowhere in the state;
+#      the real join service, started from what Init wrote, gets the applied measurements from Create
+#      as the first signed update (PCRs 0-7 as applied, PCR 15 = 0 added, version > 0)
 #   3. plan: no changes; a changed kubernetes_version is refused at plan time
-#   4. the real join service started from what Init wrote: changed measurements are applied in place
-#      as a signed update (the service stores it, version > 0, PCR 15 = 0 added); a wrong master
-#      secret is refused (signature-invalid) and the state keeps the old measurements
+#   4. changed measurements are applied in place as a signed update (the service stores it, PCR 9 as
+#      applied); a wrong master secret is refused (signature-invalid) and the state keeps the old
+#      measurements
 #   5. destroy drops the state
 set -uo pipefail
 
@@ -272,9 +274,38 @@ expect_log '"3" = {'
 kill -0 "$bs_pid" 2>/dev/null || fail "the bootstrapper exited after a refused attestation"
 
 # ---------------------------------------------------------------------------------------------
-step "the right measurements: the cluster is created"
+step "the right measurements: the cluster is created, its join service gets them as a signed update"
+# The node starts its join service once Init is answered (here: the test, as soon as the files Init
+# writes for it exist); Create waits for it and pushes the measurements.
+kms_uri=$(python3 -c 'import base64,sys; print("kms://cluster-kms?key=%s&salt=%s" % tuple(base64.urlsafe_b64encode(bytes.fromhex(x)).decode() for x in sys.argv[1:]))' "$master" "$salt")
+(
+        deadline=$((SECONDS + 300))
+        until [ -s "$work/var-config/attestationConfig" ] && [ -s "$work/var-config/measurementSalt" ] &&
+                [ -s "$work/etc-kubernetes/pki/ca.key" ]; do
+                [ $SECONDS -lt $deadline ] || exit 1
+                sleep 0.1
+        done
+        exec "$js" --listen "$addr:30090" --update-listen "$addr:30091" --kms-uri "$kms_uri" --config-dir "$work/var-config" \
+                --pki-dir "$work/etc-kubernetes/pki" --api-endpoint "$addr:6443" >"$work/joinservice.log" 2>&1
+) &
+js_pid=$!
 main_tf "$work/measurements.tf" >"$d/main.tf"
 expect_ok apply -auto-approve
+grep -q "Warning: Measurements not pushed\|Cannot reach the join service" "$d/out.log" && { cat "$d/out.log"; fail "Create did not push the measurements"; }
+python3 - "$work/var-config/attestationConfig" "$work/pcrs" <<'PY' || fail "the join service does not enforce the applied measurements: $(cat "$work/var-config/attestationConfig")"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+assert d["version"] > 0 and d["signature"], d
+want = {}
+for line in open(sys.argv[2]):
+    g = re.match(r"\s*(\d+)\s*:\s*0x([0-9A-Fa-f]{64})", line)
+    if g and g.group(1) != "15":
+        want[g.group(1)] = {"expected": g.group(2).lower(), "warnOnly": False}
+want["15"] = {"expected": "00" * 32, "warnOnly": False}
+assert d["measurements"] == want, (d["measurements"], want)
+PY
+grep -q "attestation config version [0-9]* accepted" "$work/joinservice.log" ||
+        fail "the join service did not log the accepted version: $(tail -n 5 "$work/joinservice.log")"
 expect_ok output -raw cluster_id
 cid=$(cat "$d/out.log")
 ms=$(hkdf "$master" "$salt" key-measurementSecret)
@@ -318,22 +349,8 @@ expect_log 'kubernetes_version = "v1.32.9"'
 main_tf "$work/measurements.tf" >"$d/main.tf"
 
 # ---------------------------------------------------------------------------------------------
-step "the join service takes changed measurements as a signed update"
-deadline=$((SECONDS + 30))
-until [ -s "$work/var-config/attestationConfig" ] && [ -s "$work/var-config/measurementSalt" ]; do
-        [ $SECONDS -lt $deadline ] || fail "the bootstrapper did not write the join service's configuration"
-        sleep 0.1
-done
-kms_uri=$(python3 -c 'import base64,sys; print("kms://cluster-kms?key=%s&salt=%s" % tuple(base64.urlsafe_b64encode(bytes.fromhex(x)).decode() for x in sys.argv[1:]))' "$master" "$salt")
-"$js" --listen "$addr:30090" --update-listen "$addr:30091" --kms-uri "$kms_uri" --config-dir "$work/var-config" \
-        --pki-dir "$work/etc-kubernetes/pki" --api-endpoint "$addr:6443" >"$work/joinservice.log" 2>&1 &
-js_pid=$!
-deadline=$((SECONDS + 60))
-until connectable "$addr" 30091; do
-        kill -0 "$js_pid" 2>/dev/null || fail "the join service exited: $(cat "$work/joinservice.log")"
-        [ $SECONDS -lt $deadline ] || fail "the join service does not listen on $addr:30091: $(tail -n 5 "$work/joinservice.log")"
-        sleep 0.1
-done
+step "the join service takes changed measurements as a signed update (Update)"
+kill -0 "$js_pid" 2>/dev/null || fail "the join service is not running: $(tail -n 5 "$work/joinservice.log")"
 main_tf "$work/measurements-pcr9.tf" >"$d/main.tf"
 expect_ok apply -auto-approve
 expect_log "Apply complete! Resources: 0 added, 1 changed, 0 destroyed."
