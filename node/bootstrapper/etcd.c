@@ -196,7 +196,9 @@ int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper
         int r = pki_etcd_certs(cfg->pki_dir, cfg->md.name, ips, 1, err);
         if (r < 0)
                 return r;
-        if ((r = write_env(cfg, o, NULL, err)) < 0)
+        /* Written once: a restart keeps it (a member that joined an existing cluster must never come
+         * back as a new one-member cluster, should its data directory be gone). */
+        if (access(o->env_file, F_OK) != 0 && (r = write_env(cfg, o, NULL, err)) < 0)
                 return r;
         if (!isempty(o->unit)) {
                 if ((r = start_unit(o->unit, err)) < 0)

@@ -26,9 +26,10 @@ int bootstrapper_join_config_json(const bootstrapper_config *cfg, char **ret_jso
 /* The control planes' shared store (etcd.c, docs/node.md "The shared store"). After Init, and on
  * every start of a bootstrapped control plane, when an etcd endpoint is configured:
  *   1. this node's etcd certificates from the cluster etcd CA (lib/pki pki_etcd_certs);
- *   2. etcd's configuration as an environment file (0600, the unit's EnvironmentFile): data dir on
- *      the state disk, client URLs https://127.0.0.1:<port> (+ the node's IP), peer URL
- *      https://<node IP>:<peer port>, mTLS for both with the etcd CA, a new one-member cluster;
+ *   2. etcd's configuration as an environment file (0600, the unit's EnvironmentFile; written once,
+ *      kept on restarts): data dir on the state disk, client URLs https://127.0.0.1:<port> (+ the
+ *      node's IP), peer URL https://<node IP>:<peer port>, mTLS for both with the etcd CA, a new
+ *      one-member cluster;
  *   3. `systemctl start <unit>` (Type=notify: returns once etcd serves), unless unit is "";
  *   4. waits for etcd (mTLS, up to wait_ms) and stores, each only if absent: the join service's
  *      attestationConfig and measurementSalt, and the key service's configuration from config_dir
