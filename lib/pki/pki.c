@@ -390,8 +390,8 @@ static int add_san(GENERAL_NAMES *names, bool ip, const char *value) {
         return 0;
 }
 
-/* <dir>/<name>.{crt,key}: a fresh P-256 key and a leaf of ca, unless both files exist and the
- * certificate was issued by ca (a restart keeps what etcd already serves). */
+/* <dir>/<name>.{crt,key}: a fresh P-256 key and a leaf of ca, unless both files exist, the
+ * certificate was issued by ca and is valid for another 30 days (a restart keeps what etcd serves). */
 static int ensure_leaf(const char *dir, const char *name, const pki_ca *ca, const char *org, const char *cn,
                        const char *eku, GENERAL_NAMES *sans, ct_error *err) {
         _cleanup_free_ char *crt = NULL, *key = NULL;
@@ -400,7 +400,11 @@ static int ensure_leaf(const char *dir, const char *name, const pki_ca *ca, cons
         if (exists(crt) > 0 && exists(key) > 0) {
                 _cleanup_(X509_freep) X509 *c = NULL;
                 ct_error ignored = CT_ERROR_INIT;
-                if (load_cert(crt, &c, &ignored) >= 0 && X509_check_issued(ca->cert, c) == X509_V_OK)
+                /* Kept if issued by this CA and valid for another 30 days (else renewed: etcd reads its
+                 * certificate files again for new connections). */
+                time_t renew = time(NULL) + 30 * 24 * 3600;
+                if (load_cert(crt, &c, &ignored) >= 0 && X509_check_issued(ca->cert, c) == X509_V_OK &&
+                    X509_cmp_time(X509_get0_notAfter(c), &renew) > 0)
                         return 0;
         }
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *k = gen_p256();

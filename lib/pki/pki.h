@@ -81,7 +81,8 @@ int pki_create(const char *dir, ct_error *err);
 #define PKI_ETCD_APISERVER_CLIENT "apiserver-etcd-client"
 
 /* Issues this node's etcd certificates (above) from <dir>/etcd/ca.{crt,key}; keeps a pair that
- * exists and was issued by that CA. ips: the node's addresses (may be 0). Reasons: "bad-argument",
+ * exists, was issued by that CA and is valid for another 30 days (renewed on a bootstrapper start
+ * after that). ips: the node's addresses (may be 0). Reasons: "bad-argument",
  * "io", "crypto", "pki-inconsistent". */
 int pki_etcd_certs(const char *dir, const char *node_name, const char *const *ips, size_t n_ips, ct_error *err);
 

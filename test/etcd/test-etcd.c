@@ -346,6 +346,74 @@ static void test_keyservice_config(void **state) {
         assert_string_equal(reason(&e2), "file-too-short");
 }
 
+static uint8_t *slurp(const char *dir, const char *name, size_t *len) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        uint8_t *buf = NULL;
+        assert_int_equal(read_full_file(path, 65536, &buf, len), 0);
+        return buf;
+}
+
+/* pki_etcd_certs keeps valid certificates of its CA, renews one that expires within 30 days or was
+ * issued by another CA, and its certificates say what etcd needs (SANs, EKUs, subject). */
+static void test_pki_etcd_certs(void **state) {
+        (void) state;
+        char dir[128], cmd[4096];
+        snprintf(dir, sizeof dir, "%s/pki3", tmp);
+        ct_error err = CT_ERROR_INIT;
+        const char *ips[] = { "10.0.0.7" };
+        assert_int_equal(pki_create(dir, &err), 0);
+        assert_int_equal(pki_etcd_certs(dir, "cp-3", ips, 1, &err), 0);
+        size_t n1, n2;
+        _cleanup_free_ uint8_t *a = slurp(dir, "etcd/server.crt", &n1);
+        assert_int_equal(pki_etcd_certs(dir, "cp-3", ips, 1, &err), 0);
+        _cleanup_free_ uint8_t *b = slurp(dir, "etcd/server.crt", &n2);
+        assert_true(n1 == n2 && memcmp(a, b, n1) == 0); /* kept */
+        snprintf(cmd, sizeof cmd,
+                 "openssl x509 -in %s/etcd/server.crt -noout -ext subjectAltName,extendedKeyUsage -subject "
+                 "| tr -d ' \n' > %s/server.txt && openssl x509 -in %s/etcd/constellation-client.crt -noout -subject "
+                 "-ext extendedKeyUsage | tr -d ' \n' > %s/client.txt && openssl verify -CAfile %s/etcd/ca.crt "
+                 "%s/etcd/server.crt %s/etcd/peer.crt %s/etcd/constellation-client.crt %s/apiserver-etcd-client.crt "
+                 "> /dev/null",
+                 dir, dir, dir, dir, dir, dir, dir, dir, dir);
+        assert_int_equal(system(cmd), 0);
+        size_t sl, cl;
+        _cleanup_free_ uint8_t *st = slurp(dir, "server.txt", &sl), *ct = slurp(dir, "client.txt", &cl);
+        assert_non_null(strstr((char *) st, "DNS:localhost,DNS:cp-3,IPAddress:127.0.0.1,IPAddress:0:0:0:0:0:0:0:1,"
+                                            "IPAddress:10.0.0.7"));
+        assert_non_null(strstr((char *) st, "TLSWebServerAuthentication,TLSWebClientAuthentication"));
+        assert_non_null(strstr((char *) st, "CN=cp-3"));
+        assert_non_null(strstr((char *) ct, "O=constellation,CN=constellation-node-services"));
+        assert_null(strstr((char *) ct, "ServerAuthentication"));
+        /* A certificate of this CA that expires tomorrow is renewed. */
+        snprintf(cmd, sizeof cmd,
+                 "cd %s/etcd && openssl req -new -key server.key -subj /CN=cp-3 -out s.csr 2>/dev/null && "
+                 "openssl x509 -req -in s.csr -CA ca.crt -CAkey ca.key -days 1 -out server.crt 2>/dev/null", dir);
+        assert_int_equal(system(cmd), 0);
+        _cleanup_free_ uint8_t *c = slurp(dir, "etcd/server.crt", &n1);
+        assert_int_equal(pki_etcd_certs(dir, "cp-3", ips, 1, &err), 0);
+        _cleanup_free_ uint8_t *d = slurp(dir, "etcd/server.crt", &n2);
+        assert_false(n1 == n2 && memcmp(c, d, n1) == 0);
+        snprintf(cmd, sizeof cmd, "openssl x509 -in %s/etcd/server.crt -noout -checkend 2592000 >/dev/null", dir);
+        assert_int_equal(system(cmd), 0);
+        /* One of another CA is replaced too. */
+        snprintf(cmd, sizeof cmd, "cp %s/etcd/constellation-client.crt %s/etcd/constellation-client.crt && "
+                                  "cp %s/etcd/constellation-client.key %s/etcd/constellation-client.key",
+                 other_pki, dir, other_pki, dir);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(pki_etcd_certs(dir, "cp-3", ips, 1, &err), 0);
+        snprintf(cmd, sizeof cmd, "openssl verify -CAfile %s/etcd/ca.crt %s/etcd/constellation-client.crt >/dev/null",
+                 dir, dir);
+        assert_int_equal(system(cmd), 0);
+        /* Refusals: a name that is no DNS-1123 name, an address that is no IP. */
+        ct_error e1 = CT_ERROR_INIT, e2 = CT_ERROR_INIT;
+        const char *bad[] = { "not-an-ip" };
+        assert_int_equal(pki_etcd_certs(dir, "Bad_Name", ips, 1, &e1), -EINVAL);
+        assert_string_equal(reason(&e1), "bad-argument");
+        assert_int_equal(pki_etcd_certs(dir, "cp-3", bad, 1, &e2), -EINVAL);
+        assert_string_equal(reason(&e2), "bad-argument");
+}
+
 /* The fuzz seeds are etcd's reply shapes, not noise: each parses as the reply it stands for. */
 static uint8_t *seed(const char *name, size_t *len) {
         const char *src = getenv("CT_SOURCE_DIR");
@@ -405,7 +473,7 @@ int main(void) {
                 cmocka_unit_test(test_put_get),       cmocka_unit_test(test_cas),
                 cmocka_unit_test(test_members),       cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_joinconfig_store), cmocka_unit_test(test_keyservice_config),
-                cmocka_unit_test(test_seed_shapes),
+                cmocka_unit_test(test_seed_shapes),   cmocka_unit_test(test_pki_etcd_certs),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
