@@ -258,9 +258,10 @@ static int working_dir(const cty_value *planned, char ret[static PATH_MAX], tf_d
         else {
                 char cwd[PATH_MAX];
                 if (!getcwd(cwd, sizeof cwd)) {
+                        int r = -errno;
                         tf_error(d, &pa, "No working directory", "The provider's current directory is unknown (%s); set "
-                                 "working_dir.", strerror(errno));
-                        return -errno;
+                                 "working_dir.", strerror(-r));
+                        return r;
                 }
                 if (snprintf(ret, PATH_MAX, "%s/" DEFAULT_DIR_PARENT "/%s", cwd, tf_get_string(planned, "name")) >=
                     PATH_MAX) {
