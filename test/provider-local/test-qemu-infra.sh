@@ -15,7 +15,8 @@
 #   4. plan: no changes
 #   5. worker QEMU killed from outside (by its recorded pid) -> plan names the node and plans an
 #      update of `nodes`; apply restarts only that node; plan: no changes
-#   6. destroy: every process this test saw is gone (by pid), no file is left
+#   6. worker_count 1 -> 2 -> 1 adds and removes worker-1 only (its processes and files)
+#   7. destroy: every process this test saw is gone (by pid), no file is left
 set -uo pipefail
 
 fail() { echo "test-provider-qemu-infra: FAIL: $*" >&2; exit 1; }
@@ -253,6 +254,32 @@ seen_pids="$seen_pids $w_q2 $w_s2"
 [ "$w_q2" != "$w_q" ] && alive "$w_q2" && alive "$w_s2" || fail "worker-0 was not restarted: qemu $w_q2, swtpm $w_s2"
 [ "$(node control-plane-0 qemu_pid)" = "$cp_q" ] && alive "$cp_q" || fail "control-plane-0 was restarted too"
 [ "$(node worker-0 alive)" = true ] || fail "worker-0 not alive after apply"
+expect_ok plan -detailed-exitcode
+expect_log "No changes."
+
+# ---------------------------------------------------------------------------------------------
+step "worker_count 1 -> 2 -> 1: only worker-1 is added and removed"
+main_tf 1 2 >"$d/main.tf"
+expect_ok apply -auto-approve
+expect_log "Apply complete! Resources: 0 added, 1 changed, 0 destroyed."
+expect_ok output -json
+cp "$d/out.log" "$work/outputs.json"
+[ "$(jq '.nodes.value | length' "$work/outputs.json")" = 3 ] || fail "nodes after scaling up: $(jq -c .nodes.value "$work/outputs.json")"
+[ "$(node worker-1 host_address)" = "${ep%.*}.101" ] && [ "$(node worker-1 vpc_ip)" = 10.42.2.101 ] ||
+        fail "worker-1: $(node worker-1 host_address) $(node worker-1 vpc_ip)"
+w1_q=$(node worker-1 qemu_pid) w1_s=$(node worker-1 swtpm_pid)
+seen_pids="$seen_pids $w1_q $w1_s"
+alive "$w1_q" && alive "$w1_s" || fail "worker-1 is not running"
+[ "$(node worker-0 qemu_pid)" = "$w_q2" ] && [ "$(node control-plane-0 qemu_pid)" = "$cp_q" ] ||
+        fail "scaling up restarted a running node"
+main_tf 1 1 >"$d/main.tf"
+expect_ok apply -auto-approve
+expect_ok output -json
+cp "$d/out.log" "$work/outputs.json"
+[ "$(jq '.nodes.value | length' "$work/outputs.json")" = 2 ] || fail "nodes after scaling down: $(jq -c .nodes.value "$work/outputs.json")"
+wait_gone "$w1_q" && wait_gone "$w1_s" || fail "worker-1's processes still run after scaling down"
+[ ! -e "$wdir/worker-1" ] || fail "worker-1's files are left: $(ls "$wdir/worker-1")"
+alive "$w_q2" && alive "$cp_q" || fail "scaling down stopped another node"
 expect_ok plan -detailed-exitcode
 expect_log "No changes."
 
