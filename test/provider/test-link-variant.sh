@@ -28,6 +28,13 @@ ON)
         command -v nm >/dev/null || fail "nm not found (binutils)"
         syms=$(nm "$provider" 2>/dev/null) || fail "cannot read the symbols of $provider"
         grep -q "BuildCoreConfiguration" <<<"$syms" || fail "no gRPC core configuration in the static provider"
+        # provider/hot-text.ld matched the archives: the code a plan runs sits in .text.hot (an
+        # empty or tiny one means the list went stale: bench/provider/gen-hot-text.sh).
+        hot=$(readelf -SW "$provider" | sed -n 's/.* \.text\.hot  *PROGBITS  *[0-9a-f]*  *[0-9a-f]*  *\([0-9a-f]*\) .*/\1/p')
+        [ -n "$hot" ] || fail "the static provider has no .text.hot section (provider/hot-text.ld)"
+        hot=$((16#$hot))
+        [ "$hot" -ge 1048576 ] || fail "the static provider's .text.hot holds only $hot bytes: provider/hot-text.ld no longer matches the archives; regenerate it with bench/provider/gen-hot-text.sh"
+        echo ".text.hot: $hot bytes"
         for unwanted in RegisterRlsLbPolicy RegisterGrpcLbPolicy RegisterRingHashLbPolicy RegisterOutlierDetectionLbPolicy \
                 RegisterHttpConnectHandshaker; do
                 grep -q "$unwanted" <<<"$syms" && fail "the static provider links gRPC's $unwanted"
