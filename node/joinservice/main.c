@@ -98,8 +98,10 @@ static void *refresh_thread(void *userdata) {
                 pthread_mutex_unlock(&refresher.lock);
                 ct_error err = CT_ERROR_INIT;
                 int r = joinservice_refresh_config(js, NULL, &err);
+                char msg[CT_ERROR_DETAIL_MAX + 128]; /* not errbuf: this thread runs beside main */
                 if (r < 0 && !failing)
-                        log_warn("shared store: %s (the configuration in force stays)", ERR(&err));
+                        log_warn("shared store: %s (the configuration in force stays)",
+                                 ct_error_format(&err, msg, sizeof msg));
                 else if (r >= 0 && failing)
                         log_info("shared store: reachable again");
                 failing = r < 0;
