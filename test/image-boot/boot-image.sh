@@ -29,6 +29,13 @@
 #                          127.0.0.1; only 127.0.0.0/8 is accepted) to the guest. Adds a QEMU
 #                          user-network NIC (restrict=on: the guest reaches nothing outside; DHCP
 #                          gives it 10.0.2.15)
+#   --guestfwd GUESTIP:GUESTPORT:127.X.Y.Z:HOSTPORT  a TCP connection of the guest to
+#                          GUESTIP:GUESTPORT (in 10.0.2.0/24) goes to a loopback address of the host
+#                          (QEMU user networking's guestfwd; only 127.0.0.0/8 is accepted). slirp runs
+#                          `constellation-qemu relay 127.X.Y.Z HOSTPORT` for each connection
+#                          (a tcp: chardev would take one connection only); the relay is
+#                          $CT_BINARY_DIR/cli/qemu/constellation-qemu unless CT_RELAY names it
+#   --fw-cfg NAME=FILE     QEMU fw_cfg blob (e.g. opt/constellation/metadata=FILE: the node's metadata)
 #   --tpm-state DIR        swtpm state in DIR (created; kept), e.g. to boot a node twice with the
 #                          same TPM; default: a fresh TPM per boot
 #   --port NAME            one more virtio-serial port (repeatable), to DIR/port-NAME.log
@@ -46,7 +53,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 die2() { echo "boot-image.sh: $*" >&2; exit 2; }
 disk="" out="" timeout=600 expect=report tpm_state="" run_cmd="" mem=2048 smp=2
-wait_lines=() extra_disks=() hostfwds=() ports=()
+wait_lines=() extra_disks=() hostfwds=() guestfwds=() fwcfgs=() ports=()
 while [ $# -gt 0 ]; do
 	[ "$1" = -h ] || [ "$1" = --help ] || [ $# -ge 2 ] || die2 "$1 needs a value"
 	case "$1" in
@@ -57,6 +64,8 @@ while [ $# -gt 0 ]; do
 	--wait-line) wait_lines+=("$2"); shift 2 ;;
 	--extra-disk) extra_disks+=("$2"); shift 2 ;;
 	--hostfwd) hostfwds+=("$2"); shift 2 ;;
+	--guestfwd) guestfwds+=("$2"); shift 2 ;;
+	--fw-cfg) fwcfgs+=("$2"); shift 2 ;;
 	--tpm-state) tpm_state=$2; shift 2 ;;
 	--port) ports+=("$2"); shift 2 ;;
 	--run) run_cmd=$2; shift 2 ;;
@@ -76,6 +85,18 @@ for f in "${hostfwds[@]}"; do
 	[[ "$f" =~ ^((127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}):)?([0-9]{1,5}):([0-9]{1,5})$ ]] \
 		|| die2 "bad --hostfwd '$f': want [127.x.y.z:]HOSTPORT:GUESTPORT (loopback only)"
 	netdev+=",hostfwd=tcp:${BASH_REMATCH[2]:-127.0.0.1}:${BASH_REMATCH[3]}-:${BASH_REMATCH[4]}"
+done
+for f in "${guestfwds[@]}"; do
+	[[ "$f" =~ ^(10\.0\.2\.[0-9]{1,3}):([0-9]{1,5}):(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}):([0-9]{1,5})$ ]] \
+		|| die2 "bad --guestfwd '$f': want 10.0.2.X:GUESTPORT:127.x.y.z:HOSTPORT (loopback only)"
+	relay=${CT_RELAY:-${CT_BINARY_DIR:-}/cli/qemu/constellation-qemu}
+	[ -x "$relay" ] && [[ "$relay" != *[[:space:]\'\"]* ]] \
+		|| die2 "--guestfwd needs the relay program: '$relay' (CT_RELAY or CT_BINARY_DIR; no spaces)"
+	netdev+=",guestfwd=tcp:${BASH_REMATCH[1]}:${BASH_REMATCH[2]}-cmd:$relay relay ${BASH_REMATCH[3]} ${BASH_REMATCH[4]}"
+done
+for f in "${fwcfgs[@]}"; do
+	[[ "$f" =~ ^(opt/[A-Za-z0-9._/-]+)=(.+)$ ]] && [ -r "${BASH_REMATCH[2]}" ] \
+		|| die2 "bad --fw-cfg '$f': want opt/NAME=READABLE-FILE"
 done
 for p in "${ports[@]}"; do
 	[[ "$p" =~ ^[A-Za-z0-9._-]{1,64}$ ]] && [ "$p" != ct.report ] || die2 "bad --port name '$p'"
@@ -144,6 +165,9 @@ if [ -n "$netdev" ]; then
 	# romfile=: no iPXE option ROM, so the firmware adds no network boot attempt
 	args+=(-netdev "user,id=net0,restrict=on$netdev" -device virtio-net-pci,netdev=net0,romfile=)
 fi
+for f in "${fwcfgs[@]}"; do
+	args+=(-fw_cfg "name=${f%%=*},file=${f#*=}")
+done
 qemu-system-x86_64 "${args[@]}" >"$st/qemu.out" 2>&1 &
 qpid=$!
 

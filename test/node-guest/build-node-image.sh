@@ -61,6 +61,10 @@ else
 	tree="$out/img/tree"
 fi
 ln -sfn "$tree" "$out/tree"
+# the mount points of the state disk's binds (mkosi/mkosi.postinst): /etc is read-only at boot
+for d in etc/kubernetes etc/cni opt; do
+	[ -d "$tree/$d" ] || fail "the image has no /$d (mkosi/mkosi.postinst makes it; an older CT_IMAGE_TREE?)"
+done
 # the initrd must carry the disk-mapper, its unit and its enablement
 lsinitrd=$(command -v lsinitrd || true)
 initrd="$out/img/common/initrd.img"
