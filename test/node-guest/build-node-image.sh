@@ -45,6 +45,8 @@ install -D -m 0644 "$here/image/ct-test-marker.path" "$node/usr/lib/systemd/syst
 install -D -m 0755 "$here/image/ct-test-bench" "$node/usr/libexec/constellation/ct-test-bench"
 install -D -m 0644 "$here/image/ct-test-bench.service" "$node/usr/lib/systemd/system/ct-test-bench.service"
 install -D -m 0644 "$here/image/ct-test-bench.path" "$node/usr/lib/systemd/system/ct-test-bench.path"
+install -D -m 0644 "$here/image/ct-test-ready-bootstrapper.service" "$node/usr/lib/systemd/system/ct-test-ready-bootstrapper.service"
+install -D -m 0644 "$here/image/ct-test-ready-vs.service" "$node/usr/lib/systemd/system/ct-test-ready-vs.service"
 install -D -m 0644 "$here/image/50-ct-test-report.conf" "$node/usr/lib/systemd/system/constellation-bootstrapper.service.d/50-ct-test-report.conf"
 install -D -m 0644 "$here/image/50-ct-test-report-vs.conf" "$node/usr/lib/systemd/system/constellation-verification-service.service.d/50-ct-test-report.conf"
 
