@@ -113,7 +113,7 @@ verify_worker "join" 1800
 
 # the worker's disk on the host: the join ticket's key opens it
 cryptsetup luksDump "$w_dir/state.raw" > "$work/luksdump" 2>&1 || fail "worker disk: luksDump: $(head -n 3 "$work/luksdump")"
-grep -q 'integrity: *hmac(sha256)' "$work/luksdump" || fail "worker disk: no hmac(sha256) integrity"
+grep -Eq 'integrity:[[:space:]]*hmac\(sha256\)' "$work/luksdump" || fail "worker disk: no hmac(sha256) integrity"
 cryptsetup token export --token-id 0 "$w_dir/state.raw" | grep -q '"diskIsInitialized":true' \
 	|| fail "worker disk: token 0 does not say initialized"
 uuid=$(cryptsetup luksUUID "$w_dir/state.raw")

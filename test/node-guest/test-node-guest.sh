@@ -250,10 +250,10 @@ main)
 
 	say "host: the state disk file"
 	cryptsetup luksDump "$work/state.raw" > "$work/luksdump" 2>&1 || fail "state disk: cryptsetup luksDump: $(head -n 3 "$work/luksdump")"
-	grep -q '^Version: *2$' "$work/luksdump" || fail "state disk: not LUKS2: $(head -n 5 "$work/luksdump")"
-	grep -q 'cipher: *aes-xts-plain64' "$work/luksdump" || fail "state disk: cipher is not aes-xts-plain64"
-	grep -q 'integrity: *hmac(sha256)' "$work/luksdump" || fail "state disk: no hmac(sha256) integrity: $(grep -i integrity "$work/luksdump" | head -n 3)"
-	grep -q 'sector: *4096' "$work/luksdump" || fail "state disk: sector size is not 4096"
+	grep -Eq '^Version:[[:space:]]*2$' "$work/luksdump" || fail "state disk: not LUKS2: $(head -n 5 "$work/luksdump")"
+	grep -Eq 'cipher:[[:space:]]*aes-xts-plain64' "$work/luksdump" || fail "state disk: cipher is not aes-xts-plain64"
+	grep -Eq 'integrity:[[:space:]]*hmac\(sha256\)' "$work/luksdump" || fail "state disk: no hmac(sha256) integrity: $(grep -i integrity "$work/luksdump" | head -n 3)"
+	grep -Eq 'sector:[[:space:]]*4096' "$work/luksdump" || fail "state disk: sector size is not 4096"
 	cryptsetup token export --token-id 0 "$work/state.raw" > "$work/token" 2>/dev/null || fail "state disk: no token 0"
 	python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); sys.exit(0 if t["type"]=="constellation-state-disk" and t["diskIsInitialized"] is True else 1)' "$work/token" \
 		|| fail "state disk: token 0 is not an initialized constellation-state-disk: $(cat "$work/token")"
