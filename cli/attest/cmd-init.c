@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* constellation-attest init --endpoint HOST:PORT --measurements FILE --master-secret FILE --salt FILE
+/* constellation-attest init --endpoint HOST:PORT --measurements FILE
+ *     (--master-secret FILE --salt FILE | --kms-uri-file FILE)
  *     --measurement-salt FILE --init-secret FILE [--kubeconfig-out FILE] [--cluster-name NAME]
  *     [--kubernetes-version V] [--timeout SECONDS] [--json]
  *
@@ -9,6 +10,13 @@
  * kms://cluster-kms?key=…&salt=… from the master secret and salt, the measurement salt and the init
  * secret, and read the stream. Prints the cluster ID (hex) and writes the admin kubeconfig (0600)
  * to --kubeconfig-out; the node's log goes to stderr.
+ *
+ * With --kms-uri-file the file holds a ready kms:// URI instead (a kms://kmip URI from
+ * `constellation-attest kmip wrap-master-secret --inline --out FILE`: the node unwraps the master
+ * secret at the user's KMIP server, so the operator need not hold it), sent as it is. With inline
+ * credentials that URI carries the KMIP client key, so the file is read like a key file: a regular
+ * file (no symlink), mode 0600 or 0400, at most 4096 bytes plus a line end; it is never printed.
+ * --master-secret/--salt with it are refused as ambiguous.
  *
  * The master secret, salt and measurement salt are files of hex (as derive and recover); the init
  * secret file holds the secret as it is (one trailing newline dropped), since the node compares it
@@ -27,6 +35,7 @@
 #include "basic/process-util.h"
 #include "basic/secret.h"
 #include "commands.h"
+#include "kms/kms.h"
 #include "measurements/measurements.h"
 #include "nodeclient/nodeclient.h"
 #include "output.h"
@@ -35,12 +44,15 @@
 #define INIT_MAX_INPUT_FILE (64 * 1024)
 
 static void usage(FILE *f) {
-        fputs("Usage: constellation-attest init --endpoint HOST:PORT --measurements FILE --master-secret FILE\n"
-              "           --salt FILE --measurement-salt FILE --init-secret FILE [--kubeconfig-out FILE]\n"
+        fputs("Usage: constellation-attest init --endpoint HOST:PORT --measurements FILE\n"
+              "           (--master-secret FILE --salt FILE | --kms-uri-file FILE)\n"
+              "           --measurement-salt FILE --init-secret FILE [--kubeconfig-out FILE]\n"
               "           [--cluster-name NAME] [--kubernetes-version V] [--timeout SECONDS] [--json]\n"
               "Initialises a node through its bootstrapper (port 9000) over aTLS, after validating the node's\n"
               "qemu-vtpm attestation against the measurements. --master-secret, --salt and --measurement-salt\n"
-              "hold hex; --init-secret holds the init secret itself. Prints the cluster ID.\n",
+              "hold hex; --init-secret holds the init secret itself. --kms-uri-file holds a kms:// URI instead\n"
+              "of the master secret and salt (kms://kmip?... from `constellation-attest kmip wrap-master-secret\n"
+              "--inline --out FILE`; mode 0600 or 0400). Prints the cluster ID.\n",
               f);
 }
 
@@ -66,6 +78,66 @@ static int read_secret(bool json, const char *option, const char *path, bool hex
                 return attest_output(json, ATTEST_EXIT_USAGE, NULL,
                                      "init: %s %s: not hex (an even number of 0-9a-f digits, then optional whitespace)",
                                      option, path);
+        return 0;
+}
+
+/* The --kms-uri-file: read like a key file (it may carry the KMIP client key), then a shape check
+ * (the node parses it with lib/kms). Messages name the file, never quote its contents. */
+static int read_kms_uri_file(bool json, const char *path, secret_t **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        if (fd < 0)
+                return attest_output(json, ATTEST_EXIT_IO, NULL, "init: --kms-uri-file %s: %s%s", path, strerror(errno),
+                                     errno == ELOOP ? " (a symbolic link: give the file itself)" : "");
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return attest_output(json, ATTEST_EXIT_IO, NULL, "init: --kms-uri-file %s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return attest_output(json, ATTEST_EXIT_IO, NULL, "init: --kms-uri-file %s: not a regular file", path);
+        if (st.st_mode & 0077)
+                return attest_output(json, ATTEST_EXIT_IO, NULL,
+                                     "init: --kms-uri-file %s: mode %04o lets group or others read it; it must be 0600 "
+                                     "or 0400 (chmod 600 %s)",
+                                     path, (unsigned) (st.st_mode & 07777), path);
+        /* + 2: the URI may be followed by "\r\n". */
+        if ((uint64_t) st.st_size > KMS_MAX_URI + 2)
+                return attest_output(json, ATTEST_EXIT_IO, NULL,
+                                     "init: --kms-uri-file %s: %lld bytes, a kms:// URI has at most %d", path,
+                                     (long long) st.st_size, KMS_MAX_URI);
+        _cleanup_secret_ secret_t *raw = secret_new((size_t) st.st_size + 1);
+        if (!raw)
+                return attest_output(json, ATTEST_EXIT_IO, NULL, "init: out of memory");
+        size_t got = 0;
+        for (;;) { /* up to one byte more than stat said: a file that grew is refused, not cut */
+                ssize_t n = read(fd, raw->data + got, (size_t) st.st_size + 1 - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return attest_output(json, ATTEST_EXIT_IO, NULL, "init: --kms-uri-file %s: %s", path,
+                                             strerror(errno));
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+                if (got > (size_t) st.st_size)
+                        return attest_output(json, ATTEST_EXIT_IO, NULL, "init: --kms-uri-file %s: changed while read",
+                                             path);
+        }
+        raw->len = got;
+        if (raw->len > 0 && raw->data[raw->len - 1] == '\n')
+                raw->len--;
+        if (raw->len > 0 && raw->data[raw->len - 1] == '\r')
+                raw->len--;
+        raw->data[raw->len] = 0;
+        bool printable = true;
+        for (size_t i = 0; i < raw->len; i++)
+                printable &= raw->data[i] > 0x20 && raw->data[i] < 0x7f;
+        const char *u = (const char *) raw->data;
+        const char *q = printable ? strchr(u, '?') : NULL;
+        if (!printable || raw->len > KMS_MAX_URI || strncmp(u, "kms://", 6) != 0 || !q || q == u + strlen("kms://"))
+                return attest_output(json, ATTEST_EXIT_USAGE, NULL,
+                                     "init: --kms-uri-file %s: not a kms:// URI (kms://kmip?... or "
+                                     "kms://cluster-kms?..., printable, no spaces, at most %d bytes)",
+                                     path, KMS_MAX_URI);
+        *ret = TAKE_PTR(raw);
         return 0;
 }
 
@@ -107,6 +179,7 @@ int attest_cmd_init(int argc, char **argv) {
                 { "salt", required_argument, NULL, 'a' },
                 { "measurement-salt", required_argument, NULL, 'M' },
                 { "init-secret", required_argument, NULL, 'i' },
+                { "kms-uri-file", required_argument, NULL, 'u' },
                 { "kubeconfig-out", required_argument, NULL, 'k' },
                 { "cluster-name", required_argument, NULL, 'n' },
                 { "kubernetes-version", required_argument, NULL, 'v' },
@@ -116,7 +189,8 @@ int attest_cmd_init(int argc, char **argv) {
                 {},
         };
         const char *endpoint = NULL, *mfile = NULL, *secret_path = NULL, *salt_path = NULL, *msalt_path = NULL,
-                   *isecret_path = NULL, *kube_out = NULL, *cluster_name = NULL, *k8s_version = NULL;
+                   *isecret_path = NULL, *kube_out = NULL, *cluster_name = NULL, *k8s_version = NULL,
+                   *uri_path = NULL;
         long timeout_s = 1800;
         bool json = false;
         int c;
@@ -129,6 +203,7 @@ int attest_cmd_init(int argc, char **argv) {
                 case 'a': salt_path = optarg; break;
                 case 'M': msalt_path = optarg; break;
                 case 'i': isecret_path = optarg; break;
+                case 'u': uri_path = optarg; break;
                 case 'k': kube_out = optarg; break;
                 case 'n': cluster_name = optarg; break;
                 case 'v': k8s_version = optarg; break;
@@ -140,9 +215,16 @@ int attest_cmd_init(int argc, char **argv) {
                 case 'h': usage(stdout); return ATTEST_EXIT_OK;
                 default: usage(stderr); return ATTEST_EXIT_USAGE;
                 }
-        if (optind < argc || !endpoint || !mfile || !secret_path || !salt_path || !msalt_path || !isecret_path) {
-                fprintf(stderr, "init: --endpoint, --measurements, --master-secret, --salt, --measurement-salt and "
-                                "--init-secret are required\n");
+        if (uri_path && (secret_path || salt_path)) {
+                fprintf(stderr, "init: --kms-uri-file and --master-secret/--salt both name the cluster's KMS; give "
+                                "either --kms-uri-file or --master-secret and --salt\n");
+                usage(stderr);
+                return ATTEST_EXIT_USAGE;
+        }
+        if (optind < argc || !endpoint || !mfile || (!uri_path && (!secret_path || !salt_path)) || !msalt_path ||
+            !isecret_path) {
+                fprintf(stderr, "init: --endpoint, --measurements, either --master-secret and --salt or --kms-uri-file, "
+                                "--measurement-salt and --init-secret are required\n");
                 usage(stderr);
                 return ATTEST_EXIT_USAGE;
         }
@@ -150,9 +232,10 @@ int attest_cmd_init(int argc, char **argv) {
         if (r < 0)
                 return attest_output(json, ATTEST_EXIT_IO, NULL, "init: cannot protect the process (%s)", strerror(-r));
 
-        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *msalt = NULL, *isecret = NULL;
-        if ((r = read_secret(json, "--master-secret", secret_path, true, &master)) != 0 ||
-            (r = read_secret(json, "--salt", salt_path, true, &salt)) != 0 ||
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *msalt = NULL, *isecret = NULL, *uri = NULL;
+        if ((uri_path && (r = read_kms_uri_file(json, uri_path, &uri)) != 0) ||
+            (!uri_path && (r = read_secret(json, "--master-secret", secret_path, true, &master)) != 0) ||
+            (!uri_path && (r = read_secret(json, "--salt", salt_path, true, &salt)) != 0) ||
             (r = read_secret(json, "--measurement-salt", msalt_path, true, &msalt)) != 0 ||
             (r = read_secret(json, "--init-secret", isecret_path, false, &isecret)) != 0)
                 return r;
@@ -173,7 +256,8 @@ int attest_cmd_init(int argc, char **argv) {
                 return attest_output(json, ATTEST_EXIT_REJECTED, NULL, "%s: %s", mfile, err.detail);
 
         nodeclient_init_params p = {
-                .master_secret = master, .salt = salt, .measurement_salt = msalt, .init_secret = isecret,
+                .master_secret = master, .salt = salt, .kms_uri = uri, .measurement_salt = msalt,
+                .init_secret = isecret,
                 .cluster_name = cluster_name, .kubernetes_version = k8s_version,
                 .handshake_timeout_ms = 60000, .call_timeout_ms = (int64_t) timeout_s * 1000,
         };

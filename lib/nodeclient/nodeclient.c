@@ -94,11 +94,33 @@ void nodeclient_init_result_done(nodeclient_init_result *r) {
         *r = (nodeclient_init_result){ 0 };
 }
 
+/* A caller's ready kms:// URI: the shape only (the node parses it with lib/kms); the detail never
+ * quotes it (a kms://kmip URI may carry the KMIP client key). */
+static int check_kms_uri(const secret_t *u, ct_error *err) {
+        static const char scheme[] = "kms://";
+        if (u->len < sizeof scheme - 1 || memcmp(u->data, scheme, sizeof scheme - 1) != 0)
+                return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST, "KMS URI: does not start with %s",
+                                    scheme);
+        if (u->len > NODECLIENT_MAX_KMS_URI)
+                return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST, "KMS URI: %zu bytes (at most %d)",
+                                    u->len, NODECLIENT_MAX_KMS_URI);
+        if (memchr(u->data, 0, u->len))
+                return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST, "KMS URI: contains a NUL byte");
+        return 0;
+}
+
 static int check_params(const nodeclient_init_params *p, ct_error *err) {
-        if (!p->master_secret || p->master_secret->len < MASTER_SECRET_MIN)
+        if (p->kms_uri) {
+                if (p->master_secret || p->salt)
+                        return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST,
+                                            "a KMS URI and a master secret or salt: give one of the two");
+                int r = check_kms_uri(p->kms_uri, err);
+                if (r < 0)
+                        return r;
+        } else if (!p->master_secret || p->master_secret->len < MASTER_SECRET_MIN)
                 return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST, "master secret: %zu bytes (at least %d)",
                                     p->master_secret ? p->master_secret->len : 0, MASTER_SECRET_MIN);
-        if (!p->salt || p->salt->len < SALT_MIN)
+        else if (!p->salt || p->salt->len < SALT_MIN)
                 return ct_error_set(err, -EINVAL, LAYER, NODECLIENT_REASON_REQUEST, "salt: %zu bytes (at least %d)",
                                     p->salt ? p->salt->len : 0, SALT_MIN);
         if (!p->measurement_salt || p->measurement_salt->len != MEASUREMENT_SALT_LEN)
@@ -182,7 +204,17 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
         if (r < 0)
                 return r;
         _cleanup_secret_ secret_t *uri = NULL, *req = NULL;
-        if ((r = nodeclient_kms_uri(p->master_secret, p->salt, &uri)) < 0 || (r = pack_request(p, uri, &req)) < 0)
+        if (p->kms_uri) {
+                /* NUL-terminated copy: protobuf-c packs kms_uri as a C string. */
+                if ((uri = secret_new(p->kms_uri->len + 1))) {
+                        memcpy(uri->data, p->kms_uri->data, p->kms_uri->len);
+                        uri->data[p->kms_uri->len] = 0;
+                        uri->len = p->kms_uri->len;
+                }
+                r = uri ? 0 : -ENOMEM;
+        } else
+                r = nodeclient_kms_uri(p->master_secret, p->salt, &uri);
+        if (r < 0 || (r = pack_request(p, uri, &req)) < 0)
                 return ct_error_set(err, r, LAYER, NODECLIENT_REASON_REQUEST, "cannot build the request: %s", strerror(-r));
 
         atls_config cfg = { .validators = validator, .n_validators = 1,

@@ -9,14 +9,16 @@
  *                                           read the stream: the first message is init_success or
  *                                           init_failure, log chunks follow
  *
- * The request carries the master secret (inside kms_uri), the init secret and the measurement
+ * The request carries the master secret (inside kms_uri) or a ready kms:// URI the caller gives
+ * (e.g. kms://kmip?…, which may carry a KMIP client key), the init secret and the measurement
  * salt: it is built and packed in wiped memory; the kubeconfig that comes back holds the admin
  * client key and is returned in a secret_t. Nothing here prints; errors come back as a negative
  * errno with a ct_error (layer "nodeclient") whose reason says which step failed:
  *
  *   reason               errno          what
  *   measurements         -EINVAL        a measurement is not a 32-byte SHA-256 PCR, or none given
- *   request              -EINVAL        a parameter is missing or too short (names it)
+ *   request              -EINVAL        a parameter is missing or too short (names it); both or
+ *                                       neither of master_secret+salt and kms_uri
  *   atls-refused         -EPERM         the node did not attest (the detail has the aTLS reason,
  *                                       e.g. "evidence-measurements: PCR 9: expected …, got …")
  *   unreachable          -ECONNREFUSED  no aTLS connection (connect, timeout, TLS below aTLS)
@@ -68,9 +70,13 @@ typedef struct nodeclient_component {
         bool extract;
 } nodeclient_component;
 
+#define NODECLIENT_MAX_KMS_URI 4096 /* lib/kms KMS_MAX_URI: the node refuses longer ones */
+
+/* The KMS comes from exactly one of: master_secret + salt (sent as kms://cluster-kms?key=…&salt=…),
+ * or kms_uri (sent as it is). */
 typedef struct nodeclient_init_params {
-        const secret_t *master_secret;    /* >= 16 bytes (KMS_MASTER_SECRET_MIN) */
-        const secret_t *salt;             /* master secret salt, >= 32 bytes */
+        const secret_t *master_secret;    /* >= 16 bytes (KMS_MASTER_SECRET_MIN); NULL with kms_uri */
+        const secret_t *salt;             /* master secret salt, >= 32 bytes; NULL with kms_uri */
         const secret_t *measurement_salt; /* exactly 32 bytes */
         const secret_t *init_secret;      /* the secret whose bcrypt hash the node's metadata has */
         const char *cluster_name;         /* default "constell" */
@@ -83,6 +89,9 @@ typedef struct nodeclient_init_params {
         bool conformance_mode;
         int64_t handshake_timeout_ms; /* 0: 60 s */
         int64_t call_timeout_ms;      /* whole Init call; 0: 30 min (kubeadm init takes minutes) */
+        const secret_t *kms_uri;      /* a ready kms:// URI (kms://kmip?… from `constellation-attest kmip
+                                       * wrap-master-secret`), instead of master_secret + salt: "kms://",
+                                       * no NUL, at most NODECLIENT_MAX_KMS_URI bytes; the node parses it */
 } nodeclient_init_params;
 
 typedef struct nodeclient_init_result {
