@@ -190,7 +190,10 @@ static int call(etcd_client *c, const char *method, const ProtobufCMessage *req,
                 else if (st.code == GRPC_STATUS_UNAVAILABLE)
                         r = ct_error_set(err, -ECONNREFUSED, L, "unreachable", "%s %s: UNAVAILABLE: %.300s",
                                          c->endpoint, method, m);
-                else if (st.code == GRPC_STATUS_DEADLINE_EXCEEDED)
+                /* Our deadline reaches etcd with the call; when etcd's copy of it expires first, etcd
+                 * answers UNKNOWN "context deadline exceeded": the same timeout. */
+                else if (st.code == GRPC_STATUS_DEADLINE_EXCEEDED ||
+                         (st.code == GRPC_STATUS_UNKNOWN && strstr(m, "deadline exceeded")))
                         r = ct_error_set(err, -ETIMEDOUT, L, "timeout", "%s %s: no answer within %lld ms: %.300s",
                                          c->endpoint, method, (long long) c->timeout_ms, m);
                 else

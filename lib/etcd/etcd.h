@@ -26,7 +26,8 @@
  *                       -ECONNREFUSED
  *   unreachable         no connection: etcd down, or etcd refused our client certificate (gRPC
  *                       reports that as a failed read; its message is in the detail), -ECONNREFUSED
- *   timeout             the deadline passed, -ETIMEDOUT
+ *   timeout             the deadline passed (ours, or etcd's copy of it: UNKNOWN "context deadline
+ *                       exceeded"; e.g. no quorum), -ETIMEDOUT
  *   rpc-status          etcd answered with another gRPC status (the detail has code and message)
  *   response-malformed  a reply that does not unpack or does not have the expected shape, -EBADMSG
  *   too-large           a value larger than the caller's maximum, -EFBIG
