@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Hold your own key through the node plane on the host: a real KMIP server (PyKMIP on loopback,
  * test/kmip/pykmip.sh, client-certificate TLS), the real programs, one swtpm, one LUKS2 state disk
- * file. The operator's side is `constellation-attest kmip` (create-kek, wrap-master-secret --inline),
- * the Init client is ours (lib/atls with the qemu-vtpm validator enforcing PCRs 0-7 of the swtpm, as
- * test/node-init/test-init.c).
+ * file. The operator's side is `constellation-attest kmip` (create-kek, wrap-master-secret --inline)
+ * and `constellation-attest init --kms-uri-file` (lib/nodeclient with the qemu-vtpm validator
+ * enforcing PCRs 0-7 of the swtpm).
  *
+ *  0. init --kms-uri-file's own refusals, before anything is sent: with --master-secret/--salt
+ *     (ambiguous, exit 2), a group-readable file, a symlink, a directory, an oversize file (exit 3),
+ *     a file that is no kms:// URI (exit 2); none quotes the file;
  *  1. Init with a kms://kmip URI whose KEK the server does not know: refused in step A with the
- *     KMIP server's reason (item-not-found), nothing changed (PCR 15, disk bytes, no configuration);
- *  2. Init with the kms://kmip URI: the cluster ID and the disk key equal what kms://cluster-kms
+ *     KMIP server's reason (item-not-found, exit 1), nothing changed (PCR 15, disk bytes, no
+ *     configuration);
+ *  2. Init with the kms://kmip URI: the cluster ID (init's stdout) and the disk key equal what kms://cluster-kms
  *     derives from the same master secret (computed here with python3's hmac, not our HKDF);
  *     <config-dir>/kms-uri holds the URI (0600, directory 0700), mastersecret/salt are not written;
  *     no log line holds the URI's client key;
@@ -50,7 +54,7 @@ static char *tmp;
 static swtpm tpm_sim;
 static char kmip_dir[512], kmip_conn[2048], kek[64], disk[512], keyfile[512], md_path[512], nodestate_path[600],
         pki_dir[600], kube_dir[512], state_root[512], config_dir[512], meas_path[512], operator_uri_path[512],
-        other_uri_path[512], dm_keyfile[512], units_dir[512];
+        other_uri_path[512], dm_keyfile[512], units_dir[512], msalt_path[512], isecret_path[512];
 static attdoc_measurement measurements[8];
 static atls_qemu_vtpm_policy policy;
 static atls_validator validator;
@@ -225,72 +229,15 @@ static void disk_key(uint8_t ret[32]) {
         assert_int_equal(it_hkdf_python(master, 32, master_salt, 32, info, ret), 0);
 }
 
-/* ---- the Init client (as test/node-init/test-init.c) ---- */
+/* ---- the Init client: constellation-attest init --kms-uri-file ---- */
 
-typedef struct init_result {
-        grpc_status_code code;
-        char *message;
-        Init__InitResponse *first;
-        char *log;
-} init_result;
-
-static void init_result_done(init_result *r) {
-        free(r->message);
-        if (r->first)
-                init__init_response__free_unpacked(r->first, NULL);
-        free(r->log);
-        *r = (init_result){ 0 };
-}
-
-static void do_init(const proc *bs, const char *kms_uri, init_result *res) {
-        *res = (init_result){ 0 };
-        Init__InitRequest req = INIT__INIT_REQUEST__INIT;
-        req.kms_uri = (char *) kms_uri;
-        req.storage_uri = (char *) "storage://no-store";
-        req.measurement_salt.data = msalt;
-        req.measurement_salt.len = sizeof msalt;
-        req.init_secret.data = (uint8_t *) init_secret;
-        req.init_secret.len = strlen(init_secret);
-        req.cluster_name = (char *) "kmip-cluster";
-        req.kubernetes_version = (char *) "v1.30.4";
-        req.service_cidr = (char *) "10.96.0.0/12";
-        size_t len = init__init_request__get_packed_size(&req);
-        _cleanup_free_ uint8_t *buf = malloc(len + 1);
-        init__init_request__pack(&req, buf);
-
-        char address[64];
-        snprintf(address, sizeof address, "127.0.0.1:%d", bs->port);
-        atls_config c = { .validators = &validator, .n_validators = 1 };
-        atls_conn *conn = NULL;
-        atls_error aerr = { 0 };
-        if (atls_dial(address, &c, NULL, &conn, &aerr) < 0)
-                fail_msg("aTLS dial %s: %s: %s", address, atls_reason_to_string(aerr.reason), aerr.detail);
-        rpc_stream *st = NULL;
-        assert_int_equal(rpc_stream_open(atls_conn_channel(conn), "/init.API/Init", buf, len, 180000, &st), 0);
-        size_t loglen = 0;
-        FILE *logm = open_memstream(&res->log, &loglen);
-        for (;;) {
-                uint8_t *m = NULL;
-                size_t ml = 0;
-                if (rpc_stream_next(st, &m, &ml) <= 0)
-                        break;
-                Init__InitResponse *resp = init__init_response__unpack(NULL, ml, m);
-                free(m);
-                assert_non_null(resp);
-                if (resp->kind_case == INIT__INIT_RESPONSE__KIND_LOG) {
-                        fwrite(resp->log->log.data, 1, resp->log->log.len, logm);
-                        init__init_response__free_unpacked(resp, NULL);
-                } else if (!res->first)
-                        res->first = resp;
-                else
-                        fail_msg("a second success/failure message");
-        }
-        fclose(logm);
-        const rpc_status *s = rpc_stream_status(st);
-        res->code = s->code;
-        res->message = s->message ? strdup(s->message) : NULL;
-        rpc_stream_free(st);
-        atls_conn_free(conn);
+/* Runs init against the bootstrapper (port 0: an address where nothing listens, for refusals
+ * before the dial) with the URI file and EXTRA options; returns the exit code. */
+static int cli_init(int port, const char *uri_file, const char *extra, char **out, char **err) {
+        return run_cli(out, err,
+                       "'%s' init --endpoint 127.0.0.1:%d --measurements '%s' --kms-uri-file '%s' --measurement-salt '%s' "
+                       "--init-secret '%s' --cluster-name kmip-cluster --timeout 180 %s",
+                       attest_bin, port ? port : 1, meas_path, uri_file, msalt_path, isecret_path, extra ? extra : "");
 }
 
 /* ---- the key service's client ---- */
@@ -402,6 +349,10 @@ static int setup(void **state) {
         snprintf(dm_keyfile, sizeof dm_keyfile, "%s/run/cryptsetup-keys.d/state.key", tmp);
         snprintf(units_dir, sizeof units_dir, "%s/units", tmp);
         mkdir(state_root, 0755);
+        snprintf(msalt_path, sizeof msalt_path, "%s/msalt.hex", tmp);
+        write_hex_file(msalt_path, msalt, sizeof msalt);
+        snprintf(isecret_path, sizeof isecret_path, "%s/init-secret", tmp);
+        it_write(isecret_path, init_secret, strlen(init_secret), 0600);
         uint8_t pass[32];
         RAND_bytes(pass, sizeof pass);
         it_write(keyfile, pass, sizeof pass, 0400);
@@ -460,6 +411,53 @@ static int teardown(void **state) {
 
 /* ---- 1 + 2: Init ---- */
 
+/* Refusals of init --kms-uri-file itself: exit code, the reason, the file named, never quoted. */
+static void expect_cli_refusal(const char *uri_file, const char *extra, int want_rc, const char *want) {
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        int rc = cli_init(0, uri_file, extra, &out, &err);
+        if (rc != want_rc || !strstr(err, want))
+                fail_msg("init --kms-uri-file %s %s: exit %d (expected %d with \"%s\"): %s", uri_file, extra ?: "", rc,
+                         want_rc, want, err);
+        assert_null(strstr(err, "wrapped=")); /* (the usage text names kms://kmip?...) */
+        assert_null(strstr(err, "client-key="));
+}
+
+static void test_init_cli_refusals(void **state) {
+        (void) state;
+        char p[700], mpath[600], spath[600];
+        snprintf(mpath, sizeof mpath, "%s/master.hex", tmp);
+        snprintf(spath, sizeof spath, "%s/salt.hex", tmp);
+        char both[1400];
+        snprintf(both, sizeof both, "--master-secret '%s' --salt '%s'", mpath, spath);
+        expect_cli_refusal(operator_uri_path, both, 2, "either --kms-uri-file or --master-secret and --salt");
+        snprintf(both, sizeof both, "--master-secret '%s'", mpath);
+        expect_cli_refusal(operator_uri_path, both, 2, "either --kms-uri-file or --master-secret and --salt");
+
+        /* the operator's URI (it carries the client key) in a group-readable copy */
+        _cleanup_erase_free_ char *copy = NULL;
+        assert_true(asprintf(&copy, "%s\n", operator_uri) > 0);
+        snprintf(p, sizeof p, "%s/uri-0640", tmp);
+        it_write(p, copy, strlen(copy), 0600);
+        assert_int_equal(chmod(p, 0640), 0);
+        expect_cli_refusal(p, NULL, 3, "mode 0640 lets group or others read it");
+        char link[700];
+        snprintf(link, sizeof link, "%s/uri-link", tmp);
+        assert_int_equal(symlink(operator_uri_path, link), 0);
+        expect_cli_refusal(link, NULL, 3, "a symbolic link");
+        expect_cli_refusal(tmp, NULL, 3, "not a regular file");
+        snprintf(p, sizeof p, "%s/uri-big", tmp);
+        _cleanup_free_ char *big = malloc(4100);
+        memcpy(big, "kms://kmip?", 11);
+        memset(big + 11, 'a', 4100 - 11);
+        it_write(p, big, 4100, 0600);
+        expect_cli_refusal(p, NULL, 3, "4100 bytes, a kms:// URI has at most 4096");
+        snprintf(p, sizeof p, "%s/uri-http", tmp);
+        it_write(p, "https://kmip.test/?kek=1\n", 25, 0400);
+        expect_cli_refusal(p, NULL, 2, "not a kms:// URI");
+        snprintf(p, sizeof p, "%s/uri-missing", tmp);
+        expect_cli_refusal(p, NULL, 3, "uri-missing");
+}
+
 static void test_init_unknown_kek_changes_nothing(void **state) {
         (void) state;
         /* The operator's URI with a KEK identifier the server never issued. */
@@ -469,18 +467,19 @@ static void test_init_unknown_kek_changes_nothing(void **state) {
         assert_non_null(at);
         _cleanup_erase_free_ char *bad = NULL;
         assert_true(asprintf(&bad, "%.*s&kek=424242&%s", (int) (at - operator_uri), operator_uri, at + strlen(needle)) > 0);
+        char bad_path[600];
+        snprintf(bad_path, sizeof bad_path, "%s/unknown-kek.uri", tmp);
+        it_write(bad_path, bad, strlen(bad), 0600);
 
         uint8_t before[32], after[32];
         disk_hash(before);
         proc bs;
         start_bootstrapper(&bs);
-        init_result r;
-        do_init(&bs, bad, &r);
-        if (r.code == GRPC_STATUS_OK || !r.message || !strstr(r.message, "kmip") || !strstr(r.message, "item-not-found"))
-                fail_msg("expected a refusal naming kmip item-not-found, got %s \"%s\"", rpc_status_code_to_string(r.code),
-                         r.message ?: "");
-        assert_null(r.first);
-        init_result_done(&r);
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        int rc = cli_init(bs.port, bad_path, NULL, &out, &err);
+        if (rc != 1 || !strstr(err, "kmip") || !strstr(err, "item-not-found"))
+                fail_msg("init with an unknown KEK: exit %d, expected 1 naming kmip item-not-found: %s", rc, err);
+        assert_string_equal(out, "");
         assert_true(running(&bs)); /* a refusal in step A: still serving */
         stop(&bs);
         assert_true(pcr15_zero());
@@ -494,23 +493,28 @@ static void test_init_kmip(void **state) {
         (void) state;
         proc bs;
         start_bootstrapper(&bs);
-        init_result r;
-        do_init(&bs, operator_uri, &r);
-        if (r.code != GRPC_STATUS_OK || !r.first || r.first->kind_case != INIT__INIT_RESPONSE__KIND_INIT_SUCCESS)
-                fail_msg("Init: %s %s; %s", rpc_status_code_to_string(r.code), r.message ?: "",
-                         r.first && r.first->kind_case == INIT__INIT_RESPONSE__KIND_INIT_FAILURE ? r.first->init_failure->error
-                                                                                                 : "");
-        Init__InitSuccessResponse *s = r.first->init_success;
+        char kube[600], extra[700];
+        snprintf(kube, sizeof kube, "%s/admin.conf", tmp);
+        snprintf(extra, sizeof extra, "--kubeconfig-out '%s'", kube);
+        _cleanup_free_ char *out = NULL, *err = NULL;
+        int rc = cli_init(bs.port, operator_uri_path, extra, &out, &err);
+        if (rc != 0)
+                fail_msg("init --kms-uri-file: exit %d: %s", rc, err);
 
-        /* The cluster ID as kms://cluster-kms derives it from the same master secret. */
+        /* The cluster ID (init's stdout) as kms://cluster-kms derives it from the same master secret. */
         uint8_t ms[32];
         assert_int_equal(it_hkdf_python(master, 32, master_salt, 32, "key-measurementSecret", ms), 0);
         assert_int_equal(it_hkdf_python(ms, 32, msalt, 32, "key-clusterID", cluster_id), 0);
-        assert_int_equal(s->cluster_id.len, 32);
-        assert_memory_equal(s->cluster_id.data, cluster_id, 32);
-        assert_non_null(strstr(r.log, "KMS kmip"));
-        assert_non_null(strstr(r.log, "kms://kmip URI"));
-        init_result_done(&r);
+        _cleanup_free_ char *want = hex_encode(cluster_id, 32);
+        out[strcspn(out, "\n")] = 0;
+        assert_string_equal(out, want);
+        /* the node's log on init's stderr */
+        assert_non_null(strstr(err, "---- node log"));
+        assert_non_null(strstr(err, "KMS kmip"));
+        assert_non_null(strstr(err, "kms://kmip URI"));
+        struct stat kst;
+        assert_int_equal(stat(kube, &kst), 0);
+        assert_int_equal(kst.st_mode & 0777, 0600);
         assert_int_equal(wait_exit(&bs, 60), 0);
 
         /* The disk key: keyslot 0 opens with HKDF(master, salt, "key-<uuid>"), not with the first-boot key. */
@@ -548,6 +552,9 @@ static void test_init_kmip(void **state) {
         assert_null(strstr(log, keypart));
         assert_null(strstr(log, "wrapped="));
         assert_non_null(strstr(log, "no longer serving Init"));
+        /* nor does init's output (the node's log chunks and its own lines) */
+        assert_null(strstr(err, keypart));
+        assert_null(strstr(err, "wrapped="));
 }
 
 /* ---- 3: the key service ---- */
@@ -777,6 +784,7 @@ int main(int argc, char **argv) {
         pykmip_sh = argv[5];
         signal(SIGPIPE, SIG_IGN);
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_init_cli_refusals),
                 cmocka_unit_test(test_init_unknown_kek_changes_nothing),
                 cmocka_unit_test(test_init_kmip),
                 cmocka_unit_test(test_keyservice),
