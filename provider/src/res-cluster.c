@@ -31,6 +31,7 @@
 #include "nodeclient/nodeclient.h"
 #include "provider.h"
 #include "validators.h"
+#include "verifyclient/verifyclient.h"
 
 #define CIDR_RE "^([0-9]{1,3}\\.){3}[0-9]{1,3}/[0-9]{1,2}$"
 
@@ -147,6 +148,32 @@ static const tf_attr openstack_attrs[] = {
         TF_ATTR_END,
 };
 
+/* Ours, not Constellation's: the nodes whose verification Create waits for (the shape of
+ * constellation_qemu_infrastructure.nodes: [for n in ….nodes : { name = n.name, role = n.role,
+ * verification_endpoint = "${n.host_address}:30081" }]), and what it found. */
+static const tf_attr cluster_node_attrs[] = {
+        { .name = "name", .kind = CTY_STRING, .mode = TF_REQUIRED,
+          .description = "Node name, as `verification` and diagnostics report it." },
+        { .name = "role", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "`control-plane` or `worker` (informational)." },
+        { .name = "verification_endpoint", .kind = CTY_STRING, .mode = TF_REQUIRED,
+          .description = "HOST:PORT of the node's verification service (port 30081)." },
+        TF_ATTR_END,
+};
+
+static const tf_attr verification_attrs[] = {
+        { .name = "name", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Node name (from `nodes`)." },
+        { .name = "verification_endpoint", .kind = CTY_STRING, .mode = TF_COMPUTED,
+          .description = "Where it was asked." },
+        { .name = "verified", .kind = CTY_BOOL, .mode = TF_COMPUTED,
+          .description = "The node attested with a fresh nonce against attestation.measurements and PCR 15 = "
+                         "the cluster ID." },
+        { .name = "reason", .kind = CTY_STRING, .mode = TF_COMPUTED,
+          .description = "Why the last attempt failed (`unreachable: …`, `measurement-mismatch: PCR 15 …`); null "
+                         "when verified." },
+        TF_ATTR_END,
+};
+
 static const tf_attr cluster_attrs[] = {
         { .name = "name", .kind = CTY_STRING, .mode = TF_REQUIRED, .requires_replace = true,
           .description = "Name of the cluster." },
@@ -191,6 +218,18 @@ static const tf_attr cluster_attrs[] = {
           .description = "Azure settings (required if csp is azure)." },
         { .name = "openstack", .nesting = TF_NEST_SINGLE, .nested = openstack_attrs, .mode = TF_OPTIONAL,
           .description = "OpenStack settings (required if csp is openstack or stackit)." },
+        { .name = "nodes", .nesting = TF_NEST_LIST, .nested = cluster_node_attrs, .mode = TF_OPTIONAL,
+          .description = "Not in Constellation's schema. The cluster's nodes (control planes and workers): after "
+                         "Init, Create waits until every one verifies (see `verification`, `join_timeout`). A "
+                         "changed list is verified again at apply." },
+        { .name = "join_timeout", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "Not in Constellation's schema. How long after Init Create waits for every node of `nodes` "
+                         "to verify, e.g. `90s`, `20m`, `1h` (default `20m`).",
+          .validate = tf_validate_regex, .validate_arg = "^[0-9]{1,6}(s|m|h)$" },
+        { .name = "verification", .nesting = TF_NEST_LIST, .nested = verification_attrs, .mode = TF_COMPUTED,
+          .description = "Not in Constellation's schema. Per node of `nodes`, the result of the verification "
+                         "when it was last applied (Create, or Update after `nodes` changed); Read does not refresh "
+                         "it. Null without `nodes`." },
         { .name = "owner_id", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Owner ID of the cluster." },
         { .name = "cluster_id", .kind = CTY_STRING, .mode = TF_COMPUTED,
           .description = "Cluster ID (hex), measured into PCR 15 of every node." },
@@ -432,6 +471,143 @@ static void diag_init_failure(tf_diags *d, const char *endpoint, const ct_error 
         }
 }
 
+
+/* ---- the whole cluster's verification (lib/verifyclient, as constellation-attest verify) ------- */
+
+#define JOIN_TIMEOUT_DEFAULT_S (20 * 60)
+#define VERIFY_CALL_TIMEOUT_MS (10 * 1000)
+#define VERIFY_RETRY_INTERVAL_S 2
+#define VERIFY_MAX_NODES 1024
+
+/* join_timeout ("90s", "20m", "1h"; the schema's regex) in seconds; null: the default. */
+static int join_timeout_s(const cty_value *planned) {
+        const char *s = tf_get_string(planned, "join_timeout");
+        if (!s || !*s)
+                return JOIN_TIMEOUT_DEFAULT_S;
+        char *end;
+        unsigned long n = strtoul(s, &end, 10);
+        unsigned long mul = *end == 'h' ? 3600 : *end == 'm' ? 60 : 1;
+        return n > 100 * 24 ? 100 * 24 * 3600 : (int) (n * mul); /* at most 100 days */
+}
+
+typedef struct node_check {
+        const char *name, *endpoint;
+        bool verified;
+        char reason[CT_ERROR_DETAIL_MAX + 128];
+} node_check;
+
+/* "reason: detail" for the state and diagnostics, with what a PCR 15 mismatch means. */
+static void describe_failure(const ct_error *err, char *buf, size_t size) {
+        int pcr = verifyclient_refused_pcr(err);
+        if (pcr == VERIFYCLIENT_PCR_CLUSTER_ID) {
+                /* attdoc: "… <got> at index 15 (expected …)"; zero: never extended */
+                bool unset = strstr(err->detail, "0000000000000000000000000000000000000000000000000000000000000000 at index");
+                snprintf(buf, size, "%s: PCR 15 (the cluster ID) differs: %s (%s)", err->reason, err->detail,
+                         unset ? "the node has not joined the cluster yet" : "the node was bound to another cluster");
+        } else if (pcr >= 0)
+                snprintf(buf, size, "%s: PCR %d differs: %s", err->reason, pcr, err->detail);
+        else
+                snprintf(buf, size, "%s: %s", err->reason ?: "error", err->detail);
+}
+
+/* Asks every node of `nodes` for its attestation (fresh nonce, attestation.measurements, PCR 15 =
+ * cluster_id) until all verified or timeout_s passed, and sets v.verification. Nodes that did not
+ * verify are one error naming each with its last reason; `after` says what became of the cluster. */
+static int verify_nodes(cty_value *v, const measurements *m, const uint8_t cluster_id[32], int timeout_s,
+                        const char *after, tf_diags *d) {
+        const cty_value *nodes = cty_object_get(v, "nodes");
+        ssize_t ti = cty_type_attr_index(v->type, "verification");
+        if (ti < 0)
+                return -EINVAL;
+        cty_type *lt = v->type->types[ti];
+        if (!nodes || nodes->null || nodes->unknown)
+                return cty_object_set(v, "verification", cty_null(lt));
+        size_t n = 0;
+        (void) cty_value_length(nodes, &n);
+        tf_path pn = tf_path_child(NULL, "nodes");
+        if (n > VERIFY_MAX_NODES) {
+                tf_error(d, &pn, "Too many nodes", "nodes has %zu entries; at most %d are verified.%s", n,
+                         VERIFY_MAX_NODES, after);
+                return -E2BIG;
+        }
+        _cleanup_free_ node_check *c = calloc(n ?: 1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const cty_value *e = cty_index_get(nodes, i);
+                c[i].name = tf_get_string(e, "name") ?: "";
+                c[i].endpoint = tf_get_string(e, "verification_endpoint") ?: "";
+                snprintf(c[i].reason, sizeof c[i].reason, "not asked yet");
+        }
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        size_t left = n;
+        for (unsigned round = 1; left > 0; round++) {
+                for (size_t i = 0; i < n; i++) {
+                        if (c[i].verified)
+                                continue;
+                        ct_error err = CT_ERROR_INIT;
+                        _cleanup_free_ char *warnings = NULL;
+                        int r = verifyclient_verify(c[i].endpoint, m, cluster_id, VERIFY_CALL_TIMEOUT_MS, &warnings, &err);
+                        if (r >= 0) {
+                                c[i].verified = true;
+                                left--;
+                                log_debug("constellation_cluster: node %s (%s) verified", c[i].name, c[i].endpoint);
+                                if (warnings)
+                                        tf_warning(d, &pn, "Warn-only measurement differs",
+                                                   "Node %s (%s) verified with warnings:\n%s", c[i].name, c[i].endpoint,
+                                                   warnings);
+                        } else {
+                                if (!ct_error_is_set(&err))
+                                        ct_error_set(&err, r, "verifyclient", "error", "%s", strerror(-r));
+                                describe_failure(&err, c[i].reason, sizeof c[i].reason);
+                                log_debug("constellation_cluster: node %s (%s) not verified (round %u): %s", c[i].name,
+                                          c[i].endpoint, round, c[i].reason);
+                        }
+                }
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (left == 0 || now.tv_sec - t0.tv_sec >= timeout_s)
+                        break;
+                (void) nanosleep(&(struct timespec){ .tv_sec = VERIFY_RETRY_INTERVAL_S }, NULL);
+        }
+
+        _cleanup_(cty_value_freep) cty_value *list = cty_collection_new(lt);
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                cty_value *o = cty_object_new(lt->elem);
+                if (!o || cty_object_set(o, "name", cty_string_new(c[i].name)) < 0 ||
+                    cty_object_set(o, "verification_endpoint", cty_string_new(c[i].endpoint)) < 0 ||
+                    cty_object_set(o, "verified", cty_bool_new(c[i].verified)) < 0 ||
+                    cty_object_set(o, "reason", c[i].verified ? cty_null(&cty_string) : cty_string_new(c[i].reason)) < 0 ||
+                    cty_collection_append(list, o) < 0) {
+                        cty_value_free(o);
+                        return -ENOMEM;
+                }
+        }
+        if (cty_object_set(v, "verification", TAKE_PTR(list)) < 0)
+                return -ENOMEM;
+        if (left == 0)
+                return 0;
+        _cleanup_free_ char *names = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&names, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!c[i].verified)
+                        fprintf(f, "\n  - %s (%s): %s", c[i].name, c[i].endpoint, c[i].reason);
+        fclose(f);
+        _cleanup_free_ char *cid = hex_encode(cluster_id, 32);
+        tf_error(d, &pn, "Nodes did not verify",
+                 "%zu of %zu nodes did not verify within %d s (join_timeout) against attestation.measurements "
+                 "and PCR 15 = cluster ID %s; each with its last reason:%s\n\nA worker verifies once it has "
+                 "joined (its PCR 15 then holds the cluster ID): check that it reaches the join service, that its "
+                 "measurements are the applied ones, and that its verification service (port 30081) serves.%s",
+                 left, n, timeout_s, cid ?: "?", names ?: "", after);
+        return -ETIMEDOUT;
+}
+
 static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned, const cty_value *config,
                                  tf_diags *d) {
         const cty_value *att = cty_object_get(planned, "attestation");
@@ -560,6 +736,18 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
                 if (sd.items[i]->detail)
                         tf_warning(d, NULL, "Measurements not pushed to the join service", "%s", sd.items[i]->detail);
         tf_diags_done(&sd);
+        /* The whole cluster: every listed node must verify with PCR 15 = this cluster's ID. The cluster
+         * exists either way: on failure the state is returned with the error, which Terraform saves as
+         * tainted (docs/resources/cluster.md "Nodes that do not verify"). */
+        uint8_t cid_bin[32];
+        if (hex_decode_exact(cid, cid_bin, sizeof cid_bin) == 0)
+                (void) verify_nodes(v, &m, cid_bin, join_timeout_s(planned),
+                                    "\n\nThe cluster is initialised (Init cannot be repeated) and saved in state; "
+                                    "Terraform marks it tainted, so the next plan would replace it, which fails on "
+                                    "initialised nodes. Once the nodes are fixed, run `terraform untaint` on this "
+                                    "resource and apply again with the nodes to check (a changed `nodes` is verified "
+                                    "again), or replace the infrastructure together with the cluster.",
+                                    d);
         return TAKE_PTR(v);
 }
 
@@ -579,6 +767,11 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
                 { "kubernetes_version", "a Kubernetes upgrade" },
                 { "constellation_microservice_version", "a microservice upgrade" },
         };
+        /* A changed node list is verified again at apply. */
+        const cty_value *pn = cty_object_get(prior, "nodes"), *nn = cty_object_get(planned, "nodes");
+        ssize_t vi = cty_type_attr_index(planned->type, "verification");
+        if (vi >= 0 && (!pn || !nn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn)))
+                (void) cty_object_set(planned, "verification", cty_unknown(planned->type->types[vi]));
         for (size_t i = 0; i < ELEMENTSOF(needs_k8s); i++) {
                 const cty_value *a = cty_object_get(prior, needs_k8s[i].attr), *b = cty_object_get(planned, needs_k8s[i].attr);
                 /* Unknown now, or not in the prior state (imported): nothing to compare. */
@@ -602,7 +795,8 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
 static const char *changed_attribute(const cty_value *prior, const cty_value *planned, const char *except) {
         for (size_t i = 0; cluster_attrs[i].name; i++) {
                 const tf_attr *a = &cluster_attrs[i];
-                if (a->write_only || a->mode == TF_COMPUTED || streq(a->name, except))
+                if (a->write_only || a->mode == TF_COMPUTED || streq(a->name, except) || streq(a->name, "nodes") ||
+                    streq(a->name, "join_timeout"))
                         continue;
                 if (!cty_value_equal(cty_object_get(prior, a->name), cty_object_get(planned, a->name)))
                         return a->name;
@@ -705,6 +899,12 @@ static int push_attestation_update(const char *host, const char *doc, int retry_
         return failed ? -EPERM : 0;
 }
 
+/* The cluster ID of the state as 32 bytes. */
+static int state_cluster_id(const cty_value *v, uint8_t ret[32]) {
+        const char *hex = tf_get_string(v, "cluster_id");
+        return hex && strlen(hex) == 64 ? hex_decode_exact(hex, ret, 32) : -EINVAL;
+}
+
 static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, const cty_value *planned,
                                  const cty_value *config, tf_diags *d) {
         const char *other = changed_attribute(prior, planned, "attestation");
@@ -717,26 +917,50 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
                          other);
                 return cty_value_copy(prior);
         }
-        /* The attestation configuration changed: sign it with the key derived from the master secret
-         * and push it to the join service, which accepts only a version above the one in force. */
         const cty_value *att = cty_object_get(planned, "attestation");
-        const char *variant = tf_get_string(att, "variant"), *host = tf_get_string(planned, "out_of_cluster_endpoint");
-        tf_path pa = tf_path_child(NULL, "attestation"), pv = tf_path_child(&pa, "variant");
-        if (!variant || !streq(variant, "qemu-vtpm") || !host) {
-                tf_error(d, &pv, "Attestation variant not supported for updates",
-                         "The join service's attestation configuration is updated for qemu-vtpm clusters only; the "
-                         "state is unchanged.");
-                return cty_value_copy(prior);
-        }
         measurements m;
-        _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
-        _cleanup_free_ char *doc = NULL;
-        if (measurements_from_attestation(att, &m, d) < 0 || config_secret(config, "master_secret", true, &master, d) < 0 ||
-            config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
-            sign_attestation_update(&m, master, salt, &doc, d) < 0 ||
-            push_attestation_update(host, doc, 0, false, d) < 0)
+        if (measurements_from_attestation(att, &m, d) < 0)
                 return cty_value_copy(prior);
-        return cty_value_copy(planned);
+        if (!cty_value_equal(cty_object_get(prior, "attestation"), att)) {
+                /* The attestation configuration changed: sign it with the key derived from the master
+                 * secret and push it to the join service, which accepts only a version above the one in
+                 * force. */
+                const char *variant = tf_get_string(att, "variant"), *host = tf_get_string(planned, "out_of_cluster_endpoint");
+                tf_path pa = tf_path_child(NULL, "attestation"), pv = tf_path_child(&pa, "variant");
+                if (!variant || !streq(variant, "qemu-vtpm") || !host) {
+                        tf_error(d, &pv, "Attestation variant not supported for updates",
+                                 "The join service's attestation configuration is updated for qemu-vtpm clusters only; "
+                                 "the state is unchanged.");
+                        return cty_value_copy(prior);
+                }
+                _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
+                _cleanup_free_ char *doc = NULL;
+                if (config_secret(config, "master_secret", true, &master, d) < 0 ||
+                    config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
+                    sign_attestation_update(&m, master, salt, &doc, d) < 0 ||
+                    push_attestation_update(host, doc, 0, false, d) < 0)
+                        return cty_value_copy(prior);
+        }
+        _cleanup_(cty_value_freep) cty_value *v = cty_value_copy(planned);
+        if (!v)
+                return NULL;
+        /* A changed node list (a worker added or replaced) is verified again; the plan made
+         * `verification` unknown for it. */
+        const cty_value *pv = cty_object_get(v, "verification");
+        if (!cty_value_equal(cty_object_get(prior, "nodes"), cty_object_get(planned, "nodes")) || (pv && pv->unknown)) {
+                uint8_t cid[32];
+                if (state_cluster_id(prior, cid) < 0) {
+                        tf_path pn = tf_path_child(NULL, "nodes");
+                        tf_error(d, &pn, "No cluster ID", "The state has no cluster ID (an imported cluster?), so "
+                                                          "the nodes' PCR 15 cannot be checked. The state is unchanged.");
+                        return cty_value_copy(prior);
+                }
+                (void) verify_nodes(v, &m, cid, join_timeout_s(planned),
+                                    "\n\nThe state records the new node list and this result; apply again to "
+                                    "check again.",
+                                    d);
+        }
+        return TAKE_PTR(v);
 }
 
 static cty_value *read_cluster(tf_provider_state *p, const cty_value *current, tf_diags *d) {
