@@ -68,10 +68,18 @@ resource "constellation_cluster" "local" {
     ip_cidr_node    = constellation_qemu_infrastructure.local[0].ip_cidr_node
     ip_cidr_service = "10.96.0.0/12"
   }
+  # After Init, wait until every node (the worker once it joined) attests with PCR 15 = the cluster ID.
+  nodes = [for n in constellation_qemu_infrastructure.local[0].nodes :
+    { name = n.name, role = n.role, verification_endpoint = "${n.host_address}:30081" }]
+  join_timeout = "20m"
 }
 
 output "cluster_id" {
   value = var.cluster ? constellation_cluster.local[0].cluster_id : null
+}
+
+output "verification" {
+  value = var.cluster ? constellation_cluster.local[0].verification : null
 }
 
 output "nodes" {
