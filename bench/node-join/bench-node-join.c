@@ -75,10 +75,10 @@ static void *joiner(void *p) {
         }
         j->ms = now_ms() - t0;
         Join__IssueJoinTicketResponse *t =
-                join__issue_join_ticket_response__unpack(&joinclient_wipe_allocator, resp->len, resp->data);
+                join__issue_join_ticket_response__unpack(&rpc_wiping_allocator, resp->len, resp->data);
         j->ok = t && t->state_disk_key.len == 32 && t->kubelet_cert.len > 0;
         if (t)
-                join__issue_join_ticket_response__free_unpacked(t, &joinclient_wipe_allocator);
+                join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
         return NULL;
 }
 

@@ -9,6 +9,7 @@
 #include "basic/fileio.h"
 #include "etcd.pb-c.h"
 #include "rpc/rpc.h"
+#include "rpc/wipe-alloc.h"
 
 #define L "etcd"
 #define MAX_PEM_FILE (64 * 1024)
@@ -19,38 +20,12 @@ struct etcd_client {
         char *endpoint;
 };
 
-/* ---- wiping allocator: values may be secrets ---- */
-
-typedef struct wipe_hdr {
-        size_t size;
-        size_t pad;
-} wipe_hdr;
-
-static void *wipe_alloc(void *data, size_t size) {
-        (void) data;
-        if (size > SIZE_MAX - sizeof(wipe_hdr))
-                return NULL;
-        wipe_hdr *h = malloc(sizeof(wipe_hdr) + size);
-        if (!h)
-                return NULL;
-        h->size = size;
-        return h + 1;
-}
-
-static void wipe_free(void *data, void *p) {
-        (void) data;
-        if (!p)
-                return;
-        wipe_hdr *h = (wipe_hdr *) p - 1;
-        erase_and_free_sized(h, sizeof(wipe_hdr) + h->size);
-}
-
-static ProtobufCAllocator wipe_allocator = { .alloc = wipe_alloc, .free = wipe_free };
+/* ---- values may be secrets: unpacked with lib/rpc's wiping allocator ---- */
 
 #define DEFINE_UNPACKED_FREE(type, fn)                                                                                 \
         static void fn##_freep(type **p) {                                                                             \
                 if (*p)                                                                                                \
-                        fn##__free_unpacked(*p, &wipe_allocator);                                                      \
+                        fn##__free_unpacked(*p, &rpc_wiping_allocator);                                                      \
         }
 DEFINE_UNPACKED_FREE(Etcdserverpb__RangeResponse, etcdserverpb__range_response)
 DEFINE_UNPACKED_FREE(Etcdserverpb__PutResponse, etcdserverpb__put_response)
@@ -249,7 +224,7 @@ int etcd_parse_range_response(const uint8_t *buf, size_t len, const char *key, s
         if (len > ETCD_MAX_RESPONSE)
                 return ct_error_set(err, -EFBIG, L, "too-large", "RangeResponse of %zu bytes", len);
         _cleanup_(etcdserverpb__range_response_freep) Etcdserverpb__RangeResponse *m =
-                etcdserverpb__range_response__unpack(&wipe_allocator, len, buf);
+                etcdserverpb__range_response__unpack(&rpc_wiping_allocator, len, buf);
         if (!m)
                 return malformed(err, "RangeResponse does not unpack");
         const Etcdserverpb__KeyValue *kv = NULL;
@@ -280,7 +255,7 @@ int etcd_parse_put_response(const uint8_t *buf, size_t len, int64_t *ret_revisio
         if (len > ETCD_MAX_RESPONSE)
                 return ct_error_set(err, -EFBIG, L, "too-large", "PutResponse of %zu bytes", len);
         _cleanup_(etcdserverpb__put_response_freep) Etcdserverpb__PutResponse *m =
-                etcdserverpb__put_response__unpack(&wipe_allocator, len, buf);
+                etcdserverpb__put_response__unpack(&rpc_wiping_allocator, len, buf);
         if (!m)
                 return malformed(err, "PutResponse does not unpack");
         return header_revision(m->header, ret_revision, err);
@@ -291,7 +266,7 @@ int etcd_parse_cas_response(const uint8_t *buf, size_t len, const char *key, boo
         if (len > ETCD_MAX_RESPONSE)
                 return ct_error_set(err, -EFBIG, L, "too-large", "TxnResponse of %zu bytes", len);
         _cleanup_(etcdserverpb__txn_response_freep) Etcdserverpb__TxnResponse *m =
-                etcdserverpb__txn_response__unpack(&wipe_allocator, len, buf);
+                etcdserverpb__txn_response__unpack(&rpc_wiping_allocator, len, buf);
         if (!m)
                 return malformed(err, "TxnResponse does not unpack");
         int64_t rev = 0;
@@ -383,13 +358,13 @@ int etcd_parse_members_response(const uint8_t *buf, size_t len, bool member_add,
                 return ct_error_set(err, -EFBIG, L, "too-large", "member reply of %zu bytes", len);
         if (!member_add) {
                 _cleanup_(etcdserverpb__member_list_response_freep) Etcdserverpb__MemberListResponse *m =
-                        etcdserverpb__member_list_response__unpack(&wipe_allocator, len, buf);
+                        etcdserverpb__member_list_response__unpack(&rpc_wiping_allocator, len, buf);
                 if (!m)
                         return malformed(err, "MemberListResponse does not unpack");
                 return copy_members(m->members, m->n_members, ret, err);
         }
         _cleanup_(etcdserverpb__member_add_response_freep) Etcdserverpb__MemberAddResponse *m =
-                etcdserverpb__member_add_response__unpack(&wipe_allocator, len, buf);
+                etcdserverpb__member_add_response__unpack(&rpc_wiping_allocator, len, buf);
         if (!m)
                 return malformed(err, "MemberAddResponse does not unpack");
         if (!m->member || m->member->id == 0)

@@ -17,34 +17,6 @@
 
 #define L "joinclient"
 
-/* ---- wiping allocator ---- */
-
-typedef struct wipe_hdr {
-        size_t size;
-        size_t pad; /* keeps the payload 16-byte aligned */
-} wipe_hdr;
-
-static void *wipe_alloc(void *data, size_t size) {
-        (void) data;
-        if (size > SIZE_MAX - sizeof(wipe_hdr))
-                return NULL;
-        wipe_hdr *h = malloc(sizeof(wipe_hdr) + size);
-        if (!h)
-                return NULL;
-        h->size = size;
-        return h + 1;
-}
-
-static void wipe_free(void *data, void *p) {
-        (void) data;
-        if (!p)
-                return;
-        wipe_hdr *h = (wipe_hdr *) p - 1;
-        erase_and_free_sized(h, sizeof(wipe_hdr) + h->size);
-}
-
-ProtobufCAllocator joinclient_wipe_allocator = { .alloc = wipe_alloc, .free = wipe_free };
-
 /* ---- CSR ---- */
 
 int joinclient_csr_new(const char *node_name, const char *const *ips, size_t n_ips, EVP_PKEY **ret_key,
@@ -180,10 +152,10 @@ static int rejoin_one(const char *endpoint, const joinclient_options *opt, const
         if (r < 0)
                 return r;
         Join__IssueRejoinTicketResponse *m =
-                join__issue_rejoin_ticket_response__unpack(&joinclient_wipe_allocator, resp->len, resp->data);
+                join__issue_rejoin_ticket_response__unpack(&rpc_wiping_allocator, resp->len, resp->data);
         if (!m || m->state_disk_key.len != 32 || m->measurement_secret.len != 32) {
                 if (m)
-                        join__issue_rejoin_ticket_response__free_unpacked(m, &joinclient_wipe_allocator);
+                        join__issue_rejoin_ticket_response__free_unpacked(m, &rpc_wiping_allocator);
                 return ct_error_set(err, -EBADMSG, L, "protocol",
                                     "%s: IssueRejoinTicketResponse without 32-byte disk key and measurement secret",
                                     endpoint);
@@ -192,7 +164,7 @@ static int rejoin_one(const char *endpoint, const joinclient_options *opt, const
                 .state_disk_key = secret_new_copy(m->state_disk_key.data, 32),
                 .measurement_secret = secret_new_copy(m->measurement_secret.data, 32),
         };
-        join__issue_rejoin_ticket_response__free_unpacked(m, &joinclient_wipe_allocator);
+        join__issue_rejoin_ticket_response__free_unpacked(m, &rpc_wiping_allocator);
         if (!t.state_disk_key || !t.measurement_secret) {
                 joinclient_rejoin_ticket_done(&t);
                 return ct_error_set(err, -ENOMEM, L, "request", "out of memory");

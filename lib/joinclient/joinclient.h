@@ -12,8 +12,8 @@
  *   joinclient_rejoin_loop()   ... again with backoff (joinclient_backoff_ms) until it
  *                              succeeds or *stop is set
  *
- * Everything that carries a key (the responses) is unpacked with joinclient_wipe_allocator and
- * returned in secret_t. Errors: ct_error layer "joinclient", reasons: request (bad argument),
+ * Everything that carries a key (the responses) is unpacked with rpc_wiping_allocator
+ * (lib/rpc/wipe-alloc.h) and returned in secret_t. Errors: ct_error layer "joinclient", reasons: request (bad argument),
  * unreachable (no aTLS connection: the detail has the aTLS reason), rpc-status (the service
  * answered with a status: code and message in the detail), protocol (the answer does not unpack or
  * lacks a key), no-endpoints, stopped. */
@@ -27,6 +27,7 @@
 #include "atls/atls.h"
 #include "basic/error.h"
 #include "basic/secret.h"
+#include "rpc/wipe-alloc.h"
 
 #define JOINCLIENT_JOIN_METHOD "/join.API/IssueJoinTicket"
 #define JOINCLIENT_REJOIN_METHOD "/join.API/IssueRejoinTicket"
@@ -34,8 +35,6 @@
 #define JOINCLIENT_MAX_RESPONSE (4 * 1024 * 1024)
 #define JOINCLIENT_CALL_TIMEOUT_MS 30000 /* Constellation's rejoin client: 30 s per attempt */
 
-/* protobuf-c allocator that wipes every buffer it frees (for messages that carry keys). */
-extern ProtobufCAllocator joinclient_wipe_allocator;
 
 /* A fresh ECDSA P-256 key and a DER CSR for the kubelet: subject O=system:nodes,
  * CN=system:node:<node_name>, subjectAltName with the IP addresses given (may be 0). */
@@ -77,7 +76,7 @@ int joinclient_rejoin_loop(const char *const *endpoints, size_t n_endpoints, con
 
 /* IssueJoinTicket: the request is packed from the parts, the packed response (which holds the disk
  * key, the measurement secret and, for a control plane, the CA keys) comes back in a secret; unpack
- * it with join__issue_join_ticket_response__unpack(&joinclient_wipe_allocator, ...). */
+ * it with join__issue_join_ticket_response__unpack(&rpc_wiping_allocator, ...). */
 typedef struct joinclient_join_request {
         const char *disk_uuid;
         const uint8_t *csr;

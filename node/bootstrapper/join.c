@@ -113,7 +113,7 @@ int bootstrapper_write_join_config(const bootstrapper_config *cfg, const uint8_t
 
 static void response_freep(Join__IssueJoinTicketResponse **p) {
         if (*p)
-                join__issue_join_ticket_response__free_unpacked(*p, &joinclient_wipe_allocator);
+                join__issue_join_ticket_response__free_unpacked(*p, &rpc_wiping_allocator);
 }
 
 static int write_pem(const char *path, int (*writer)(BIO *, void *), void *obj, mode_t mode, ct_error *err) {
@@ -236,7 +236,7 @@ static int fetch_ticket(const join_options *o, const char *uuid, const uint8_t *
                                 continue;
                         }
                         Join__IssueJoinTicketResponse *t = join__issue_join_ticket_response__unpack(
-                                &joinclient_wipe_allocator, packed->len, packed->data);
+                                &rpc_wiping_allocator, packed->len, packed->data);
                         if (!t)
                                 return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
                                                     "the ticket from %s does not unpack", md->join_endpoints[i]);

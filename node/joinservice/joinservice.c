@@ -85,16 +85,16 @@ int join_keys_get(join_keys *k, const char *id, size_t length, secret_t **ret, c
                 return r;
         }
         rpc_status_done(&st);
-        Kms__GetDataKeyResponse *m = kms__get_data_key_response__unpack(&joinclient_wipe_allocator, resp_len, resp);
+        Kms__GetDataKeyResponse *m = kms__get_data_key_response__unpack(&rpc_wiping_allocator, resp_len, resp);
         erase_and_free_sized(resp, resp_len);
         if (!m || m->data_key.len != length) {
                 if (m)
-                        kms__get_data_key_response__free_unpacked(m, &joinclient_wipe_allocator);
+                        kms__get_data_key_response__free_unpacked(m, &rpc_wiping_allocator);
                 return ct_error_set(err, -EAGAIN, L, "keys-unavailable", "key service answered no %zu-byte key",
                                     length);
         }
         secret_t *s = secret_new_copy(m->data_key.data, m->data_key.len);
-        kms__get_data_key_response__free_unpacked(m, &joinclient_wipe_allocator);
+        kms__get_data_key_response__free_unpacked(m, &rpc_wiping_allocator);
         if (!s)
                 return ct_error_set(err, -ENOMEM, L, "keys-unavailable", "out of memory");
         *ret = s;

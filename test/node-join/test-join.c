@@ -57,7 +57,7 @@ static int join(const atls_issuer *issuer, const uint8_t *csr, size_t csr_len, c
         int r = joinclient_issue_join(endpoint, &opt, &jr, &resp, status, err);
         if (r < 0)
                 return r;
-        *ret = join__issue_join_ticket_response__unpack(&joinclient_wipe_allocator, resp->len, resp->data);
+        *ret = join__issue_join_ticket_response__unpack(&rpc_wiping_allocator, resp->len, resp->data);
         return *ret ? 0 : -EBADMSG;
 }
 
@@ -116,7 +116,7 @@ static void good_join(bool control_plane) {
                 }
         } else
                 assert_int_equal(t->n_control_plane_files, 0);
-        join__issue_join_ticket_response__free_unpacked(t, &joinclient_wipe_allocator);
+        join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
 }
 
 static void test_join_worker(void **state) {
@@ -269,7 +269,7 @@ static void test_replay(void **state) {
         ct_error err = CT_ERROR_INIT;
         grpc_status_code st;
         assert_int_equal(join(&i, csr, csr_len, uuid_lower, false, &t, &st, &err), 0);
-        join__issue_join_ticket_response__free_unpacked(t, &joinclient_wipe_allocator);
+        join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
         /* second: the same document against a new server nonce */
         expect_atls_refusal(&i, "evidence-nonce", NULL);
         free(captured);
@@ -391,7 +391,7 @@ static void test_kubeadm_token(void **state) {
         char want[200];
         snprintf(want, sizeof want, "token create %s --ttl 15m0s --kubeconfig /etc/kubernetes/admin.conf\n", t->token);
         assert_string_equal((char *) rec, want);
-        join__issue_join_ticket_response__free_unpacked(t, &joinclient_wipe_allocator);
+        join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
 
         it_write(fail_flag, "", 0, 0600);
         expect_status(csr, csr_len, uuid_lower, GRPC_STATUS_INTERNAL, "join: token-failed");
