@@ -14,12 +14,13 @@
 #           a second URI wrapping another master secret under the same KEK
 #   boot 1  empty state disk, metadata by fw_cfg; "waiting for init"; `constellation-attest init
 #           --kms-uri-file` -> the node unwraps at PyKMIP through the guestfwd; cluster ID =
-#           python3's HKDF chain of the plain master secret; a second Init refused; verify passes
-#           for the cluster ID (PCR 15); power off
+#           python3's HKDF chain of the plain master secret; a second Init refused; the test
+#           image's marker written onto the state disk; verify passes for the cluster ID (PCR 15);
+#           power off
 #   host    token initialized; keyslot opens with HKDF(master, salt, "key-<uuid>")
 #   boot 2  the node waits for recovery in the initrd; `recover --kms-uri-file` with the other
 #           master secret's URI -> wrong-key, disk unchanged; with the operator's URI the disk-mapper
-#           unwraps at PyKMIP and unlocks; verify passes again
+#           unwraps at PyKMIP and unlocks; the marker of boot 1 is there; verify passes again
 #   host    `constellation-attest kmip revoke` of the KEK
 #   boot 3  `recover --kms-uri-file` with the same URI -> refused with kek-revoked; the state disk
 #           file is byte for byte what boot 2 left (crypto-shredding)
@@ -95,6 +96,13 @@ step_boot1() {
 	rc=0; init_node || rc=$?
 	[ "$rc" != 0 ] || fail "a second Init was accepted"
 	say "second Init refused (exit $rc): $(tail -n 1 "$work/init.err" | cut -c1-160)"
+	# the test image's marker unit writes a marker onto the state disk after Init and syncs the
+	# file system (syncfs): only then is the power-off safe for the bootstrapper's completion marker
+	# (written by rename, not yet durable without a directory fsync: a power-off a second after
+	# Init lost it and boot 2's bootstrapper exited 3, "a bootstrap was interrupted")
+	"$CT_BOOT_WAIT_LINE" "$CT_BOOT_REPORT" '^CT-MARKER written [0-9a-f]{64}$' 600 "$CT_BOOT_QEMU_PID" > /dev/null \
+		|| fail "the marker unit did not report CT-MARKER written within 600s"
+	report_value "$CT_BOOT_REPORT" '^CT-MARKER written ' > "$work/marker"
 	verify_node "boot 1"
 }
 
@@ -111,6 +119,11 @@ step_boot2() {
 	[ "$rc" = 0 ] && grep -q 'recovered' "$work/recover.out" \
 		|| fail "boot 2: recover --kms-uri-file: exit $rc: $(cat "$work/recover.out")"
 	say "boot 2: recovered through KMIP: $(cut -c1-140 "$work/recover.out")"
+	"$CT_BOOT_WAIT_LINE" "$CT_BOOT_REPORT" '^CT-MARKER present [0-9a-f]{64}$' 900 "$CT_BOOT_QEMU_PID" > /dev/null \
+		|| fail "boot 2: the marker unit did not report the marker as present within 900s"
+	[ "$(report_value "$CT_BOOT_REPORT" '^CT-MARKER present ')" = "$(cat "$work/marker")" ] \
+		|| fail "boot 2: the marker on the unlocked state disk is not the one written in boot 1"
+	say "boot 2: the marker written in boot 1 is on the state disk unlocked through KMIP"
 	verify_node "boot 2"
 }
 
