@@ -753,6 +753,12 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
 
 /* Changes that need Kubernetes are refused at plan time, never half-applied. */
 static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value *planned, tf_diags *d) {
+        /* Without nodes there is nothing to verify: verification is null, known now (the schema's
+         * planning made the null computed value unknown). */
+        const cty_value *nn = cty_object_get(planned, "nodes");
+        ssize_t vi = cty_type_attr_index(planned->type, "verification");
+        if (vi >= 0 && nn && nn->null && !nn->unknown)
+                (void) cty_object_set(planned, "verification", cty_null(planned->type->types[vi]));
         if (!prior || prior->null)
                 return 0;
         /* A replacement (name, csp, uid) is planned again as a create: nothing to refuse here. */
@@ -768,9 +774,8 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
                 { "constellation_microservice_version", "a microservice upgrade" },
         };
         /* A changed node list is verified again at apply. */
-        const cty_value *pn = cty_object_get(prior, "nodes"), *nn = cty_object_get(planned, "nodes");
-        ssize_t vi = cty_type_attr_index(planned->type, "verification");
-        if (vi >= 0 && (!pn || !nn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn)))
+        const cty_value *pn = cty_object_get(prior, "nodes");
+        if (vi >= 0 && nn && !nn->null && (!pn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn)))
                 (void) cty_object_set(planned, "verification", cty_unknown(planned->type->types[vi]));
         for (size_t i = 0; i < ELEMENTSOF(needs_k8s); i++) {
                 const cty_value *a = cty_object_get(prior, needs_k8s[i].attr), *b = cty_object_get(planned, needs_k8s[i].attr);
