@@ -47,6 +47,9 @@ install -D -m 0644 "$here/image/ct-test-bench.service" "$node/usr/lib/systemd/sy
 install -D -m 0644 "$here/image/ct-test-bench.path" "$node/usr/lib/systemd/system/ct-test-bench.path"
 install -D -m 0644 "$here/image/ct-test-ready-bootstrapper.service" "$node/usr/lib/systemd/system/ct-test-ready-bootstrapper.service"
 install -D -m 0644 "$here/image/ct-test-ready-vs.service" "$node/usr/lib/systemd/system/ct-test-ready-vs.service"
+for u in constellation-etcd constellation-keyservice constellation-joinservice systemd-resolved systemd-networkd; do
+	install -D -m 0644 "$here/image/50-ct-test-console.conf" "$node/usr/lib/systemd/system/$u.service.d/50-ct-test-console.conf"
+done
 install -D -m 0644 "$here/image/50-ct-test-report.conf" "$node/usr/lib/systemd/system/constellation-bootstrapper.service.d/50-ct-test-report.conf"
 install -D -m 0644 "$here/image/50-ct-test-report-vs.conf" "$node/usr/lib/systemd/system/constellation-verification-service.service.d/50-ct-test-report.conf"
 
