@@ -487,7 +487,8 @@ static int join_timeout_s(const cty_value *planned) {
         char *end;
         unsigned long n = strtoul(s, &end, 10);
         unsigned long mul = *end == 'h' ? 3600 : *end == 'm' ? 60 : 1;
-        return n > 100 * 24 ? 100 * 24 * 3600 : (int) (n * mul); /* at most 100 days */
+        unsigned long max = 100UL * 24 * 3600; /* 100 days; n has at most 6 digits: no overflow */
+        return n * mul > max ? (int) max : (int) (n * mul);
 }
 
 typedef struct node_check {
