@@ -83,9 +83,30 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
-        if (r < 0)
+        if (r < 0) {
                 (void) unlink(tmp);
-        return r;
+                return r;
+        }
+        /* The rename is durable only once the directory is synced (rename(2), fsync(2): "an
+         * explicit fsync() on a file descriptor for the directory is also needed"): a power-off
+         * right after Init lost the bootstrapper's completion marker in a guest, and the next boot
+         * took the node for one whose bootstrap was interrupted. */
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return -ENOMEM;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
+                slash[1] = '\0';
+        else
+                *slash = '\0';
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (fsync(dfd) < 0)
+                return -errno;
+        return 0;
 }
 
 int mkdir_parents_private(const char *path) {
