@@ -11,39 +11,14 @@
 #include "init.pb-c.h"
 #include "nodeclient.h"
 #include "rpc/rpc.h"
+#include "rpc/wipe-alloc.h"
 
 #define LAYER "nodeclient"
 #define MASTER_SECRET_MIN 16 /* lib/kms KMS_MASTER_SECRET_MIN: the node refuses shorter ones */
 #define SALT_MIN 32
 #define MEASUREMENT_SALT_LEN 32
 
-/* protobuf-c allocator that wipes what it frees: an unpacked InitResponse holds the kubeconfig
- * (admin client key). Each block starts with its size. */
-typedef struct wipe_hdr {
-        size_t size;
-        size_t pad; /* keep 16-byte alignment */
-} wipe_hdr;
-
-static void *wipe_alloc(void *data, size_t size) {
-        (void) data;
-        if (size > SIZE_MAX - sizeof(wipe_hdr))
-                return NULL;
-        wipe_hdr *h = malloc(sizeof(wipe_hdr) + size);
-        if (!h)
-                return NULL;
-        h->size = size;
-        return h + 1;
-}
-
-static void wipe_free(void *data, void *p) {
-        (void) data;
-        if (!p)
-                return;
-        wipe_hdr *h = (wipe_hdr *) p - 1;
-        erase_and_free_sized(h, sizeof(wipe_hdr) + h->size);
-}
-
-static ProtobufCAllocator wipe_allocator = { .alloc = wipe_alloc, .free = wipe_free };
+/* An unpacked InitResponse holds the kubeconfig (admin client key): lib/rpc's wiping allocator. */
 
 int nodeclient_policy_from_measurements(const measurements *m, nodeclient_policy *ret, ct_error *err) {
         if (!m || m->n == 0)
@@ -250,7 +225,7 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
                 if (r <= 0)
                         break;
                 n_messages++;
-                Init__InitResponse *resp = init__init_response__unpack(&wipe_allocator, ml, m);
+                Init__InitResponse *resp = init__init_response__unpack(&rpc_wiping_allocator, ml, m);
                 erase_and_free_sized(m, ml);
                 if (!resp) {
                         if (!perr) {
@@ -264,7 +239,7 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
                                 perr = -ENOMEM;
                                 snprintf(pdetail, sizeof pdetail, "out of memory for the node's log");
                         }
-                        init__init_response__free_unpacked(resp, &wipe_allocator);
+                        init__init_response__free_unpacked(resp, &rpc_wiping_allocator);
                 } else if ((resp->kind_case == INIT__INIT_RESPONSE__KIND_INIT_SUCCESS ||
                             resp->kind_case == INIT__INIT_RESPONSE__KIND_INIT_FAILURE) &&
                            !verdict && n_messages == 1) {
@@ -275,7 +250,7 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
                                 snprintf(pdetail, sizeof pdetail, "message %zu: unexpected %s", n_messages,
                                          verdict ? "second verdict" : "verdict after the log, or unknown kind");
                         }
-                        init__init_response__free_unpacked(resp, &wipe_allocator);
+                        init__init_response__free_unpacked(resp, &rpc_wiping_allocator);
                 }
         }
         int local = r;
@@ -322,7 +297,7 @@ int nodeclient_init(const char *endpoint, const atls_validator *validator, const
                 }
         }
         if (verdict)
-                init__init_response__free_unpacked(verdict, &wipe_allocator);
+                init__init_response__free_unpacked(verdict, &rpc_wiping_allocator);
         *ret = res;
         return r;
 }
