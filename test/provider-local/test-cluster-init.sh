@@ -53,35 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$work/dev.tfrc" <<TFRC
-provider_installation {
-  dev_overrides { "edgelesssys/constellation" = "$provider_dir" }
-}
-TFRC
-export TF_CLI_CONFIG_FILE="$work/dev.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-# fast_unwind_on_malloc=0: libcrypto has no frame pointers, so the fast unwinder can stop inside it,
-# and a report of OpenSSL's per-thread error queue on gRPC's threads (test/lsan.supp, ERR_clear_error;
-# the provider runs ~50 times here) then comes without the frame its suppression names;
-# print_suppressions=0: a suppressed report writes no file.
-if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${UBSAN_OPTIONS:-}" ]; then
-        export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$work/sanitizer:fast_unwind_on_malloc=0"
-        export LSAN_OPTIONS="${LSAN_OPTIONS:-}:print_suppressions=0"
-        export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$work/sanitizer"
-fi
-unset TF_LOG TF_LOG_PATH
-
-tf() { (cd "$d" && "$TERRAFORM" "$@" -no-color) >"$d/out.log" 2>&1; }
-expect_ok() { tf "$@" || { cat "$d/out.log"; fail "terraform $* failed"; }; }
-expect_fail() {
-        tf "$@" && { cat "$d/out.log"; fail "terraform $* succeeded but should fail"; }
-        return 0
-}
-expect_log() { # fixed string; Terraform wraps long lines, so compare with whitespace collapsed
-        local flat needle
-        flat=$(tr -s ' \n' '  ' <"$d/out.log")
-        needle=$(tr -s ' \n' '  ' <<<"$1" | sed 's/ $//')
-        grep -qF -- "$needle" <<<"$flat" || { cat "$d/out.log"; fail "expected \"$1\" in the output"; }
-}
+. "$(dirname "$0")/tf-lib.sh"
 # connectable HOST PORT
 connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }

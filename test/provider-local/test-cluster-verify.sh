@@ -57,33 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$work/dev.tfrc" <<TFRC
-provider_installation {
-  dev_overrides { "edgelesssys/constellation" = "$provider_dir" }
-}
-TFRC
-export TF_CLI_CONFIG_FILE="$work/dev.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-# As test-cluster-init.sh: the slow unwinder (libcrypto has no frame pointers) and no file for a
-# suppressed report.
-if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${UBSAN_OPTIONS:-}" ]; then
-        export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$work/sanitizer:fast_unwind_on_malloc=0"
-        export LSAN_OPTIONS="${LSAN_OPTIONS:-}:print_suppressions=0"
-        export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$work/sanitizer"
-fi
-unset TF_LOG TF_LOG_PATH
-
-tf() { (cd "$d" && "$TERRAFORM" "$@" -no-color) >"$d/out.log" 2>&1; }
-expect_ok() { tf "$@" || { cat "$d/out.log"; fail "terraform $* failed"; }; }
-expect_fail() {
-        tf "$@" && { cat "$d/out.log"; fail "terraform $* succeeded but should fail"; }
-        return 0
-}
-flat_log() { tr -s ' \n│' '   ' <"$d/out.log"; }
-expect_log() { # fixed string; Terraform wraps long lines, so compare with whitespace collapsed
-        local needle
-        needle=$(tr -s ' \n' '  ' <<<"$1" | sed 's/ $//')
-        flat_log | tr -s ' ' ' ' | grep -qF -- "$needle" || { cat "$d/out.log"; fail "expected \"$1\" in the output"; }
-}
+. "$(dirname "$0")/tf-lib.sh"
 connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 hkdf() {

@@ -1,0 +1,34 @@
+# Sourced by the provider-local tests after they set `work` (their temporary directory),
+# `provider_dir` (the directory holding the provider binary), TERRAFORM and fail(). Sets up a
+# Terraform CLI configuration that uses only this build's provider (dev_overrides, no registry) and
+# defines tf / expect_ok / expect_fail / expect_log, which run in and read from "$d/out.log".
+cat >"$work/dev.tfrc" <<TFRC
+provider_installation {
+  dev_overrides { "edgelesssys/constellation" = "$provider_dir" }
+}
+TFRC
+export TF_CLI_CONFIG_FILE="$work/dev.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
+# fast_unwind_on_malloc=0: libcrypto has no frame pointers, so the fast unwinder can stop inside it,
+# and a report of OpenSSL's per-thread error queue on gRPC's threads (test/lsan.supp, ERR_clear_error;
+# the provider runs dozens of times per test) then comes without the frame its suppression names;
+# print_suppressions=0: a suppressed report writes no file.
+if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${UBSAN_OPTIONS:-}" ]; then
+        export ASAN_OPTIONS="${ASAN_OPTIONS:-}:log_path=$work/sanitizer:fast_unwind_on_malloc=0"
+        export LSAN_OPTIONS="${LSAN_OPTIONS:-}:print_suppressions=0"
+        export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:log_path=$work/sanitizer"
+fi
+unset TF_LOG TF_LOG_PATH
+
+tf() { (cd "$d" && "$TERRAFORM" "$@" -no-color) >"$d/out.log" 2>&1; }
+expect_ok() { tf "$@" || { cat "$d/out.log"; fail "terraform $* failed"; }; }
+expect_fail() {
+        tf "$@" && { cat "$d/out.log"; fail "terraform $* succeeded but should fail"; }
+        return 0
+}
+# The output with line breaks and Terraform's diagnostic frame (│) collapsed to single spaces.
+flat_log() { tr -s ' \n│' '   ' <"$d/out.log"; }
+expect_log() { # fixed string; Terraform wraps long lines, so compare with whitespace collapsed
+        local needle
+        needle=$(tr -s ' \n' '  ' <<<"$1" | sed 's/ $//')
+        flat_log | tr -s ' ' ' ' | grep -qF -- "$needle" || { cat "$d/out.log"; fail "expected \"$1\" in the output"; }
+}
