@@ -53,7 +53,15 @@ int bootstrapper_shared_state(const bootstrapper_config *cfg, const bootstrapper
 int bootstrapper_etcd_member_join(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
                                   const char *member_endpoint, ct_error *err);
 
-/* A worker joins (join.c has the steps). */
+/* A control plane that joined (its ticket's control-plane files, with the etcd CA, in cfg->pki_dir;
+ * the join service added it as an etcd learner): its etcd certificates; etcd.env with
+ * ETCD_INITIAL_CLUSTER = initial_cluster (the ticket's etcd/initial-cluster) and state "existing";
+ * start the unit; wait until the local member answers a linearizable Range (i.e. the join service
+ * promoted the learner), at most o->wait_ms. */
+int bootstrapper_etcd_member_start(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
+                                   const char *initial_cluster, ct_error *err);
+
+/* A worker or control plane joins (join.c has the steps). */
 typedef struct join_options {
         const bootstrapper_config *cfg;
         const atls_issuer *issuer;    /* the node attests with this */
@@ -62,5 +70,10 @@ typedef struct join_options {
         atomic_bool *stop;            /* set: give up (-ECANCELED "stopped") */
         const char *kubeadm;          /* run `kubeadm join` if this is executable */
         bool *ret_locked;             /* set once PCR 15 was extended (a failure then needs a reboot) */
+        /* A control plane: called right before the lock (PCR 15); false: Init took the node (or is
+         * taking it), the join stops ("init-won"). NULL: no Init to race with. */
+        bool (*claim)(void *userdata);
+        void *claim_userdata;
+        const bootstrapper_etcd_options *etcd; /* a control plane's shared store; NULL: none */
 } join_options;
 int bootstrapper_join(const join_options *o, ct_error *err);
