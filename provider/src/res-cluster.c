@@ -17,14 +17,18 @@
  *    :30091), Constellation's join-config ConfigMap without Kubernetes; other updates stop at apply
  *    with a diagnostic. Read keeps the state (Constellation's Read is a no-op too) and Delete only
  *    drops it. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
+
+#include <openssl/rand.h>
 
 #include "basic/encoding.h"
 #include "basic/log.h"
 #include "crypto/hkdf.h"
 #include "joinconfig/joinconfig.h"
+#include "kmip/wrap.h"
 #include "basic/secret.h"
 #include "image-common.h"
 #include "measurements/measurements.h"
@@ -148,6 +152,40 @@ static const tf_attr openstack_attrs[] = {
         TF_ATTR_END,
 };
 
+/* Ours, not Constellation's: hold your own key (docs/node.md "Hold your own key: KMIP"). The cluster's
+ * master secret exists only wrapped under a KEK in the user's KMIP server; Init carries a kms://kmip
+ * URI that the provider assembles from these parts, with the PEMs inline. The KEK's identifier and the
+ * credentials are write-only (never in plan or state); the endpoint, the server name, the wrapped
+ * blob and its salt are public (useless without the KEK) and kept in state, so a change of them is
+ * seen, and refused, at plan time. */
+static const tf_attr kmip_attrs[] = {
+        { .name = "endpoint", .kind = CTY_STRING, .mode = TF_REQUIRED,
+          .description = "`HOST:PORT` of the KMIP server, as the nodes and the provider reach it (port 5696 if "
+                         "omitted)." },
+        { .name = "server_name", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "DNS name or IP the server certificate must carry (default: the endpoint's host)." },
+        { .name = "kek_id", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
+          .description = "KMIP unique identifier of the key-encryption key (AES-256, created in the server, e.g. by "
+                         "`constellation-attest kmip create-kek`). Write-only." },
+        { .name = "client_certificate", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true,
+          .write_only = true, .description = "Client certificate for the KMIP server (PEM). Write-only." },
+        { .name = "client_key", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
+          .description = "Private key of the client certificate (PEM; an EC key keeps the node's URI under 4096 "
+                         "bytes). Write-only." },
+        { .name = "server_ca", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
+          .description = "The CA certificate the KMIP server's certificate must chain to (PEM), the only trust "
+                         "anchor. Write-only." },
+        { .name = "wrapped_master_secret", .kind = CTY_STRING, .mode = TF_OPTIONAL_COMPUTED,
+          .description = "The master secret wrapped under the KEK (padded base64url: the `wrapped` parameter of "
+                         "`constellation-attest kmip wrap-master-secret`'s URI). Public: useless without the KEK. "
+                         "Without it (and `salt`), Create draws a fresh master secret and salt and wraps them at "
+                         "the KMIP server; nobody ever holds the master secret in clear." },
+        { .name = "salt", .kind = CTY_STRING, .mode = TF_OPTIONAL_COMPUTED,
+          .description = "HKDF salt of the master secret (padded base64url, 32 bytes or more: the `salt` parameter "
+                         "of the same URI); given with `wrapped_master_secret`, or drawn by Create. Public." },
+        TF_ATTR_END,
+};
+
 /* Ours, not Constellation's: the nodes whose verification Create waits for (the shape of
  * constellation_qemu_infrastructure.nodes: [for n in ….nodes : { name = n.name, role = n.role,
  * verification_endpoint = "${n.host_address}:30081" }]), and what it found. */
@@ -199,16 +237,24 @@ static const tf_attr cluster_attrs[] = {
           .description = "Extra subject alternative names for the API server certificate." },
         { .name = "network_config", .nesting = TF_NEST_SINGLE, .nested = network_attrs, .mode = TF_REQUIRED,
           .description = "Network configuration." },
-        { .name = "master_secret", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
+        { .name = "master_secret", .kind = CTY_STRING, .mode = TF_OPTIONAL, .sensitive = true, .write_only = true,
           .description = "Master secret (64 hex characters), from which all cluster keys are derived. Write-only: "
-                         "never stored in state.",
+                         "never stored in state. Required unless `kmip` is set (exactly one of the two).",
           .validate = tf_validate_hex64 },
-        { .name = "master_secret_salt", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
-          .description = "Salt for key derivation (64 hex characters). Write-only.", .validate = tf_validate_hex64 },
+        { .name = "master_secret_salt", .kind = CTY_STRING, .mode = TF_OPTIONAL, .sensitive = true,
+          .write_only = true,
+          .description = "Salt for key derivation (64 hex characters). Write-only. Required with `master_secret`; "
+                         "not with `kmip`.",
+          .validate = tf_validate_hex64 },
         { .name = "measurement_salt", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
           .description = "Salt for the cluster ID (64 hex characters). Write-only.", .validate = tf_validate_hex64 },
         { .name = "init_secret", .kind = CTY_STRING, .mode = TF_REQUIRED, .sensitive = true, .write_only = true,
           .description = "Secret that authorizes the init request to the first node. Write-only." },
+        { .name = "kmip", .nesting = TF_NEST_SINGLE, .nested = kmip_attrs, .mode = TF_OPTIONAL,
+          .description = "Not in Constellation's schema. Hold your own key: the cluster's master secret is wrapped "
+                         "under a key-encryption key in your KMIP server and Init sends a `kms://kmip` URI instead "
+                         "of the master secret. Instead of `master_secret` and `master_secret_salt`. Cannot change "
+                         "on an initialised cluster." },
         { .name = "license_id", .kind = CTY_STRING, .mode = TF_OPTIONAL, .description = "Constellation license ID." },
         { .name = "attestation", .nesting = TF_NEST_SINGLE, .nested = tf_attestation_attrs_input, .mode = TF_REQUIRED,
           .description = "Attestation configuration (from `constellation_attestation`)." },
@@ -245,7 +291,10 @@ static const tf_attr cluster_attrs[] = {
         TF_ATTR_END,
 };
 
+static void validate_key_management(const cty_value *config, tf_diags *d);
+
 static void validate_cluster(const cty_value *config, tf_diags *d) {
+        validate_key_management(config, d);
         const char *csp = tf_get_string(config, "csp");
         if (!csp)
                 return;
@@ -346,6 +395,473 @@ static int config_secret(const cty_value *config, const char *name, bool hex, se
         if (r == -EINVAL)
                 tf_error(d, &p, "Invalid secret", "%s must be hexadecimal.", name);
         return r;
+}
+
+/* ---- Hold your own key: kmip (docs/node.md "Hold your own key: KMIP") ------------------------- */
+
+/* The node refuses longer kms:// URIs (lib/kms KMS_MAX_URI); the PEMs travel inline. */
+#define CLUSTER_KMIP_URI_MAX NODECLIENT_MAX_KMS_URI
+#define CLUSTER_KMIP_SECRET_LEN 32 /* a master secret and salt drawn by Create, as Constellation's CLI draws them */
+#define CLUSTER_KMIP_KEK_ID_MAX 256
+
+static bool value_set(const cty_value *v) {
+        return v && !v->null;
+}
+
+static bool has_prefix(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* "base64:<base64url of the PEM>", the inline form of a kms://kmip file reference. Wipe it. */
+static char *kmip_inline_ref(const char *pem) {
+        _cleanup_erase_free_ char *b = base64_encode(pem, strlen(pem), BASE64_URL);
+        char *ref = NULL;
+        if (!b || asprintf(&ref, "base64:%s", b) < 0)
+                return NULL;
+        return ref;
+}
+
+typedef struct kmip_refs {
+        char *cert, *key, *ca; /* inline references; the key's is a credential */
+} kmip_refs;
+
+static void kmip_refs_done(kmip_refs *r) {
+        erase_and_free(r->cert);
+        erase_and_free(r->key);
+        erase_and_free(r->ca);
+        *r = (kmip_refs){ 0 };
+}
+
+static int kmip_refs_from(const cty_value *k, kmip_refs *ret) {
+        const char *cert = tf_get_string(k, "client_certificate"), *key = tf_get_string(k, "client_key"),
+                   *ca = tf_get_string(k, "server_ca");
+        if (!cert || !key || !ca)
+                return -EINVAL;
+        kmip_refs r = { kmip_inline_ref(cert), kmip_inline_ref(key), kmip_inline_ref(ca) };
+        if (!r.cert || !r.key || !r.ca) {
+                kmip_refs_done(&r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+/* A client for the configured server (certificates loaded, no connection yet). */
+static int kmip_client_from(const cty_value *k, const kmip_refs *refs, kmip_client **ret, ct_error *err) {
+        kmip_uri_params p = { .endpoint = tf_get_string(k, "endpoint"), .server_name = tf_get_string(k, "server_name"),
+                              .client_cert = refs->cert, .client_key = refs->key, .server_ca = refs->ca };
+        kmip_config cfg;
+        int r = kmip_config_from_params(&p, &cfg, err);
+        if (r < 0)
+                return r;
+        r = kmip_client_new(&cfg, ret, err);
+        kmip_config_done(&cfg);
+        return r;
+}
+
+/* The attribute under kmip a lib/kmip refusal is about. */
+static const char *kmip_reason_attr(const ct_error *err) {
+        static const struct {
+                const char *reason, *attr;
+        } map[] = {
+                { "server-down", "endpoint" },
+                { "server-timeout", "endpoint" },
+                { "connection-lost", "endpoint" },
+                { "server-ca-mismatch", "server_ca" },
+                { "server-name-mismatch", "server_name" },
+                { "tls-handshake-failed", "server_ca" },
+                { "tls-client-cert-refused", "client_certificate" },
+                { "authentication-failed", "client_certificate" },
+                { "permission-denied", "client_certificate" },
+                { "item-not-found", "kek_id" },
+                { "kek-revoked", "kek_id" },
+                { "kek-destroyed", "kek_id" },
+                { "kek-not-active", "kek_id" },
+                { "unwrap-failed", "wrapped_master_secret" },
+                { "bad-wrapped", "wrapped_master_secret" },
+        };
+        const char *reason = err->reason ?: "";
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (streq(reason, map[i].reason))
+                        return map[i].attr;
+        if (streq(reason, "bad-config")) {
+                if (has_prefix(err->detail, "client-cert"))
+                        return "client_certificate";
+                if (has_prefix(err->detail, "client-key"))
+                        return "client_key";
+                if (has_prefix(err->detail, "server-ca"))
+                        return "server_ca";
+                if (has_prefix(err->detail, "endpoint"))
+                        return "endpoint";
+                if (strstr(err->detail, "server name"))
+                        return "server_name";
+        }
+        return NULL;
+}
+
+static bool is_token_char(char c) {
+        return isalnum((unsigned char) c) || c == '-' || c == '_';
+}
+
+/* Whether `kek` occurs in s as a whole token. */
+static bool contains_token(const char *s, const char *kek) {
+        size_t n = strlen(kek);
+        if (n == 0)
+                return false;
+        for (const char *q = strstr(s, kek); q; q = strstr(q + 1, kek))
+                if ((q == s || !is_token_char(q[-1])) && !is_token_char(q[n]))
+                        return true;
+        return false;
+}
+
+/* lib/kmip's detail without the KEK's identifier, which is write-only and must not reach plan
+ * output or logs: the "KEK <id>: " prefix goes; the server's Result Message (it may quote the
+ * object) goes; what still names it is withheld. Transport failures only name host:port and TLS. */
+static void kmip_safe_detail(const ct_error *err, const char *kek, char *buf, size_t size) {
+        const char *s = err->detail;
+        size_t n = kek ? strlen(kek) : 0;
+        if (n && has_prefix(s, "KEK ") && !strncmp(s + 4, kek, n) && !strncmp(s + 4 + n, ": ", 2))
+                s += 4 + n + 2;
+        snprintf(buf, size, "%s", s);
+        char *rr = strstr(buf, "(Result Reason ");
+        char *close = rr ? strchr(rr, ')') : NULL;
+        if (close)
+                close[1] = 0;
+        static const char *const transport[] = { "server-down", "server-timeout", "connection-lost", "server-ca-mismatch",
+                                                 "server-name-mismatch", "tls-handshake-failed", "tls-client-cert-refused" };
+        for (size_t i = 0; i < ELEMENTSOF(transport); i++)
+                if (err->reason && streq(err->reason, transport[i]))
+                        return;
+        if (kek && contains_token(buf, kek))
+                snprintf(buf, size, "(the detail is withheld: it quotes kmip.kek_id, which is write-only)");
+}
+
+static const char *kmip_advice(const char *attr) {
+        if (!attr)
+                return "";
+        if (streq(attr, "endpoint"))
+                return " Check kmip.endpoint and that the KMIP server runs and is reachable from where Terraform runs.";
+        if (streq(attr, "server_ca"))
+                return " kmip.server_ca must be the CA that issued the KMIP server's certificate.";
+        if (streq(attr, "server_name"))
+                return " Set kmip.server_name to a DNS name or IP address in the server certificate.";
+        if (streq(attr, "client_certificate") || streq(attr, "client_key"))
+                return " The KMIP server must accept kmip.client_certificate (issued by the CA it trusts, with its "
+                       "key in kmip.client_key) and allow it to use the KEK.";
+        if (streq(attr, "kek_id"))
+                return " kmip.kek_id must name an active AES-256 key of the KMIP server (constellation-attest kmip "
+                       "check --kek …).";
+        if (streq(attr, "wrapped_master_secret"))
+                return " kmip.wrapped_master_secret and kmip.salt must be the ones wrapped under this KEK.";
+        return "";
+}
+
+/* One error diagnostic for a lib/kmip refusal, at the attribute it is about; `after` says what
+ * became of the cluster. */
+static void kmip_diag(tf_diags *d, const ct_error *err, const char *kek, const char *after) {
+        const char *attr = kmip_reason_attr(err);
+        tf_path pk = tf_path_child(NULL, "kmip"), pa = tf_path_child(&pk, attr ?: "");
+        char detail[CT_ERROR_DETAIL_MAX + 128];
+        kmip_safe_detail(err, kek, detail, sizeof detail);
+        tf_error(d, attr ? &pa : &pk, "KMIP server refused",
+                 "The KMIP server at the configured kmip.endpoint refused: %s: %s.%s%s", err->reason ?: "error", detail,
+                 kmip_advice(attr), after);
+}
+
+/* Padded base64url (Go base64.URLEncoding, as the URI carries them); unpadded is accepted too. */
+static int b64url_decode(const char *s, uint8_t **ret, size_t *ret_len) {
+        if (base64_decode(s, strlen(s), BASE64_URL, ret, ret_len) == 0)
+                return 0;
+        return base64_decode(s, strlen(s), BASE64_URL_RAW, ret, ret_len);
+}
+
+/* kmip.wrapped_master_secret and kmip.salt: shape checks, with diagnostics at their paths. */
+static int kmip_decode_public(const cty_value *k, uint8_t **ret_blob, size_t *ret_blob_len, secret_t **ret_salt,
+                              tf_diags *d) {
+        const char *w = tf_get_string(k, "wrapped_master_secret"), *s = tf_get_string(k, "salt");
+        tf_path pk = tf_path_child(NULL, "kmip"), pw = tf_path_child(&pk, "wrapped_master_secret"),
+                ps = tf_path_child(&pk, "salt");
+        _cleanup_free_ uint8_t *blob = NULL, *salt = NULL;
+        size_t blen = 0, slen = 0;
+        if (!w || b64url_decode(w, &blob, &blen) < 0 || blen < KMIP_WRAP_OVERHEAD + KMIP_WRAP_SECRET_MIN ||
+            blen > KMIP_WRAP_OVERHEAD + KMIP_WRAP_SECRET_MAX || blob[0] != KMIP_WRAP_VERSION) {
+                tf_error(d, &pw, "Invalid wrapped master secret",
+                         "kmip.wrapped_master_secret must be the padded base64url blob that constellation-attest kmip "
+                         "wrap-master-secret puts in its URI's wrapped parameter: version byte %d, %d to %d bytes "
+                         "(got %zu bytes).",
+                         KMIP_WRAP_VERSION, KMIP_WRAP_OVERHEAD + KMIP_WRAP_SECRET_MIN,
+                         KMIP_WRAP_OVERHEAD + KMIP_WRAP_SECRET_MAX, blen);
+                return -EINVAL;
+        }
+        if (!s || b64url_decode(s, &salt, &slen) < 0 || slen < 32) {
+                tf_error(d, &ps, "Invalid salt",
+                         "kmip.salt must be padded base64url of at least 32 bytes (the salt parameter of the same "
+                         "URI; got %zu bytes).",
+                         slen);
+                if (salt)
+                        erase_memory(salt, slen);
+                return -EINVAL;
+        }
+        secret_t *sec = secret_new_copy(salt, slen);
+        erase_memory(salt, slen);
+        if (!sec)
+                return -ENOMEM;
+        *ret_salt = sec;
+        *ret_blob = TAKE_PTR(blob);
+        *ret_blob_len = blen;
+        return 0;
+}
+
+/* The kms://kmip URI for the nodes (PEMs inline), in a secret. */
+static int kmip_build_uri(const cty_value *k, const kmip_refs *refs, const uint8_t *blob, size_t blob_len,
+                          const secret_t *salt, secret_t **ret, ct_error *err) {
+        kmip_uri_parts parts = { .endpoint = tf_get_string(k, "endpoint"), .kek = tf_get_string(k, "kek_id"),
+                                 .client_cert = refs->cert, .client_key = refs->key, .server_ca = refs->ca,
+                                 .server_name = tf_get_string(k, "server_name"), .wrapped = blob,
+                                 .wrapped_len = blob_len, .salt = salt };
+        _cleanup_erase_free_ char *uri = NULL;
+        int r = kmip_uri_build(&parts, &uri, err);
+        if (r < 0)
+                return r;
+        secret_t *s = secret_new_copy(uri, strlen(uri));
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* Config-time checks of kmip (known values only; Terraform validates again once they are known).
+ * No message quotes a write-only value. */
+static void validate_kmip(const cty_value *k, tf_diags *d) {
+        tf_path pk = tf_path_child(NULL, "kmip");
+        const cty_value *ep = cty_object_get(k, "endpoint"), *sn = cty_object_get(k, "server_name"),
+                        *kek = cty_object_get(k, "kek_id"), *w = cty_object_get(k, "wrapped_master_secret"),
+                        *s = cty_object_get(k, "salt");
+        const char *str;
+        if (cty_value_get_string(ep, &str, NULL) == 0) {
+                _cleanup_free_ char *host = NULL;
+                uint16_t port;
+                tf_path p = tf_path_child(&pk, "endpoint");
+                if (kmip_parse_endpoint(str, &host, &port) < 0)
+                        tf_error(d, &p, "Invalid KMIP endpoint",
+                                 "kmip.endpoint must be HOST:PORT, [IPv6]:PORT or HOST (port 5696), got \"%s\".", str);
+        }
+        if (cty_value_get_string(sn, &str, NULL) == 0) {
+                tf_path p = tf_path_child(&pk, "server_name");
+                bool ok = *str && strlen(str) <= 253;
+                for (const char *q = str; ok && *q; q++)
+                        ok = isalnum((unsigned char) *q) || strchr(".-:", *q);
+                if (!ok)
+                        tf_error(d, &p, "Invalid KMIP server name",
+                                 "kmip.server_name must be a DNS name or an IP address (letters, digits, '.', '-', "
+                                 "':'; at most 253 characters).");
+        }
+        size_t len;
+        if (cty_value_get_string(kek, &str, &len) == 0) {
+                tf_path p = tf_path_child(&pk, "kek_id");
+                bool ok = len > 0 && len <= CLUSTER_KMIP_KEK_ID_MAX;
+                for (size_t i = 0; ok && i < len; i++)
+                        ok = (unsigned char) str[i] >= 0x20 && str[i] != 0x7f;
+                if (!ok)
+                        tf_error(d, &p, "Invalid KEK identifier",
+                                 "kmip.kek_id must be a KMIP unique identifier: 1 to %d printable characters (got %zu "
+                                 "characters%s).",
+                                 CLUSTER_KMIP_KEK_ID_MAX, len, len && len <= CLUSTER_KMIP_KEK_ID_MAX ? ", some not printable" : "");
+        }
+        /* wrapped_master_secret and salt: both (from wrap-master-secret) or neither (Create draws them). */
+        bool wk = w && !w->unknown, sk = s && !s->unknown;
+        if (wk && sk && value_set(w) != value_set(s)) {
+                tf_path p = tf_path_child(&pk, value_set(w) ? "salt" : "wrapped_master_secret");
+                tf_error(d, &p, "Incomplete wrapped master secret",
+                         "kmip.wrapped_master_secret and kmip.salt go together: give both (the wrapped and salt "
+                         "parameters of constellation-attest kmip wrap-master-secret's URI), or neither and Create draws "
+                         "a fresh master secret and wraps it at the KMIP server.");
+        } else if (wk && sk && value_set(w)) {
+                _cleanup_free_ uint8_t *blob = NULL;
+                _cleanup_secret_ secret_t *salt = NULL;
+                size_t blen;
+                (void) kmip_decode_public(k, &blob, &blen, &salt, d);
+        }
+        /* The PEMs: parsed (and the key matched to the certificate) by lib/kmip's client set-up, which
+         * connects to nothing. */
+        const cty_value *pems[] = { cty_object_get(k, "client_certificate"), cty_object_get(k, "client_key"),
+                                    cty_object_get(k, "server_ca") };
+        for (size_t i = 0; i < ELEMENTSOF(pems); i++)
+                if (!pems[i] || pems[i]->null || pems[i]->unknown || (ep && (ep->unknown || ep->null)))
+                        return;
+        _cleanup_(kmip_refs_done) kmip_refs refs = { 0 };
+        _cleanup_(kmip_client_freep) kmip_client *c = NULL;
+        ct_error err = CT_ERROR_INIT;
+        if (kmip_refs_from(k, &refs) < 0)
+                return;
+        if (kmip_client_from(k, &refs, &c, &err) < 0) {
+                if (!ct_error_is_set(&err))
+                        return; /* out of memory: nothing to say about the configuration */
+                const char *attr = kmip_reason_attr(&err);
+                tf_path pa = tf_path_child(&pk, attr ?: "");
+                char detail[CT_ERROR_DETAIL_MAX + 128];
+                kmip_safe_detail(&err, NULL, detail, sizeof detail);
+                if (attr && streq(attr, "endpoint"))
+                        return; /* said above */
+                tf_error(d, attr ? &pa : &pk, "Invalid KMIP credentials", "%s (kmip.client_certificate, "
+                         "kmip.client_key and kmip.server_ca are PEM: a certificate, its private key, the server's CA "
+                         "certificate).", detail);
+                return;
+        }
+        /* The node's URI must fit the node's limit; the blob is at most 64 bytes of master secret. */
+        if (!kek || kek->null || kek->unknown || (sn && sn->unknown))
+                return;
+        uint8_t blob[KMIP_WRAP_OVERHEAD + KMIP_WRAP_SECRET_MAX] = { KMIP_WRAP_VERSION };
+        _cleanup_secret_ secret_t *salt = secret_new(CLUSTER_KMIP_SECRET_LEN), *uri = NULL;
+        size_t blen = KMIP_WRAP_OVERHEAD + CLUSTER_KMIP_SECRET_LEN;
+        if (value_set(w) && !w->unknown) {
+                uint8_t *b = NULL;
+                secret_t *sl = NULL;
+                tf_diags quiet = { 0 };
+                if (kmip_decode_public(k, &b, &blen, &sl, &quiet) == 0) {
+                        memcpy(blob, b, MIN(blen, sizeof blob));
+                        secret_free(salt);
+                        salt = sl;
+                        free(b);
+                }
+                tf_diags_done(&quiet);
+        }
+        if (!salt || kmip_build_uri(k, &refs, blob, blen, salt, &uri, &err) < 0)
+                return;
+        if (uri->len > CLUSTER_KMIP_URI_MAX) {
+                tf_path p = tf_path_child(&pk, "client_key");
+                tf_error(d, &p, "KMIP settings too long for a node",
+                         "The kms://kmip URI Init sends would be %zu bytes; a node accepts at most %d. The client "
+                         "certificate, its key and the server CA travel in it inline: use EC (P-256) keys and "
+                         "certificates without long chains.",
+                         uri->len, CLUSTER_KMIP_URI_MAX);
+        }
+}
+
+/* Which key management the configuration chooses: exactly one of master_secret + master_secret_salt
+ * and kmip (unknown values pass; Terraform validates again once they are known). */
+static void validate_key_management(const cty_value *config, tf_diags *d) {
+        const cty_value *ms = cty_object_get(config, "master_secret"), *mss = cty_object_get(config, "master_secret_salt"),
+                        *k = cty_object_get(config, "kmip");
+        tf_path pk = tf_path_child(NULL, "kmip"), pm = tf_path_child(NULL, "master_secret"),
+                ps = tf_path_child(NULL, "master_secret_salt");
+        bool known = !(ms && ms->unknown) && !(mss && mss->unknown) && !(k && k->unknown);
+        if (value_set(k) && (value_set(ms) || value_set(mss))) {
+                tf_error(d, &pk, "Conflicting key management",
+                         "kmip and %s are mutually exclusive: with kmip the master secret exists only wrapped under "
+                         "the KEK in your KMIP server (its salt is kmip.salt). Remove master_secret and "
+                         "master_secret_salt, or remove kmip.",
+                         value_set(ms) ? "master_secret" : "master_secret_salt");
+                return;
+        }
+        if (!value_set(k) && known) {
+                if (!value_set(ms) && !value_set(mss))
+                        tf_error(d, &pm, "Missing key management",
+                                 "Set master_secret and master_secret_salt (every cluster key is derived from them), "
+                                 "or kmip (hold your own key: the master secret wrapped under a key-encryption key "
+                                 "in your KMIP server).");
+                else if (!value_set(ms))
+                        tf_error(d, &pm, "Missing master secret", "master_secret_salt is set, so master_secret must be too.");
+                else if (!value_set(mss))
+                        tf_error(d, &ps, "Missing master secret salt", "master_secret is set, so master_secret_salt must be too.");
+        }
+        if (value_set(k) && !k->unknown)
+                validate_kmip(k, d);
+}
+
+/* The master secret and salt of a kmip cluster, unwrapped at the user's KMIP server with the
+ * configured credentials (cfg: the configuration's kmip, holding the write-only parts) from the
+ * planned blob and salt (pub). With generate and no blob yet (Create), a fresh master secret and
+ * salt are drawn and wrapped first, the round trip checked, and *ret_blob_b64 / *ret_salt_b64 say
+ * what to keep in state. *ret_uri (optional): the node's kms://kmip URI. Refusals become one
+ * diagnostic at the attribute concerned, ending with `after`. */
+static int kmip_master_secret(const cty_value *cfg, const cty_value *pub, bool generate, secret_t **ret_master,
+                              secret_t **ret_salt, char **ret_blob_b64, char **ret_salt_b64, secret_t **ret_uri,
+                              const char *after, tf_diags *d) {
+        const char *kek = tf_get_string(cfg, "kek_id");
+        tf_path pk = tf_path_child(NULL, "kmip"), pe = tf_path_child(&pk, "kek_id");
+        if (!kek || !*kek) {
+                tf_error(d, &pe, "Missing KEK identifier",
+                         "kmip.kek_id must be set: it is write-only, so Terraform passes it from the configuration at "
+                         "every apply.%s",
+                         after);
+                return -EINVAL;
+        }
+        _cleanup_(kmip_refs_done) kmip_refs refs = { 0 };
+        _cleanup_(kmip_client_freep) kmip_client *c = NULL;
+        ct_error err = CT_ERROR_INIT;
+        int r = kmip_refs_from(cfg, &refs);
+        if (r == -EINVAL) {
+                tf_error(d, &pk, "Missing KMIP credentials",
+                         "kmip.client_certificate, kmip.client_key and kmip.server_ca must be set: they are write-only, "
+                         "so Terraform passes them from the configuration at every apply.%s",
+                         after);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        if ((r = kmip_client_from(cfg, &refs, &c, &err)) < 0) {
+                if (ct_error_is_set(&err))
+                        kmip_diag(d, &err, kek, after);
+                return r;
+        }
+        _cleanup_free_ uint8_t *blob = NULL;
+        size_t blob_len = 0;
+        _cleanup_secret_ secret_t *salt = NULL, *master = NULL;
+        const cty_value *w = cty_object_get(pub, "wrapped_master_secret");
+        bool fresh = generate && (!w || w->null || w->unknown);
+        if (fresh) {
+                salt = secret_new(CLUSTER_KMIP_SECRET_LEN);
+                _cleanup_secret_ secret_t *drawn = secret_new(CLUSTER_KMIP_SECRET_LEN);
+                if (!salt || !drawn)
+                        return -ENOMEM;
+                if (RAND_bytes(drawn->data, (int) drawn->len) != 1 || RAND_bytes(salt->data, (int) salt->len) != 1) {
+                        tf_error(d, &pk, "No randomness", "OpenSSL's RAND_bytes failed to draw the master secret.%s",
+                                 after);
+                        return -EIO;
+                }
+                log_debug("constellation_cluster: wrapping a fresh master secret at the KMIP server");
+                if ((r = kmip_wrap_master_secret(c, kek, drawn, salt, &blob, &blob_len, &err)) < 0) {
+                        if (ct_error_is_set(&err))
+                                kmip_diag(d, &err, kek, after);
+                        return r;
+                }
+        } else if ((r = kmip_decode_public(pub, &blob, &blob_len, &salt, d)) < 0)
+                return r;
+        /* The unwrap is the check that KEK, credentials, blob and salt belong together (and, for a
+         * fresh wrap, the round trip) before anything reaches a node. */
+        log_debug("constellation_cluster: unwrapping the master secret at the KMIP server");
+        if ((r = kmip_unwrap_master_secret(c, kek, blob, blob_len, salt, &master, &err)) < 0) {
+                if (ct_error_is_set(&err))
+                        kmip_diag(d, &err, kek, after);
+                return r;
+        }
+        _cleanup_secret_ secret_t *uri = NULL;
+        if (ret_uri && (r = kmip_build_uri(cfg, &refs, blob, blob_len, salt, &uri, &err)) < 0) {
+                if (ct_error_is_set(&err))
+                        kmip_diag(d, &err, kek, after);
+                return r;
+        }
+        if (uri && uri->len > CLUSTER_KMIP_URI_MAX) {
+                tf_path p = tf_path_child(&pk, "client_key");
+                tf_error(d, &p, "KMIP settings too long for a node",
+                         "The kms://kmip URI would be %zu bytes; a node accepts at most %d. Use EC (P-256) keys.%s",
+                         uri->len, CLUSTER_KMIP_URI_MAX, after);
+                return -E2BIG;
+        }
+        if (ret_blob_b64) {
+                _cleanup_free_ char *bb = base64_encode(blob, blob_len, BASE64_URL);
+                _cleanup_free_ char *sb = base64_encode(salt->data, salt->len, BASE64_URL);
+                if (!bb || !sb)
+                        return -ENOMEM;
+                *ret_blob_b64 = TAKE_PTR(bb);
+                *ret_salt_b64 = TAKE_PTR(sb);
+        }
+        if (ret_uri)
+                *ret_uri = TAKE_PTR(uri);
+        *ret_master = TAKE_PTR(master);
+        *ret_salt = TAKE_PTR(salt);
+        return 0;
 }
 
 /* The PCR index in an aTLS refusal ("… at index 9 (expected …)" or "PCR 9 (expected …)"), or -1. */
@@ -632,11 +1148,23 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
                 tf_error(d, &pm, "Invalid measurements", "%s.", err.detail);
                 return NULL;
         }
-        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *msalt = NULL, *isecret = NULL;
-        if (config_secret(config, "master_secret", true, &master, d) < 0 ||
-            config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
-            config_secret(config, "measurement_salt", true, &msalt, d) < 0 ||
+        _cleanup_secret_ secret_t *master = NULL, *salt = NULL, *msalt = NULL, *isecret = NULL, *kms_uri = NULL;
+        _cleanup_free_ char *wrapped_b64 = NULL, *salt_b64 = NULL;
+        const cty_value *kmip_cfg = cty_object_get(config, "kmip");
+        bool use_kmip = value_set(kmip_cfg);
+        if (config_secret(config, "measurement_salt", true, &msalt, d) < 0 ||
             config_secret(config, "init_secret", false, &isecret, d) < 0)
+                return NULL;
+        if (use_kmip) {
+                /* Hold your own key: the master secret is unwrapped (or first drawn and wrapped) at the
+                 * user's KMIP server before the node is dialled, so a refusal names its attribute and
+                 * leaves the node untouched; the node gets the kms://kmip URI and unwraps it itself. */
+                if (kmip_master_secret(kmip_cfg, cty_object_get(planned, "kmip"), true, &master, &salt, &wrapped_b64,
+                                       &salt_b64, &kms_uri, " Nothing was sent to the node; it is not initialised.",
+                                       d) < 0)
+                        return NULL;
+        } else if (config_secret(config, "master_secret", true, &master, d) < 0 ||
+                   config_secret(config, "master_secret_salt", true, &salt, d) < 0)
                 return NULL;
 
         /* Subject alternative names: the configured ones and the endpoint. */
@@ -661,7 +1189,8 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
 
         const char *svc = tf_get_string(cty_object_get(planned, "network_config"), "ip_cidr_service");
         nodeclient_init_params params = {
-                .master_secret = master, .salt = salt, .measurement_salt = msalt, .init_secret = isecret,
+                .master_secret = use_kmip ? NULL : master, .salt = use_kmip ? NULL : salt, .kms_uri = kms_uri,
+                .measurement_salt = msalt, .init_secret = isecret,
                 .cluster_name = tf_get_string(planned, "name"),
                 .kubernetes_version = tf_get_string(planned, "kubernetes_version"),
                 .service_cidr = svc,
@@ -718,7 +1247,9 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
             cty_object_set(v, "host", server ? cty_string_new(server) : cty_null(&cty_string)) < 0 ||
             cty_object_set(v, "cluster_ca_certificate", pem_value(kc, kc_len, "certificate-authority-data", false)) < 0 ||
             cty_object_set(v, "client_certificate", pem_value(kc, kc_len, "client-certificate-data", false)) < 0 ||
-            cty_object_set(v, "client_key", pem_value(kc, kc_len, "client-key-data", true)) < 0) {
+            cty_object_set(v, "client_key", pem_value(kc, kc_len, "client-key-data", true)) < 0 ||
+            (use_kmip && (cty_object_set(cty_object_get(v, "kmip"), "wrapped_master_secret", cty_string_new(wrapped_b64)) < 0 ||
+                          cty_object_set(cty_object_get(v, "kmip"), "salt", cty_string_new(salt_b64)) < 0))) {
                 nodeclient_init_result_done(&res);
                 tf_error(d, NULL, "Out of memory",
                          "The cluster was initialised (cluster ID %s) but the provider ran out of memory recording it.",
@@ -752,6 +1283,43 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
         return TAKE_PTR(v);
 }
 
+/* The cluster's keys cannot move to another KMS after Init: every node keeps the kms:// URI (or the
+ * master secret) it was initialised with on its state disk, and the blob is bound to its KEK. The
+ * write-only parts (KEK identifier, credentials) are in no plan or state to compare with; a changed
+ * KEK is refused by the server when Update next unwraps (the blob's additional data names the KEK). */
+static void plan_key_management(const cty_value *prior, const cty_value *planned, tf_diags *d) {
+        const cty_value *pk = cty_object_get(prior, "kmip"), *nk = cty_object_get(planned, "kmip");
+        const cty_value *cid = cty_object_get(prior, "cluster_id");
+        if (!cid || cid->null || (nk && nk->unknown))
+                return; /* imported: nothing recorded to compare with */
+        tf_path pkp = tf_path_child(NULL, "kmip");
+        if (value_set(pk) != value_set(nk)) {
+                tf_error(d, &pkp, "Key management cannot change",
+                         "The cluster was initialised with %s, and every node keeps that on its state disk; "
+                         "switching to %s would need the cluster's keys moved, which this provider does not do. Keep "
+                         "the key management the cluster was created with (the master secret's key derivation stays "
+                         "the same either way), or replace the cluster.",
+                         value_set(pk) ? "kmip (hold your own key)" : "master_secret and master_secret_salt",
+                         value_set(nk) ? "kmip" : "master_secret");
+                return;
+        }
+        if (!value_set(pk))
+                return;
+        static const char *const fixed[] = { "endpoint", "server_name", "wrapped_master_secret", "salt" };
+        for (size_t i = 0; i < ELEMENTSOF(fixed); i++) {
+                const cty_value *a = cty_object_get(pk, fixed[i]), *b = cty_object_get(nk, fixed[i]);
+                if (!a || !b || b->unknown || cty_value_equal(a, b))
+                        continue;
+                tf_path p = tf_path_child(&pkp, fixed[i]);
+                tf_error(d, &p, "KMIP settings cannot change",
+                         "kmip.%s of an initialised cluster cannot change: the nodes received the kms://kmip URI at Init "
+                         "and keep it on their state disks (recovery and the key service use it), and the master "
+                         "secret is wrapped under the KEK once. Keep the applied value (see the state), or replace "
+                         "the cluster.",
+                         fixed[i]);
+        }
+}
+
 /* Changes that need Kubernetes are refused at plan time, never half-applied. */
 static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value *planned, tf_diags *d) {
         /* Without nodes there is nothing to verify: verification is null, known now (the schema's
@@ -774,6 +1342,7 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
                 { "kubernetes_version", "a Kubernetes upgrade" },
                 { "constellation_microservice_version", "a microservice upgrade" },
         };
+        plan_key_management(prior, planned, d);
         /* A changed node list is verified again at apply. */
         const cty_value *pn = cty_object_get(prior, "nodes");
         if (vi >= 0 && nn && !nn->null && (!pn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn)))
@@ -941,9 +1510,14 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
                 }
                 _cleanup_secret_ secret_t *master = NULL, *salt = NULL;
                 _cleanup_free_ char *doc = NULL;
-                if (config_secret(config, "master_secret", true, &master, d) < 0 ||
-                    config_secret(config, "master_secret_salt", true, &salt, d) < 0 ||
-                    sign_attestation_update(&m, master, salt, &doc, d) < 0 ||
+                const cty_value *kmip_cfg = cty_object_get(config, "kmip");
+                int r = value_set(kmip_cfg)
+                                ? kmip_master_secret(kmip_cfg, cty_object_get(planned, "kmip"), false, &master, &salt,
+                                                     NULL, NULL, NULL, " The state is unchanged.", d)
+                                : config_secret(config, "master_secret", true, &master, d) < 0
+                                          ? -EINVAL
+                                          : config_secret(config, "master_secret_salt", true, &salt, d);
+                if (r < 0 || sign_attestation_update(&m, master, salt, &doc, d) < 0 ||
                     push_attestation_update(host, doc, 0, false, d) < 0)
                         return cty_value_copy(prior);
         }
@@ -1047,8 +1621,11 @@ static cty_value *import_cluster(tf_provider_state *p, const char *id, tf_diags 
                 *slot = value;
                 s = amp ? amp + 1 : end;
         }
-        const char *missing = !kubeconfig_b64 ? "kubeConfig" : !endpoint ? "clusterEndpoint" : !master ? "masterSecret"
-                                                              : !salt    ? "masterSecretSalt"
+        /* A kmip cluster (hold your own key) has no master secret in clear: its import URI has neither
+         * masterSecret nor masterSecretSalt (the configuration's kmip supplies the rest). */
+        const char *missing = !kubeconfig_b64 ? "kubeConfig" : !endpoint ? "clusterEndpoint"
+                              : !master && salt                          ? "masterSecret"
+                              : master && !salt                          ? "masterSecretSalt"
                                                                          : NULL;
         if (missing) {
                 tf_error(d, NULL, "Invalid import ID", "The import URI lacks the %s parameter.", missing);
@@ -1056,7 +1633,7 @@ static cty_value *import_cluster(tf_provider_state *p, const char *id, tf_diags 
         }
         uint8_t buf[32];
         CLEANUP_ERASE(buf);
-        if (hex_decode_exact(master, buf, sizeof(buf)) < 0 || hex_decode_exact(salt, buf, sizeof(buf)) < 0) {
+        if (master && (hex_decode_exact(master, buf, sizeof(buf)) < 0 || hex_decode_exact(salt, buf, sizeof(buf)) < 0)) {
                 tf_error(d, NULL, "Invalid import ID",
                          "masterSecret and masterSecretSalt must each be 64 hexadecimal characters.");
                 return NULL;

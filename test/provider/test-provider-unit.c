@@ -57,7 +57,8 @@ static void test_schema_rpc(void **state) {
                         saw_secret = true;
                         assert_true(b->attributes[i]->sensitive);
                         assert_true(b->attributes[i]->write_only);
-                        assert_true(b->attributes[i]->required);
+                        /* optional: kmip (hold your own key) replaces it; validation wants exactly one */
+                        assert_true(b->attributes[i]->optional);
                 }
         assert_true(saw_secret);
         /* constellation_qemu_infrastructure: its init secret is write-only too. */
@@ -93,6 +94,11 @@ static void test_validate_hex_secret(void **state) {
         memset(secret, 'a', 63);
         secret[63] = 0;
         assert_int_equal(cty_object_set(cfg, "master_secret", cty_string_new(secret)), 0);
+        /* its salt too: either alone is its own error (exactly one of master_secret+salt and kmip) */
+        char salt[65];
+        memset(salt, 'b', 64);
+        salt[64] = 0;
+        assert_int_equal(cty_object_set(cfg, "master_secret_salt", cty_string_new(salt)), 0);
         assert_int_equal(cty_object_set(cfg, "csp", cty_string_new("qemu")), 0);
         Tfplugin6__DynamicValue dv = TFPLUGIN6__DYNAMIC_VALUE__INIT;
         assert_int_equal(cty_msgpack_encode(cfg, t, &dv.msgpack.data, &dv.msgpack.len), 0);
