@@ -9,7 +9,8 @@
 #      third extra disk). They change the measurements, which is fine: the tests use
 #      the measurements of this image, predicted below
 #   3. image/build/build-image.sh --variant qemu --node-dir OUT/node (mkosi tree unless
-#      CT_IMAGE_TREE=DIR gives one; CT_MKOSI_CACHE=DIR keeps mkosi's packages)
+#      CT_IMAGE_TREE=DIR gives one; CT_MKOSI_CACHE=DIR keeps mkosi's packages; CT_CMDLINE_EXTRA=S
+#      appends S to the kernel command line, e.g. systemd.log_target=console for a debugging image)
 #   4. OUT/measurements.json = `constellation-image measure --measurements-only` of the disk
 # Then OUT/img/qemu/disk.raw, OUT/img/qemu/cmdline, OUT/img/common/*, OUT/tree (the OS tree).
 set -euo pipefail
@@ -56,11 +57,13 @@ install -D -m 0644 "$here/image/50-ct-test-report-vs.conf" "$node/usr/lib/system
 if [ -n "${CT_IMAGE_TREE:-}" ]; then
 	say "assembling from the tree $CT_IMAGE_TREE"
 	"$src/image/build/build-image.sh" --variant qemu --tree "$CT_IMAGE_TREE" --node-dir "$node" --out "$out/img" \
+		${CT_CMDLINE_EXTRA:+--cmdline-extra "$CT_CMDLINE_EXTRA"} \
 		> "$out/build.log" 2>&1 || fail "build-image.sh failed: $(tail -n 5 "$out/build.log")"
 	tree="$out/img/tree-node"
 else
 	say "mkosi tree + assembly"
 	"$src/image/build/build-image.sh" --variant qemu --node-dir "$node" --out "$out/img" \
+		${CT_CMDLINE_EXTRA:+--cmdline-extra "$CT_CMDLINE_EXTRA"} \
 		${CT_MKOSI_CACHE:+--mkosi-cache "$CT_MKOSI_CACHE"} > "$out/build.log" 2>&1 \
 		|| fail "build-image.sh failed: $(tail -n 5 "$out/build.log")"
 	tree="$out/img/tree"
