@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "basic/fileio.h"
 #include "etcd.pb-c.h"
@@ -162,7 +163,7 @@ static int call(etcd_client *c, const char *method, const ProtobufCMessage *req,
                 const char *m = st.message ? st.message : "";
                 if (st.code == GRPC_STATUS_UNAVAILABLE && (strstr(m, "andshake failed") || strstr(m, "certificate")))
                         r = ct_error_set(err, -ECONNREFUSED, L, "tls-refused", "%s %s: %.300s", c->endpoint, method, m);
-                else if (st.code == GRPC_STATUS_UNAVAILABLE)
+                else if (st.code == GRPC_STATUS_UNAVAILABLE && !strstr(m, "unhealthy cluster"))
                         r = ct_error_set(err, -ECONNREFUSED, L, "unreachable", "%s %s: UNAVAILABLE: %.300s",
                                          c->endpoint, method, m);
                 /* Our deadline reaches etcd with the call; when etcd's copy of it expires first, etcd
@@ -171,6 +172,20 @@ static int call(etcd_client *c, const char *method, const ProtobufCMessage *req,
                          (st.code == GRPC_STATUS_UNKNOWN && strstr(m, "deadline exceeded")))
                         r = ct_error_set(err, -ETIMEDOUT, L, "timeout", "%s %s: no answer within %lld ms: %.300s",
                                          c->endpoint, method, (long long) c->timeout_ms, m);
+                /* etcd's membership refusals (api/v3rpc/rpctypes), each its own reason: callers act on them. */
+                else if (st.code == GRPC_STATUS_NOT_FOUND && strstr(m, "member not found"))
+                        r = ct_error_set(err, -ENOENT, L, "not-found", "%s %s: %.300s", c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && strstr(m, "in sync with leader"))
+                        r = ct_error_set(err, -EAGAIN, L, "learner-not-ready", "%s %s: %.300s", c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && strstr(m, "can only promote a learner"))
+                        r = ct_error_set(err, -EALREADY, L, "not-learner", "%s %s: %.300s", c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && strstr(m, "too many learner"))
+                        r = ct_error_set(err, -EBUSY, L, "too-many-learners", "%s %s: %.300s", c->endpoint, method, m);
+                else if (st.code == GRPC_STATUS_FAILED_PRECONDITION && strstr(m, "Peer URLs already exists"))
+                        r = ct_error_set(err, -EEXIST, L, "peer-url-exists", "%s %s: %.300s", c->endpoint, method, m);
+                else if ((st.code == GRPC_STATUS_FAILED_PRECONDITION && strstr(m, "not enough started members")) ||
+                         (st.code == GRPC_STATUS_UNAVAILABLE && strstr(m, "unhealthy cluster")))
+                        r = ct_error_set(err, -EBUSY, L, "quorum-at-risk", "%s %s: %.300s", c->endpoint, method, m);
                 else
                         r = ct_error_set(err, -EIO, L, "rpc-status", "%s %s: %s: %.300s", c->endpoint, method,
                                          rpc_status_code_to_string(st.code), m);
@@ -491,13 +506,14 @@ int etcd_member_list(etcd_client *c, etcd_members *ret, ct_error *err) {
         return r;
 }
 
-int etcd_member_add(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err) {
+static int member_add(etcd_client *c, const char *peer_url, bool learner, etcd_members *ret, ct_error *err) {
         if (!peer_url || strncmp(peer_url, "https://", 8) != 0 || strlen(peer_url) > 255)
                 return ct_error_set(err, -EINVAL, L, "config", "peer URL must be https://host:port");
         Etcdserverpb__MemberAddRequest req = ETCDSERVERPB__MEMBER_ADD_REQUEST__INIT;
         char *urls[] = { (char *) peer_url };
         req.n_peerurls = 1;
         req.peerurls = urls;
+        req.islearner = learner;
         uint8_t *resp = NULL;
         size_t len = 0;
         int r = call(c, ETCD_METHOD_MEMBER_ADD, &req.base, &resp, &len, err);
@@ -506,4 +522,173 @@ int etcd_member_add(etcd_client *c, const char *peer_url, etcd_members *ret, ct_
         r = etcd_parse_members_response(resp, len, true, ret, err);
         erase_and_free_sized(resp, len);
         return r;
+}
+
+int etcd_member_add(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err) {
+        return member_add(c, peer_url, false, ret, err);
+}
+
+int etcd_member_add_learner(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err) {
+        return member_add(c, peer_url, true, ret, err);
+}
+
+/* MemberRemove and MemberPromote answer {header, repeated Member members = 2}: MemberListResponse's
+ * layout, so the same parser checks them. */
+static int member_by_id(etcd_client *c, const char *method, uint64_t id, etcd_members *ret, ct_error *err) {
+        if (id == 0)
+                return ct_error_set(err, -EINVAL, L, "config", "member ID 0");
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        int r;
+        if (streq(method, ETCD_METHOD_MEMBER_REMOVE)) {
+                Etcdserverpb__MemberRemoveRequest req = ETCDSERVERPB__MEMBER_REMOVE_REQUEST__INIT;
+                req.id = id;
+                r = call(c, method, &req.base, &resp, &len, err);
+        } else {
+                Etcdserverpb__MemberPromoteRequest req = ETCDSERVERPB__MEMBER_PROMOTE_REQUEST__INIT;
+                req.id = id;
+                r = call(c, method, &req.base, &resp, &len, err);
+        }
+        if (r < 0)
+                return r;
+        etcd_members m = { 0 };
+        r = etcd_parse_members_response(resp, len, false, &m, err);
+        erase_and_free_sized(resp, len);
+        if (r < 0)
+                return r;
+        if (ret)
+                *ret = m;
+        else
+                etcd_members_done(&m);
+        return 0;
+}
+
+int etcd_member_remove(etcd_client *c, uint64_t id, etcd_members *ret, ct_error *err) {
+        return member_by_id(c, ETCD_METHOD_MEMBER_REMOVE, id, ret, err);
+}
+
+int etcd_member_promote(etcd_client *c, uint64_t id, etcd_members *ret, ct_error *err) {
+        return member_by_id(c, ETCD_METHOD_MEMBER_PROMOTE, id, ret, err);
+}
+
+/* ---- membership of a joining control plane ---- */
+
+int etcd_initial_cluster(const etcd_members *m, uint64_t self, const char *self_name, char **ret) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f)
+                return -ENOMEM;
+        bool first = true;
+        for (size_t i = 0; i < m->n; i++)
+                for (char **u = m->items[i].peer_urls; u && *u; u++) {
+                        const char *name = m->items[i].id == self ? self_name : m->items[i].name;
+                        fprintf(f, "%s%s=%s", first ? "" : ",", name, *u);
+                        first = false;
+                }
+        if (fclose(f) != 0) {
+                free(out);
+                return -ENOMEM;
+        }
+        *ret = out;
+        return 0;
+}
+
+int etcd_join_learner(etcd_client *c, const char *name, const char *peer_url, char **ret_initial_cluster,
+                      uint64_t *ret_id, ct_error *err) {
+        if (isempty(name) || strlen(name) > 253 || strpbrk(name, "=,\n"))
+                return ct_error_set(err, -EINVAL, L, "config", "member name invalid");
+        etcd_members m = { 0 };
+        int r = etcd_member_list(c, &m, err);
+        if (r < 0)
+                return r;
+        /* An earlier incarnation of this node (an attempt that never started its member, or a node whose
+         * state disk was formatted again): its member goes first. A voter that is down can only be
+         * removed while the others keep a quorum; etcd refuses otherwise and so do we. */
+        uint64_t stale = 0;
+        for (size_t i = 0; i < m.n && !stale; i++)
+                for (char **u = m.items[i].peer_urls; u && *u && !stale; u++)
+                        if (streq(*u, peer_url))
+                                stale = m.items[i].id;
+        etcd_members_done(&m);
+        if (stale) {
+                r = etcd_member_remove(c, stale, NULL, err);
+                if (r < 0 && r != -ENOENT) {
+                        ct_error_prefix(err, "removing the earlier member %llx of %s", (unsigned long long) stale,
+                                        peer_url);
+                        return r;
+                }
+        }
+        /* etcd derives a member's ID from its peer URLs and the time in seconds: a member added again
+         * within the second its removed namesake was added gets the removed ID, which etcd refuses
+         * forever (ErrIDRemoved, reported as "member not found"). The next second gives a new ID. */
+        for (int attempt = 0;; attempt++) {
+                r = etcd_member_add_learner(c, peer_url, &m, err);
+                if (r != -ENOENT || attempt == 2)
+                        break;
+                struct timespec ts = { 1, 100 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *ic = NULL;
+        uint64_t id = m.added_id;
+        r = etcd_initial_cluster(&m, id, name, &ic);
+        etcd_members_done(&m);
+        if (r < 0)
+                return ct_error_set(err, r, L, "internal", "out of memory");
+        *ret_initial_cluster = TAKE_PTR(ic);
+        if (ret_id)
+                *ret_id = id;
+        return stale ? 1 : 0;
+}
+
+void etcd_learners_done(etcd_learners *t) {
+        if (t)
+                *t = (etcd_learners){ 0 };
+}
+
+int etcd_tend_learners(etcd_client *c, etcd_learners *t, int64_t now_ms, int64_t timeout_ms,
+                       void (*report)(void *userdata, uint64_t id, const char *peer_url, bool promoted,
+                                      const ct_error *why),
+                       void *userdata, ct_error *err) {
+        etcd_members m = { 0 };
+        int r = etcd_member_list(c, &m, err);
+        if (r < 0)
+                return r;
+        etcd_learners next = { 0 };
+        int pending = 0;
+        for (size_t i = 0; i < m.n; i++) {
+                const etcd_member *e = &m.items[i];
+                if (!e->learner)
+                        continue;
+                int64_t since = now_ms;
+                for (size_t k = 0; k < t->n; k++)
+                        if (t->items[k].id == e->id)
+                                since = t->items[k].since_ms;
+                ct_error e2 = CT_ERROR_INIT;
+                int q = etcd_member_promote(c, e->id, NULL, &e2);
+                if (q >= 0 || q == -EALREADY || q == -ENOENT) { /* promoted (here, or by another control plane) */
+                        if (q >= 0 && report)
+                                report(userdata, e->id, e->peer_urls[0], true, NULL);
+                        continue;
+                }
+                if (now_ms - since >= timeout_ms) {
+                        /* A learner is no voter: removing it never needs it, and its absence never
+                         * costs the quorum. */
+                        ct_error e3 = CT_ERROR_INIT;
+                        int d = etcd_member_remove(c, e->id, NULL, &e3);
+                        if (d >= 0 || d == -ENOENT) {
+                                if (d >= 0 && report)
+                                        report(userdata, e->id, e->peer_urls[0], false, &e2);
+                                continue;
+                        }
+                }
+                if (next.n < ETCD_MAX_MEMBERS)
+                        next.items[next.n++] = (etcd_learner){ .id = e->id, .since_ms = since };
+                pending++;
+        }
+        etcd_members_done(&m);
+        *t = next;
+        return pending;
 }

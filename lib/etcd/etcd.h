@@ -33,6 +33,10 @@
  *   too-large           a value larger than the caller's maximum, -EFBIG
  *   not-found           etcd_get: the key does not exist, -ENOENT
  *   compare-failed      etcd_cas: the key's revision is not the expected one, -ESTALE
+ *   membership (etcd's own refusals, api/v3rpc/rpctypes): not-found (no such member, -ENOENT),
+ *   learner-not-ready (a learner not yet in sync with the leader, -EAGAIN), not-learner (promote of
+ *   a voter, -EALREADY), too-many-learners (etcd 3.4 allows one, -EBUSY), peer-url-exists (-EEXIST),
+ *   quorum-at-risk (strict reconfiguration check: not enough started members, unhealthy, -EBUSY)
  * Nothing here logs above debug level; details never contain a value. */
 #pragma once
 
@@ -57,6 +61,8 @@
 #define ETCD_METHOD_TXN "/etcdserverpb.KV/Txn"
 #define ETCD_METHOD_MEMBER_ADD "/etcdserverpb.Cluster/MemberAdd"
 #define ETCD_METHOD_MEMBER_LIST "/etcdserverpb.Cluster/MemberList"
+#define ETCD_METHOD_MEMBER_REMOVE "/etcdserverpb.Cluster/MemberRemove"
+#define ETCD_METHOD_MEMBER_PROMOTE "/etcdserverpb.Cluster/MemberPromote"
 
 /* The files lib/pki issues under the PKI directory (kubeadm's layout where kubeadm has one). */
 #define ETCD_PKI_CA "etcd/ca.crt"
@@ -114,6 +120,46 @@ void etcd_members_done(etcd_members *m);
  * the member list the new member must start with (--initial-cluster, state "existing"). */
 int etcd_member_list(etcd_client *c, etcd_members *ret, ct_error *err);
 int etcd_member_add(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err);
+/* MemberAdd of a learner (etcd 3.4): it replicates but does not vote, so a learner that never starts
+ * costs no quorum and can always be removed; it serves no client request but a serializable Range
+ * until it is promoted. */
+int etcd_member_add_learner(etcd_client *c, const char *peer_url, etcd_members *ret, ct_error *err);
+/* MemberRemove / MemberPromote of a member ID; *ret (may be NULL) gets the member list after it.
+ * Promote: learner-not-ready until the learner caught up with the leader, not-learner for a voter. */
+int etcd_member_remove(etcd_client *c, uint64_t id, etcd_members *ret, ct_error *err);
+int etcd_member_promote(etcd_client *c, uint64_t id, etcd_members *ret, ct_error *err);
+
+/* ETCD_INITIAL_CLUSTER as `etcdctl member add` prints it: "name=peer-url,..." with self_name for the
+ * member self (the new one: etcd knows no name for it until it starts). */
+int etcd_initial_cluster(const etcd_members *m, uint64_t self, const char *self_name, char **ret);
+
+/* A control plane joining (docs/node.md "A control plane joins"): the member with peer_url, if one
+ * exists (an earlier incarnation of that node), is removed, then peer_url is added as a learner; the
+ * new member's ETCD_INITIAL_CLUSTER (name for it) in *ret_initial_cluster (malloc'd), its ID in
+ * *ret_id (may be NULL). Returns 1 if an earlier member was removed, else 0. */
+int etcd_join_learner(etcd_client *c, const char *name, const char *peer_url, char **ret_initial_cluster,
+                      uint64_t *ret_id, ct_error *err);
+
+/* Learners seen, and since when (etcd_tend_learners' memory between rounds). */
+typedef struct etcd_learner {
+        uint64_t id;
+        int64_t since_ms;
+} etcd_learner;
+typedef struct etcd_learners {
+        etcd_learner items[ETCD_MAX_MEMBERS];
+        size_t n;
+} etcd_learners;
+void etcd_learners_done(etcd_learners *t);
+/* One round: every learner in MemberList is promoted if etcd agrees (in sync with the leader); one
+ * that stayed a learner for timeout_ms since this tracker first saw it is removed (its node never
+ * started its member, or never caught up). A member already promoted or removed by another control
+ * plane counts as done. report (may be NULL) is told of each promotion (promoted true) and removal
+ * (why: the last promote refusal). Returns the number of learners still pending (>= 0) or a
+ * negative errno when MemberList failed. */
+int etcd_tend_learners(etcd_client *c, etcd_learners *t, int64_t now_ms, int64_t timeout_ms,
+                       void (*report)(void *userdata, uint64_t id, const char *peer_url, bool promoted,
+                                      const ct_error *why),
+                       void *userdata, ct_error *err);
 
 /* The parsers of etcd's replies (outside bytes; fuzz/etcd). Each unpacks with a wiping allocator,
  * checks the shape, and copies out only what is asked for. */

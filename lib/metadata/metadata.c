@@ -30,6 +30,9 @@ void metadata_done(metadata *m) {
         for (size_t i = 0; i < m->n_join_endpoints; i++)
                 free(m->join_endpoints[i]);
         free(m->join_endpoints);
+        for (size_t i = 0; i < m->n_control_plane_ips; i++)
+                free(m->control_plane_ips[i]);
+        free(m->control_plane_ips);
         free(m->uid);
         free(m->endpoint);
         *m = (metadata){ 0 };
@@ -192,7 +195,37 @@ static int take_string(json_t *obj, const char *key, bool required, bool (*valid
 }
 
 static const char *const known_keys[] = { "name", "role", "vpc_ip", "init_secret_hash", "join_endpoints", "uid",
-                                          "endpoint" };
+                                          "endpoint", "control_plane_ips" };
+
+/* An optional array of at most max strings, each valid(): a NUL-free copy in *ret / *ret_n. */
+static int take_string_array(json_t *root, const char *key, size_t max, bool (*valid)(const char *),
+                             const char *what, char ***ret, size_t *ret_n, ct_error *err) {
+        json_t *je = json_object_get(root, key);
+        if (!je)
+                return 0;
+        if (!json_is_array(je))
+                return ct_error_set(err, -EBADMSG, LAYER, "bad-field", "\"%s\" is not an array", key);
+        size_t n = json_array_size(je);
+        if (n > max)
+                return ct_error_set(err, -EBADMSG, LAYER, "bad-field", "\"%s\" has %zu entries, at most %zu allowed",
+                                    key, n, max);
+        if (n > 0) {
+                *ret = calloc(n, sizeof(char *));
+                if (!*ret)
+                        return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        }
+        for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(je, i);
+                if (!json_is_string(e) || strlen(json_string_value(e)) != json_string_length(e) ||
+                    !valid(json_string_value(e)))
+                        return ct_error_set(err, -EBADMSG, LAYER, "bad-field", "\"%s\"[%zu] is not %s", key, i, what);
+                (*ret)[i] = strdup(json_string_value(e));
+                if (!(*ret)[i])
+                        return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                (*ret_n)++;
+        }
+        return 0;
+}
 
 int metadata_parse(const char *json, size_t len, metadata *ret, ct_error *err) {
         if (!json || !ret)
@@ -247,32 +280,11 @@ int metadata_parse(const char *json, size_t len, metadata *ret, ct_error *err) {
                              err)) < 0)
                 return r;
 
-        json_t *je = json_object_get(root, "join_endpoints");
-        if (je) {
-                if (!json_is_array(je))
-                        return ct_error_set(err, -EBADMSG, LAYER, "bad-field", "\"join_endpoints\" is not an array");
-                size_t n = json_array_size(je);
-                if (n > METADATA_MAX_JOIN_ENDPOINTS)
-                        return ct_error_set(err, -EBADMSG, LAYER, "bad-field",
-                                            "\"join_endpoints\" has %zu entries, at most %u allowed", n,
-                                            METADATA_MAX_JOIN_ENDPOINTS);
-                if (n > 0) {
-                        m.join_endpoints = calloc(n, sizeof(char *));
-                        if (!m.join_endpoints)
-                                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-                }
-                for (size_t i = 0; i < n; i++) {
-                        json_t *e = json_array_get(je, i);
-                        if (!json_is_string(e) || strlen(json_string_value(e)) != json_string_length(e) ||
-                            !metadata_valid_endpoint(json_string_value(e)))
-                                return ct_error_set(err, -EBADMSG, LAYER, "bad-field",
-                                                    "\"join_endpoints\"[%zu] is not a \"host:port\" string", i);
-                        m.join_endpoints[i] = strdup(json_string_value(e));
-                        if (!m.join_endpoints[i])
-                                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-                        m.n_join_endpoints++;
-                }
-        }
+        if ((r = take_string_array(root, "join_endpoints", METADATA_MAX_JOIN_ENDPOINTS, metadata_valid_endpoint,
+                                   "a \"host:port\" string", &m.join_endpoints, &m.n_join_endpoints, err)) < 0 ||
+            (r = take_string_array(root, "control_plane_ips", METADATA_MAX_CONTROL_PLANES, metadata_valid_ip,
+                                   "an IPv4 or IPv6 address", &m.control_plane_ips, &m.n_control_plane_ips, err)) < 0)
+                return r;
         *ret = m;
         m = (metadata){ 0 };
         return 0;
@@ -294,4 +306,19 @@ int metadata_read(const char *path, metadata *ret, ct_error *err) {
         if (r < 0)
                 ct_error_prefix(err, "%s", path);
         return r;
+}
+
+/* Compared as addresses, not strings: "::1" and "0::1" are one address. */
+static bool same_ip(const char *a, const char *b) {
+        unsigned char x[16], y[16];
+        if (inet_pton(AF_INET, a, x) == 1)
+                return inet_pton(AF_INET, b, y) == 1 && memcmp(x, y, 4) == 0;
+        return inet_pton(AF_INET6, a, x) == 1 && inet_pton(AF_INET6, b, y) == 1 && memcmp(x, y, 16) == 0;
+}
+
+bool metadata_is_control_plane_ip(const metadata *m, const char *ip) {
+        for (size_t i = 0; m && ip && i < m->n_control_plane_ips; i++)
+                if (same_ip(m->control_plane_ips[i], ip))
+                        return true;
+        return false;
 }

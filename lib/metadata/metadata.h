@@ -18,6 +18,10 @@
  *                      04..31, 60 characters), the hash Terraform stored for the cluster's init secret
  *   "join_endpoints"   array of "host:port" strings, optional (<= METADATA_MAX_JOIN_ENDPOINTS):
  *                      control-plane join services a worker (or a rejoining node) dials
+ *   "control_plane_ips" array of IPv4/IPv6 strings, optional (<= METADATA_MAX_CONTROL_PLANES): every
+ *                      control plane's vpc_ip (the address its etcd peers and join service use); a
+ *                      join service issues control-plane files (and adds an etcd member) only to a
+ *                      joiner whose certificate request carries one of them (docs/node.md)
  *   "uid"              string, optional: the infrastructure's cluster UID (names, tags; <= 64, [a-z0-9-])
  *   "endpoint"         string, optional: the cluster's out-of-cluster endpoint (host name, IPv4 or
  *                      IPv6 address, no port), put into
@@ -32,6 +36,7 @@
 #define METADATA_PATH_ENV "CONSTELLATION_METADATA_PATH"
 #define METADATA_MAX_SIZE (64u * 1024)
 #define METADATA_MAX_JOIN_ENDPOINTS 16u
+#define METADATA_MAX_CONTROL_PLANES 128u
 #define METADATA_NAME_MAX 253u
 #define METADATA_BCRYPT_HASH_LEN 60u
 
@@ -51,6 +56,8 @@ typedef struct metadata {
         char *init_secret_hash; /* NULL for a worker without one */
         char **join_endpoints;
         size_t n_join_endpoints;
+        char **control_plane_ips; /* the infrastructure's control planes (vpc_ip each) */
+        size_t n_control_plane_ips;
         char *uid;      /* NULL if absent */
         char *endpoint; /* NULL if absent */
 } metadata;
@@ -74,3 +81,5 @@ bool metadata_valid_ip(const char *s);
 /* "host:port" with host a DNS name, IPv4 or [IPv6] and port 1..65535. */
 bool metadata_valid_endpoint(const char *s);
 bool metadata_valid_bcrypt_hash(const char *s);
+/* ip is one of the document's control_plane_ips (exact string; NULL-safe). */
+bool metadata_is_control_plane_ip(const metadata *m, const char *ip);

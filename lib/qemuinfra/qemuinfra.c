@@ -28,6 +28,18 @@
 #include "qemuinfra/internal.h"
 
 const uint16_t QEMUINFRA_PORTS[6] = { 9000, 9999, 30090, 30080, 30081, 6443 };
+const uint16_t QEMUINFRA_CP_PORTS[1] = { 2380 };
+
+/* The ports a node's host address forwards (and every control plane's vpc_ip offers the control
+ * planes): QEMUINFRA_PORTS, plus QEMUINFRA_CP_PORTS on a control plane. */
+static size_t node_ports(bool control_plane, uint16_t ret[static QEMUINFRA_N_PORTS + QEMUINFRA_N_CP_PORTS]) {
+        size_t n = 0;
+        for (size_t i = 0; i < QEMUINFRA_N_PORTS; i++)
+                ret[n++] = QEMUINFRA_PORTS[i];
+        for (size_t i = 0; control_plane && i < QEMUINFRA_N_CP_PORTS; i++)
+                ret[n++] = QEMUINFRA_CP_PORTS[i];
+        return n;
+}
 
 #define OVMF_DIR "/usr/share/OVMF/"
 #define SWTPM_SOCKET_WAIT_MS 10000u
@@ -210,10 +222,12 @@ static bool port_free(const char *addr, uint16_t port) {
         return bind(fd, (struct sockaddr *) &sa, sizeof sa) == 0;
 }
 
-static int node_ports_free(const char *addr, char *detail, size_t size) {
-        for (size_t i = 0; i < QEMUINFRA_N_PORTS; i++)
-                if (!port_free(addr, QEMUINFRA_PORTS[i])) {
-                        snprintf(detail, size, "%s:%u is in use", addr, QEMUINFRA_PORTS[i]);
+static int node_ports_free(const char *addr, bool control_plane, char *detail, size_t size) {
+        uint16_t ports[QEMUINFRA_N_PORTS + QEMUINFRA_N_CP_PORTS];
+        size_t n = node_ports(control_plane, ports);
+        for (size_t i = 0; i < n; i++)
+                if (!port_free(addr, ports[i])) {
+                        snprintf(detail, size, "%s:%u is in use", addr, ports[i]);
                         return -EADDRINUSE;
                 }
         return 0;
@@ -236,7 +250,7 @@ static int pick_addresses(qemuinfra_cluster *c, unsigned cps, unsigned workers, 
                         bool cp = k < cps;
                         char addr[20];
                         snprintf(addr, sizeof addr, "127.%u.%u.%u", a, b, host_octet(cp, cp ? k : k - cps));
-                        if (node_ports_free(addr, last, sizeof last) < 0)
+                        if (node_ports_free(addr, cp, last, sizeof last) < 0)
                                 ok = false;
                 }
                 if (ok) {
@@ -439,17 +453,22 @@ const char *qemuinfra_in_cluster_endpoint(const qemuinfra_cluster *c) {
 }
 
 int qemuinfra_node_metadata(const qemuinfra_cluster *c, const qemuinfra_node *n, char **ret, ct_error *err) {
-        json_t *o = json_object(), *eps = json_array();
-        if (!o || !eps) {
+        json_t *o = json_object(), *eps = json_array(), *cps = json_array();
+        if (!o || !eps || !cps) {
                 json_decref(o);
                 json_decref(eps);
+                json_decref(cps);
                 return oom(err);
         }
+        /* Join endpoints: every control plane's join service but the node's own (a control plane
+         * joins the others'); control_plane_ips: every control plane's vpc_ip, its etcd peer address. */
         for (size_t i = 0; i < c->n_nodes; i++)
                 if (c->nodes[i].control_plane) {
                         char ep[40];
                         snprintf(ep, sizeof ep, "%s:30090", c->nodes[i].vpc_ip);
-                        json_array_append_new(eps, json_string(ep));
+                        if (&c->nodes[i] != n)
+                                json_array_append_new(eps, json_string(ep));
+                        json_array_append_new(cps, json_string(c->nodes[i].vpc_ip));
                 }
         json_object_set_new(o, "name", json_string(n->name));
         json_object_set_new(o, "role", json_string(n->control_plane ? "control-plane" : "worker"));
@@ -457,6 +476,7 @@ int qemuinfra_node_metadata(const qemuinfra_cluster *c, const qemuinfra_node *n,
         if (n->control_plane)
                 json_object_set_new(o, "init_secret_hash", json_string(c->init_secret_hash));
         json_object_set_new(o, "join_endpoints", eps);
+        json_object_set_new(o, "control_plane_ips", cps);
         json_object_set_new(o, "uid", json_string(c->uid));
         json_object_set_new(o, "endpoint", json_string(qemuinfra_out_of_cluster_endpoint(c)));
         char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -575,15 +595,18 @@ static int start_swtpm(const qemuinfra_spec *s, const qemuinfra_cluster *c, qemu
 }
 
 /* -netdev user,...: the node's own address and hostname by DHCP, host ports on its loopback
- * address, every other control plane's vpc_ip:port through the relay. */
-static char *netdev_arg(const qemuinfra_cluster *c, const qemuinfra_node *n) {
+ * address, every other control plane's vpc_ip:port through the relay (the etcd peer port only in
+ * control planes: workers never talk to etcd). */
+char *qemuinfra_node_netdev(const qemuinfra_cluster *c, const qemuinfra_node *n) {
         _cleanup_free_ char *relay = qopt(c->relay_command);
         if (!relay)
                 return NULL;
         char *s = xasprintf("user,id=net0,restrict=%s,net=%s,host=10.42.0.1,dns=10.42.0.3,dhcpstart=%s,hostname=%s",
                             c->outbound ? "off" : "on", QEMUINFRA_NODE_CIDR, n->vpc_ip, n->name);
-        for (size_t i = 0; s && i < QEMUINFRA_N_PORTS; i++) {
-                char *t = xasprintf("%s,hostfwd=tcp:%s:%u-:%u", s, n->host_address, QEMUINFRA_PORTS[i], QEMUINFRA_PORTS[i]);
+        uint16_t own[QEMUINFRA_N_PORTS + QEMUINFRA_N_CP_PORTS];
+        size_t n_own = node_ports(n->control_plane, own);
+        for (size_t i = 0; s && i < n_own; i++) {
+                char *t = xasprintf("%s,hostfwd=tcp:%s:%u-:%u", s, n->host_address, own[i], own[i]);
                 free(s);
                 s = t;
         }
@@ -591,9 +614,9 @@ static char *netdev_arg(const qemuinfra_cluster *c, const qemuinfra_node *n) {
                 const qemuinfra_node *cp = &c->nodes[k];
                 if (!cp->control_plane || cp == n)
                         continue;
-                for (size_t i = 0; s && i < QEMUINFRA_N_PORTS; i++) {
-                        char *t = xasprintf("%s,guestfwd=tcp:%s:%u-cmd:%s %s %u", s, cp->vpc_ip, QEMUINFRA_PORTS[i], relay,
-                                            cp->host_address, QEMUINFRA_PORTS[i]);
+                for (size_t i = 0; s && i < n_own; i++) {
+                        char *t = xasprintf("%s,guestfwd=tcp:%s:%u-cmd:%s %s %u", s, cp->vpc_ip, own[i], relay,
+                                            cp->host_address, own[i]);
                         free(s);
                         s = t;
                 }
@@ -619,7 +642,7 @@ static int start_qemu(const qemuinfra_spec *s, const qemuinfra_cluster *c, qemui
                             *report = xasprintf("file,id=ctreport,path=%s/report.log,append=on", dir),
                             *qmp = xasprintf("unix:%s/qmp.sock,server=on,wait=off", dir),
                             *fwcfg = xasprintf("name=opt/constellation/metadata,file=%s/metadata.json", dir),
-                            *net = netdev_arg(c, n);
+                            *net = qemuinfra_node_netdev(c, n);
         if (!qcode || !name || !mem || !smp || !machine || !pf0 || !pf1 || !tpmchr || !boot || !state || !serial ||
             !report || !qmp || !fwcfg || !net)
                 return oom(err);
@@ -955,7 +978,7 @@ int qemuinfra_up(const qemuinfra_spec *s, qemuinfra_cluster **cluster, ct_error 
                         proc_done(&n->qemu);
                 if (qemuinfra_proc_inspect(&n->swtpm, NULL, 0) == QEMUINFRA_PROC_GONE)
                         proc_done(&n->swtpm);
-                if (node_ports_free(n->host_address, d, sizeof d) < 0)
+                if (node_ports_free(n->host_address, n->control_plane, d, sizeof d) < 0)
                         return ct_error_set(err, -EADDRINUSE, QI_LAYER, "address-in-use", "%s: %s", n->name, d);
                 if ((r = node_prepare_files(c, n, err)) < 0 || (r = start_swtpm(s, c, n, err)) < 0 ||
                     (r = start_qemu(s, c, n, err)) < 0)
@@ -997,8 +1020,10 @@ int qemuinfra_state_to_json(const qemuinfra_cluster *c, char **ret, ct_error *er
         for (size_t k = 0; k < c->n_nodes; k++) {
                 const qemuinfra_node *n = &c->nodes[k];
                 json_t *ports = json_array();
-                for (size_t i = 0; ports && i < QEMUINFRA_N_PORTS; i++)
-                        json_array_append_new(ports, json_integer(QEMUINFRA_PORTS[i]));
+                uint16_t np[QEMUINFRA_N_PORTS + QEMUINFRA_N_CP_PORTS];
+                size_t nn = node_ports(n->control_plane, np);
+                for (size_t i = 0; ports && i < nn; i++)
+                        json_array_append_new(ports, json_integer(np[i]));
                 if (n->control_plane) {
                         json_array_append_new(sans, json_string(n->host_address));
                         json_array_append_new(sans, json_string(n->vpc_ip));

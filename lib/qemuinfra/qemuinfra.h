@@ -18,7 +18,10 @@
  * cluster uid; h = 1+i for control planes, 100+i for workers) to the same guest ports. Guest side,
  * every other control plane's vpc_ip:port is a slirp guestfwd whose command is the relay
  * (`<relay command> 127.A.B.h PORT`, stdin/stdout = the guest connection), so a worker dials
- * 10.42.1.100:30090 and reaches control-plane-0's join service through the host's loopback.
+ * 10.42.1.100:30090 and reaches control-plane-0's join service through the host's loopback. A
+ * control plane's vpc_ip is thus one address that reaches it from every node (itself: its own
+ * interface): its etcd peer URL https://<vpc_ip>:2380; QEMUINFRA_CP_PORTS go between control planes
+ * only.
  *
  * Errors: negative errno + ct_error, layer "qemuinfra"; reasons: "spec-invalid", "tool-missing",
  * "address-in-use", "io", "spawn", "start-failed", "state-invalid", "state-mismatch",
@@ -42,6 +45,10 @@
  * from every other node: bootstrapper/init, recovery, join, verification HTTP and gRPC, kube API. */
 extern const uint16_t QEMUINFRA_PORTS[6];
 #define QEMUINFRA_N_PORTS 6u
+/* Control planes only, forwarded the same way and offered to the other control planes: etcd's peer
+ * port (the shared store; docs/qemu-infra.md "Several control planes"). */
+extern const uint16_t QEMUINFRA_CP_PORTS[1];
+#define QEMUINFRA_N_CP_PORTS 1u
 
 typedef enum qemuinfra_accel {
         QEMUINFRA_ACCEL_AUTO = 0, /* KVM only if the probe boots OVMF under it, else TCG */
@@ -154,6 +161,10 @@ int qemuinfra_state_from_json(const char *json, size_t len, qemuinfra_cluster **
 
 /* The node's lib/metadata document as written to <node dir>/metadata.json (fw_cfg). */
 int qemuinfra_node_metadata(const qemuinfra_cluster *c, const qemuinfra_node *n, char **ret, ct_error *err);
+
+/* The node's QEMU -netdev argument (malloc'd; NULL: out of memory): slirp with its DHCP address,
+ * its host forwards and the guestfwd relays to the other control planes. */
+char *qemuinfra_node_netdev(const qemuinfra_cluster *c, const qemuinfra_node *n);
 
 /* Outputs of Constellation's qemu module, derived from the cluster. */
 const char *qemuinfra_out_of_cluster_endpoint(const qemuinfra_cluster *c); /* control-plane-0's loopback address */

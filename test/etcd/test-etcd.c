@@ -35,6 +35,20 @@ static etcd_client *client(void) {
         return c;
 }
 
+/* The ID of the member that answers c (the only voter here). */
+static uint64_t etcd_test_member_id_self(etcd_client *c) {
+        etcd_members m = { 0 };
+        ct_error err = CT_ERROR_INIT;
+        uint64_t id = 0;
+        if (etcd_member_list(c, &m, &err) < 0)
+                etcd_test_die("member list", err.detail);
+        for (size_t i = 0; i < m.n; i++)
+                if (!m.items[i].learner)
+                        id = m.items[i].id;
+        etcd_members_done(&m);
+        return id;
+}
+
 static int setup(void **state) {
         (void) state;
         if (!mkdtemp(tmp))
@@ -144,6 +158,85 @@ static void test_members(void **state) {
         snprintf(peer, sizeof peer, "https://127.0.0.1:%d", etcd.peer_port);
         assert_string_equal(m.items[0].peer_urls[0], peer);
         etcd_members_done(&m);
+}
+
+static int reports_promoted, reports_removed;
+static void count_report(void *userdata, uint64_t id, const char *peer_url, bool promoted, const ct_error *why) {
+        (void) userdata;
+        (void) id;
+        (void) peer_url;
+        (void) why;
+        if (promoted)
+                reports_promoted++;
+        else
+                reports_removed++;
+}
+
+/* A control-plane joiner's membership: added as a learner (the quorum stays the running member's:
+ * writes go on), an earlier incarnation of the same peer URL replaced, a second learner refused
+ * (etcd 3.4 allows one), a learner that never starts not promotable and removed after the timeout,
+ * MemberRemove of an unknown member not-found. */
+static void test_learners(void **state) {
+        (void) state;
+        _cleanup_(etcd_client_freep) etcd_client *c = client();
+        ct_error err = CT_ERROR_INIT;
+        char url[64], url2[64];
+        /* Peer ports nobody serves: these members never start. */
+        snprintf(url, sizeof url, "https://127.0.0.1:%d", etcd.peer_port + 40);
+        snprintf(url2, sizeof url2, "https://127.0.0.1:%d", etcd.peer_port + 41);
+        _cleanup_free_ char *ic = NULL, *ic2 = NULL;
+        uint64_t id = 0, id2 = 0;
+        assert_int_equal(etcd_join_learner(c, "cp-9", url, &ic, &id, &err), 0);
+        char want[160];
+        snprintf(want, sizeof want, "cp-9=%s", url);
+        assert_non_null(strstr(ic, want));
+        snprintf(want, sizeof want, "etcd-test=https://127.0.0.1:%d", etcd.peer_port);
+        assert_non_null(strstr(ic, want));
+        etcd_members m = { 0 };
+        assert_int_equal(etcd_member_list(c, &m, &err), 0);
+        assert_int_equal(m.n, 2);
+        for (size_t i = 0; i < m.n; i++)
+                assert_true(m.items[i].learner == (m.items[i].id == id));
+        etcd_members_done(&m);
+        /* Quorum is the one voter's: a write lands at once. */
+        assert_int_equal(etcd_put(c, "/test/with-learner", "v", 1, NULL, &err), 0);
+
+        /* Not in sync (never started): promote refused with its reason. */
+        ct_error e1 = CT_ERROR_INIT;
+        assert_int_equal(etcd_member_promote(c, id, NULL, &e1), -EAGAIN);
+        assert_string_equal(reason(&e1), "learner-not-ready");
+        /* The same node again (a retry, a reformatted node): its earlier member is replaced. */
+        int jr = etcd_join_learner(c, "cp-9", url, &ic2, &id2, &err);
+        if (jr != 1)
+                fail_msg("join again: %d %s: %s", jr, reason(&err), err.detail);
+        assert_true(id2 != id);
+        ct_error e2 = CT_ERROR_INIT;
+        assert_int_equal(etcd_member_remove(c, id, NULL, &e2), -ENOENT);
+        assert_string_equal(reason(&e2), "not-found");
+        /* Another control plane at the same time: etcd 3.4 has room for one learner. */
+        _cleanup_free_ char *ic3 = NULL;
+        ct_error e3 = CT_ERROR_INIT;
+        assert_int_equal(etcd_join_learner(c, "cp-8", url2, &ic3, NULL, &e3), -EBUSY);
+        assert_string_equal(reason(&e3), "too-many-learners");
+        ct_error e4 = CT_ERROR_INIT;
+        assert_int_equal(etcd_member_promote(c, etcd_test_member_id_self(c), NULL, &e4), -EALREADY);
+        assert_string_equal(reason(&e4), "not-learner");
+
+        /* The learner tender: within the timeout the learner stays pending, then it is removed. */
+        etcd_learners t = { 0 };
+        reports_promoted = reports_removed = 0;
+        assert_int_equal(etcd_tend_learners(c, &t, 1000, 60000, count_report, NULL, &err), 1);
+        assert_int_equal(etcd_tend_learners(c, &t, 30000, 60000, count_report, NULL, &err), 1);
+        assert_int_equal(reports_removed, 0);
+        assert_int_equal(etcd_tend_learners(c, &t, 61000, 60000, count_report, NULL, &err), 0);
+        assert_int_equal(reports_removed, 1);
+        assert_int_equal(reports_promoted, 0);
+        assert_int_equal(etcd_member_list(c, &m, &err), 0);
+        assert_int_equal(m.n, 1);
+        assert_false(m.items[0].learner);
+        etcd_members_done(&m);
+        /* Nothing left to tend. */
+        assert_int_equal(etcd_tend_learners(c, &t, 62000, 60000, count_report, NULL, &err), 0);
 }
 
 static void test_refusals(void **state) {
@@ -471,7 +564,8 @@ static void test_seed_shapes(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_put_get),       cmocka_unit_test(test_cas),
-                cmocka_unit_test(test_members),       cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_members),       cmocka_unit_test(test_learners),
+                cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_joinconfig_store), cmocka_unit_test(test_keyservice_config),
                 cmocka_unit_test(test_seed_shapes),   cmocka_unit_test(test_pki_etcd_certs),
         };

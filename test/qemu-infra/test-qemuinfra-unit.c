@@ -93,8 +93,9 @@ static void test_state_round_trip(void **state) {
         assert_string_equal(m.init_secret_hash, HASH);
         assert_string_equal(m.vpc_ip, "10.42.1.100");
         assert_string_equal(m.endpoint, "127.9.8.1");
-        assert_int_equal(m.n_join_endpoints, 1);
-        assert_string_equal(m.join_endpoints[0], "10.42.1.100:30090");
+        assert_int_equal(m.n_join_endpoints, 0); /* a control plane never joins itself */
+        assert_int_equal(m.n_control_plane_ips, 1);
+        assert_string_equal(m.control_plane_ips[0], "10.42.1.100");
         metadata_done(&m);
         free(md);
         assert_int_equal(qemuinfra_node_metadata(c, &c->nodes[1], &md, &err), 0);
@@ -102,6 +103,8 @@ static void test_state_round_trip(void **state) {
         assert_int_equal(m.role, METADATA_ROLE_WORKER);
         assert_null(m.init_secret_hash);
         assert_string_equal(m.name, "worker-0");
+        assert_int_equal(m.n_join_endpoints, 1);
+        assert_string_equal(m.join_endpoints[0], "10.42.1.100:30090");
         metadata_done(&m);
         free(md);
 
@@ -109,6 +112,98 @@ static void test_state_round_trip(void **state) {
         free(out2);
         qemuinfra_cluster_free(c);
         qemuinfra_cluster_free(c2);
+        free(doc);
+}
+
+static bool has_part(const char *list, const char *part) {
+        /* part is one of the comma-separated members of list */
+        size_t n = strlen(part);
+        for (const char *p = list; (p = strstr(p, part)); p += n)
+                if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+                        return true;
+        return false;
+}
+
+/* Two control planes and a worker: every control plane's vpc_ip reaches it from every node (its
+ * etcd peer URL), the etcd peer port only between control planes; metadata per role. */
+static void test_several_control_planes(void **state) {
+        (void) state;
+        const char *nodes =
+                "[{\"name\":\"control-plane-0\",\"role\":\"control-plane\",\"index\":0,\"host_address\":\"127.9.8.1\","
+                "\"vpc_ip\":\"10.42.1.100\",\"dir\":\"/tmp/x/control-plane-0\",\"qemu\":null,\"swtpm\":null},"
+                "{\"name\":\"control-plane-1\",\"role\":\"control-plane\",\"index\":1,\"host_address\":\"127.9.8.2\","
+                "\"vpc_ip\":\"10.42.1.101\",\"dir\":\"/tmp/x/control-plane-1\",\"qemu\":null,\"swtpm\":null},"
+                "{\"name\":\"worker-0\",\"role\":\"worker\",\"index\":0,\"host_address\":\"127.9.8.100\","
+                "\"vpc_ip\":\"10.42.2.100\",\"dir\":\"/tmp/x/worker-0\",\"qemu\":null,\"swtpm\":null}]";
+        char *doc = state_doc("nodes", nodes);
+        qemuinfra_cluster *c = NULL;
+        ct_error err = CT_ERROR_INIT;
+        assert_int_equal(qemuinfra_state_from_json(doc, strlen(doc), &c, &err), 0);
+        assert_int_equal(c->n_nodes, 3);
+        const char *relay = "cmd:/usr/bin/constellation-qemu relay";
+
+        char *cp0 = qemuinfra_node_netdev(c, &c->nodes[0]), *cp1 = qemuinfra_node_netdev(c, &c->nodes[1]),
+             *w0 = qemuinfra_node_netdev(c, &c->nodes[2]);
+        assert_non_null(cp0);
+        assert_non_null(cp1);
+        assert_non_null(w0);
+        char want[256];
+        /* Each node: its own DHCP address; its ports on its own loopback address only. */
+        assert_true(has_part(cp0, "dhcpstart=10.42.1.100"));
+        assert_true(has_part(cp1, "dhcpstart=10.42.1.101"));
+        assert_true(has_part(cp0, "hostfwd=tcp:127.9.8.1:2380-:2380"));
+        assert_true(has_part(cp1, "hostfwd=tcp:127.9.8.2:2380-:2380"));
+        assert_true(has_part(cp1, "hostfwd=tcp:127.9.8.2:30090-:30090"));
+        assert_false(has_part(w0, "hostfwd=tcp:127.9.8.100:2380-:2380")); /* no etcd on a worker */
+        assert_true(has_part(w0, "hostfwd=tcp:127.9.8.100:30090-:30090"));
+        /* control-plane-1's peer URL https://10.42.1.101:2380 from control-plane-0, and back. */
+        snprintf(want, sizeof want, "guestfwd=tcp:10.42.1.101:2380-%s 127.9.8.2 2380", relay);
+        assert_true(has_part(cp0, want));
+        snprintf(want, sizeof want, "guestfwd=tcp:10.42.1.100:2380-%s 127.9.8.1 2380", relay);
+        assert_true(has_part(cp1, want));
+        snprintf(want, sizeof want, "guestfwd=tcp:10.42.1.100:30090-%s 127.9.8.1 30090", relay);
+        assert_true(has_part(cp1, want));
+        assert_true(has_part(w0, want));
+        snprintf(want, sizeof want, "guestfwd=tcp:10.42.1.101:30090-%s 127.9.8.2 30090", relay);
+        assert_true(has_part(w0, want));
+        /* Nobody forwards its own address, and workers get no etcd peer relay. */
+        assert_null(strstr(cp0, "guestfwd=tcp:10.42.1.100:"));
+        assert_null(strstr(cp1, "guestfwd=tcp:10.42.1.101:"));
+        assert_null(strstr(w0, ":2380"));
+        assert_null(strstr(w0, "guestfwd=tcp:10.42.2.100"));
+
+        /* Metadata: each control plane joins the others; everyone learns every control plane's vpc_ip. */
+        for (size_t k = 0; k < 3; k++) {
+                char *md = NULL;
+                metadata m = { 0 };
+                assert_int_equal(qemuinfra_node_metadata(c, &c->nodes[k], &md, &err), 0);
+                assert_int_equal(metadata_parse(md, strlen(md), &m, &err), 0);
+                assert_int_equal(m.n_control_plane_ips, 2);
+                assert_string_equal(m.control_plane_ips[0], "10.42.1.100");
+                assert_string_equal(m.control_plane_ips[1], "10.42.1.101");
+                assert_true(metadata_is_control_plane_ip(&m, "10.42.1.101"));
+                assert_false(metadata_is_control_plane_ip(&m, "10.42.2.100"));
+                if (k == 0) {
+                        assert_int_equal(m.n_join_endpoints, 1);
+                        assert_string_equal(m.join_endpoints[0], "10.42.1.101:30090");
+                } else if (k == 1) {
+                        assert_int_equal(m.n_join_endpoints, 1);
+                        assert_string_equal(m.join_endpoints[0], "10.42.1.100:30090");
+                } else
+                        assert_int_equal(m.n_join_endpoints, 2);
+                metadata_done(&m);
+                free(md);
+        }
+        /* The state lists each node's forwarded ports: the etcd peer port on control planes only. */
+        char *out = NULL;
+        assert_int_equal(qemuinfra_state_to_json(c, &out, &err), 0);
+        assert_non_null(strstr(out, "\"ports\": [\n        9000,\n        9999,\n        30090,\n        30080,\n"
+                                    "        30081,\n        6443,\n        2380\n      ]"));
+        free(out);
+        free(cp0);
+        free(cp1);
+        free(w0);
+        qemuinfra_cluster_free(c);
         free(doc);
 }
 
@@ -291,6 +386,7 @@ int main(void) {
                 cmocka_unit_test(test_state_round_trip), cmocka_unit_test(test_state_rejections),
                 cmocka_unit_test(test_proc_identity),    cmocka_unit_test(test_spec_refusals),
                 cmocka_unit_test(test_init_secret_hash), cmocka_unit_test(test_relay_loopback_only),
+                cmocka_unit_test(test_several_control_planes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
