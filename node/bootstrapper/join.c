@@ -5,7 +5,9 @@
  *                                    node's PCRs 4, 8, 9, 11, 12, 13, enforced, version 0) and
  *                                    <config_dir>/measurementSalt (32 raw bytes), both 0600: what
  *                                    constellation-joinservice starts from (docs/node.md).
- *  bootstrapper_join()               a worker: IssueJoinTicket on the metadata's join endpoints (in
+ *  bootstrapper_join()               a worker or a control plane not chosen for Init (metadata role
+ *                                    control-plane; it races Init through join_options.claim):
+ *                                    IssueJoinTicket on the metadata's join endpoints (in
  *                                    turn, with backoff) until a ticket arrives, then, as
  *                                    Constellation's joinclient.startNodeAndJoin:
  *     1. ticket checked (disk key 32 B, salt 32 B, measurement secret, kubelet certificate);
@@ -14,7 +16,11 @@
  *     3. keyslot 0: first-boot passphrase -> the ticket's disk key, token "initialized";
  *     4. node_state.json {Role: Worker, MeasurementSalt};
  *     5. kubelet client certificate (PEM) and its fresh key (0600) in <kubernetes_dir>;
- *     6. kubeadm join when kubeadm is installed, else the log says so plainly;
+ *     5a. a control plane: the ticket's control-plane files into the PKI directory (names from a
+ *        fixed list: kubeadm's CAs, sa.key/pub, the etcd CA, etcd/initial-cluster);
+ *     6. kubeadm join (--control-plane) when kubeadm is installed, else the log says so plainly;
+ *     6a. a control plane with the shared store: its etcd member (bootstrapper_etcd_member_start,
+ *        the learner the join service added), waited for until promoted;
  *     7. the marker INIT_COMPLETE_MARKER beside node_state.json.
  *  A failure in 3-7 sets the token back to "not initialized" and removes node_state.json (as a
  *  failed Init): the node reboots (INIT_EXIT_REBOOT) and starts over as a fresh node. */
@@ -176,13 +182,13 @@ static bool valid_kubeadm_args(const Join__IssueJoinTicketResponse *t) {
 }
 
 static int run_kubeadm_join(const char *kubeadm, const Join__IssueJoinTicketResponse *t, const char *node_name,
-                            ct_error *err) {
+                            bool control_plane, ct_error *err) {
         if (!valid_kubeadm_args(t))
                 return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
                                     "the ticket's API server endpoint, token or CA hash is malformed");
         const char *argv[] = { kubeadm, "join", t->api_server_endpoint, "--token", t->token,
                                "--discovery-token-ca-cert-hash", t->discovery_token_ca_cert_hash, "--node-name",
-                               node_name, NULL };
+                               node_name, control_plane ? "--control-plane" : NULL, NULL };
         pid_t pid = fork();
         if (pid < 0)
                 return ct_error_set(err, -errno, LAYER, "kubeadm", "fork: %s", strerror(errno));
@@ -221,7 +227,8 @@ static int fetch_ticket(const join_options *o, const char *uuid, const uint8_t *
                         Join__IssueJoinTicketResponse **ret, ct_error *err) {
         const metadata *md = &o->cfg->md;
         joinclient_options opt = { .issuer = o->issuer, .handshake_timeout_ms = o->handshake_timeout_ms };
-        joinclient_join_request req = { .disk_uuid = uuid, .csr = csr, .csr_len = csr_len, .control_plane = false };
+        joinclient_join_request req = { .disk_uuid = uuid, .csr = csr, .csr_len = csr_len,
+                                        .control_plane = md->role == METADATA_ROLE_CONTROL_PLANE };
         char msg[CT_ERROR_DETAIL_MAX + 128];
         for (unsigned attempt = 0;; attempt++) {
                 for (size_t i = 0; i < md->n_join_endpoints; i++) {
@@ -265,6 +272,72 @@ static int check_ticket(const Join__IssueJoinTicketResponse *t, ct_error *err) {
         return 0;
 }
 
+/* The control-plane files a ticket may carry (reference constellation.md §2.3: kubeadm's names under
+ * the PKI directory) and whether each is a secret; nothing else is ever written from a ticket. */
+static const struct {
+        const char *name;
+        bool secret;
+        bool required;
+} cp_files[] = {
+        { "ca.crt", false, true },          { "ca.key", true, true },
+        { "sa.pub", false, true },          { "sa.key", true, true },
+        { "front-proxy-ca.crt", false, true }, { "front-proxy-ca.key", true, true },
+        { "etcd/ca.crt", false, true },     { "etcd/ca.key", true, true },
+        { "etcd/initial-cluster", false, false },
+};
+#define CP_FILE_INITIAL_CLUSTER 8
+#define CP_FILE_MAX (64 * 1024)
+
+/* Every file named once, from the list, within size; the required ones present; the initial
+ * cluster required with the shared store. ret_index[i]: the ticket's entry for cp_files[i] or -1. */
+static int check_cp_files(const Join__IssueJoinTicketResponse *t, bool shared_store, int ret_index[static 9],
+                          ct_error *err) {
+        for (size_t i = 0; i < ELEMENTSOF(cp_files); i++)
+                ret_index[i] = -1;
+        if (t->n_control_plane_files > ELEMENTSOF(cp_files))
+                return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "%zu control-plane files",
+                                    t->n_control_plane_files);
+        for (size_t k = 0; k < t->n_control_plane_files; k++) {
+                const Join__ControlPlaneCertOrKey *f = t->control_plane_files[k];
+                size_t i = 0;
+                while (i < ELEMENTSOF(cp_files) && !(f && f->name && streq(f->name, cp_files[i].name)))
+                        i++;
+                if (i == ELEMENTSOF(cp_files) || ret_index[i] >= 0)
+                        return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
+                                            "control-plane file %zu is unknown or named twice", k);
+                if (f->data.len == 0 || f->data.len > CP_FILE_MAX || memchr(f->data.data, 0, f->data.len))
+                        return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "control-plane file %s: %zu bytes",
+                                            cp_files[i].name, f->data.len);
+                ret_index[i] = (int) k;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(cp_files); i++)
+                if ((cp_files[i].required || (shared_store && i == CP_FILE_INITIAL_CLUSTER)) && ret_index[i] < 0)
+                        return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "the ticket lacks control-plane file %s%s",
+                                            cp_files[i].name,
+                                            i == CP_FILE_INITIAL_CLUSTER ? " (the join service has no shared store?)" : "");
+        return 0;
+}
+
+static int write_cp_files(const bootstrapper_config *cfg, const Join__IssueJoinTicketResponse *t,
+                          const int index[static 9], ct_error *err) {
+        for (size_t i = 0; i < ELEMENTSOF(cp_files); i++) {
+                if (index[i] < 0)
+                        continue;
+                const ProtobufCBinaryData *d = &t->control_plane_files[index[i]]->data;
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "%s/%s", cfg->pki_dir, cp_files[i].name) < 0)
+                        return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                int r = mkdir_parents_private(path);
+                if (r >= 0)
+                        r = write_file_atomic(path, d->data, d->len, cp_files[i].secret ? 0600 : 0644);
+                if (r < 0)
+                        return ct_error_set(err, r, LAYER, "io", "%s: %s", path, strerror(-r));
+        }
+        initlog(LOG_LEVEL_INFO, "join: the control-plane files (the cluster's CAs, service-account key, etcd CA) "
+                                "written to %s", cfg->pki_dir);
+        return 0;
+}
+
 int bootstrapper_join(const join_options *o, ct_error *err) {
         const bootstrapper_config *cfg = o->cfg;
         if (cfg->md.n_join_endpoints == 0)
@@ -294,14 +367,24 @@ int bootstrapper_join(const join_options *o, ct_error *err) {
         const char *ips[] = { cfg->md.vpc_ip };
         if ((r = joinclient_csr_new(cfg->md.name, ips, 1, &key, &csr, &csr_len, err)) < 0)
                 return r;
-        initlog(LOG_LEVEL_INFO, "join: worker %s, state disk %s: asking %zu join endpoint(s) for a ticket", cfg->md.name,
-                uuid, cfg->md.n_join_endpoints);
+        bool cp = cfg->md.role == METADATA_ROLE_CONTROL_PLANE;
+        initlog(LOG_LEVEL_INFO, "join: %s %s, state disk %s: asking %zu join endpoint(s) for a ticket",
+                cp ? "control plane" : "worker", cfg->md.name, uuid, cfg->md.n_join_endpoints);
 
         _cleanup_(response_freep) Join__IssueJoinTicketResponse *t = NULL;
         if ((r = fetch_ticket(o, uuid, csr, csr_len, &t, err)) < 0)
                 return r;
         if ((r = check_ticket(t, err)) < 0)
                 return r;
+        int cp_index[ELEMENTSOF(cp_files)];
+        if (cp && (r = check_cp_files(t, o->etcd != NULL, cp_index, err)) < 0)
+                return r;
+        if (!cp && t->n_control_plane_files > 0)
+                return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "a worker's ticket with control-plane files");
+        /* A control plane may still get Init instead: whichever claims the node first wins. */
+        if (o->claim && !o->claim(o->claim_userdata))
+                return ct_error_set(err, -ECANCELED, LAYER, "init-won",
+                                    "Init took this node while it was joining: the ticket is dropped");
 
         /* Lock: PCR 15 must still be zero, then bind the node to the cluster. */
         uint8_t cluster_id[32];
@@ -339,18 +422,20 @@ int bootstrapper_join(const join_options *o, ct_error *err) {
                 goto undo;
         initlog(LOG_LEVEL_INFO, "join: state disk %s re-keyed to the ticket's key and marked initialized", uuid);
 
-        nodestate ns = { .role = NODESTATE_ROLE_WORKER };
+        nodestate ns = { .role = cp ? NODESTATE_ROLE_CONTROL_PLANE : NODESTATE_ROLE_WORKER };
         memcpy(ns.measurement_salt, t->measurement_salt.data, NODESTATE_SALT_LEN);
         if ((r = nodestate_write(cfg->nodestate_path, &ns, err)) < 0)
                 goto undo;
         initlog(LOG_LEVEL_INFO, "join: %s written", cfg->nodestate_path);
 
+        if (cp && (r = write_cp_files(cfg, t, cp_index, err)) < 0)
+                goto undo;
         if ((r = write_kubelet_credentials(cfg, &t->kubelet_cert, key, err)) < 0)
                 goto undo;
 
         if (o->kubeadm && access(o->kubeadm, X_OK) == 0) {
                 initlog(LOG_LEVEL_INFO, "join: running %s join %s", o->kubeadm, t->api_server_endpoint);
-                if ((r = run_kubeadm_join(o->kubeadm, t, cfg->md.name, err)) < 0)
+                if ((r = run_kubeadm_join(o->kubeadm, t, cfg->md.name, cp, err)) < 0)
                         goto undo;
                 initlog(LOG_LEVEL_INFO, "join: kubeadm join finished");
         } else
@@ -359,6 +444,19 @@ int bootstrapper_join(const join_options *o, ct_error *err) {
                         "this node has its cluster identity (PCR 15), its state disk key, node_state.json and its "
                         "kubelet certificate, but it is no Kubernetes node",
                         o->kubeadm ? o->kubeadm : "kubeadm");
+
+        if (cp && o->etcd) {
+                const ProtobufCBinaryData *d = &t->control_plane_files[cp_index[CP_FILE_INITIAL_CLUSTER]]->data;
+                _cleanup_free_ char *ic = strndup((const char *) d->data, d->len);
+                if (!ic) {
+                        r = ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+                        goto undo;
+                }
+                if ((r = bootstrapper_etcd_member_start(cfg, o->etcd, ic, err)) < 0)
+                        goto undo;
+        } else if (cp)
+                initlog(LOG_LEVEL_WARN, "join: no shared store configured (--etcd-endpoint): this control plane runs "
+                                        "no etcd member, so its key and join services will not start");
 
         if ((r = write_file_atomic(marker, "complete\n", 9, 0600)) < 0) {
                 r = ct_error_set(err, r, LAYER, "io", "%s: %s", marker, strerror(-r));

@@ -4,7 +4,10 @@
  * verification service and the join service and stops serving; a node whose PCR 15 is already set
  * never serves Init. A worker (metadata role "worker") joins instead: it asks the join service
  * endpoints of its metadata for a ticket (join.c) while Init stays served (and refused: Init is
- * for a control plane only); a control plane never joins here (it waits for Init). */
+ * for a control plane only). A control plane whose metadata names join endpoints serves Init and
+ * joins at the same time: the first to claim the node wins (Constellation's node lock): a join that
+ * claimed it refuses every Init with "node is already being activated", an Init running or done
+ * stops the join. A control plane that joined starts its shared store member (join.c) and units. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -81,9 +84,43 @@ static struct {
         service *s;
         pthread_mutex_t lock;
         bool finished, success;
-        bool joined, join_locked, join_failed; /* a worker: the join succeeded / PCR 15 was extended / gave up */
+        bool joined, join_locked, join_failed; /* the join succeeded / PCR 15 was extended / gave up */
+        bool init_running, join_claimed;       /* the node lock between Init and a control plane's join */
+        pthread_cond_t init_idle;
         atomic_bool join_stop;
-} run = { .lock = PTHREAD_MUTEX_INITIALIZER };
+} run = { .lock = PTHREAD_MUTEX_INITIALIZER, .init_idle = PTHREAD_COND_INITIALIZER };
+
+/* The join's side of the node lock: waits for an Init in progress; false if Init took the node. */
+static bool claim_for_join(void *userdata) {
+        (void) userdata;
+        pthread_mutex_lock(&run.lock);
+        while (run.init_running)
+                pthread_cond_wait(&run.init_idle, &run.lock);
+        bool ok = !run.finished;
+        if (ok)
+                run.join_claimed = true;
+        pthread_mutex_unlock(&run.lock);
+        return ok;
+}
+
+/* Init's side: refused once a join claimed the node; else marked running for the whole call. */
+static void init_guarded(rpc_call *call, const uint8_t *request, size_t len, void *userdata) {
+        pthread_mutex_lock(&run.lock);
+        bool claimed = run.join_claimed;
+        if (!claimed)
+                run.init_running = true;
+        pthread_mutex_unlock(&run.lock);
+        if (claimed) {
+                initlog(LOG_LEVEL_WARN, "Init refused: this node is joining the cluster");
+                rpc_call_fail(call, GRPC_STATUS_FAILED_PRECONDITION, INIT_ALREADY_ACTIVATED);
+                return;
+        }
+        bootstrapper_handle_init(call, request, len, userdata);
+        pthread_mutex_lock(&run.lock);
+        run.init_running = false;
+        pthread_cond_broadcast(&run.init_idle);
+        pthread_mutex_unlock(&run.lock);
+}
 
 static void *join_thread(void *arg) {
         join_options *o = arg;
@@ -298,7 +335,7 @@ int main(int argc, char **argv) {
         }
 
         _cleanup_(bootstrapper_freep) bootstrapper *b = NULL;
-        if (bootstrapper_new(&cfg, on_done, NULL, &b) < 0 || service_register(s, INIT_METHOD, bootstrapper_handle_init, b) < 0) {
+        if (bootstrapper_new(&cfg, on_done, NULL, &b) < 0 || service_register(s, INIT_METHOD, init_guarded, b) < 0) {
                 log_error("out of memory");
                 metadata_done(&cfg.md);
                 return SERVICE_EXIT_FAILURE;
@@ -311,11 +348,19 @@ int main(int argc, char **argv) {
                 metadata_done(&cfg.md);
                 return SERVICE_EXIT_USAGE;
         }
+        bootstrapper_etcd_options eo = { .endpoint = arg_etcd_endpoint, .unit = arg_etcd_unit, .env_file = arg_etcd_env,
+                                         .data_dir = arg_etcd_data_dir, .peer_port = atoi(arg_etcd_peer_port),
+                                         .wait_ms = ETCD_WAIT_MS };
+        bool cp = cfg.md.role == METADATA_ROLE_CONTROL_PLANE;
         join_options jo = { .cfg = &cfg, .issuer = &issuer, .retry = { .base_ms = retry_ms }, .stop = &run.join_stop,
-                            .kubeadm = isempty(arg_kubeadm) ? NULL : arg_kubeadm };
+                            .kubeadm = isempty(arg_kubeadm) ? NULL : arg_kubeadm,
+                            .claim = cp ? claim_for_join : NULL,
+                            .etcd = cp && !isempty(arg_etcd_endpoint) ? &eo : NULL };
         pthread_t joiner;
         bool joining = false;
-        if (cfg.md.role == METADATA_ROLE_WORKER) {
+        /* A worker joins; a control plane joins too when its metadata names join services (the other
+         * control planes'), racing the Init the first control plane gets. */
+        if (cfg.md.role == METADATA_ROLE_WORKER || (cp && cfg.md.n_join_endpoints > 0)) {
                 if (pthread_create(&joiner, NULL, join_thread, &jo) != 0) {
                         log_error("cannot start the join thread");
                         metadata_done(&cfg.md);
@@ -339,11 +384,14 @@ int main(int argc, char **argv) {
                 metadata_done(&cfg.md);
                 return SERVICE_EXIT_OK;
         }
-        metadata_done(&cfg.md);
         if (joined) {
                 initlog(LOG_LEVEL_INFO, "joined: no longer serving Init");
+                if (cp)
+                        (void) start_units(arg_start_units);
+                metadata_done(&cfg.md);
                 return SERVICE_EXIT_OK;
         }
+        metadata_done(&cfg.md);
         if (join_locked) {
                 initlog(LOG_LEVEL_ERROR, "the join failed after PCR 15 was set: the node must reboot (exit %d)",
                         INIT_EXIT_REBOOT);

@@ -8,6 +8,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -171,6 +173,7 @@ int joinservice_init(joinservice *js, const join_options *opt, ct_error *err) {
         *js = (joinservice){ .opt = *opt };
         pthread_mutex_init(&js->lock, NULL);
         pthread_mutex_init(&js->update_lock, NULL);
+        pthread_mutex_init(&js->members_lock, NULL);
         int r = pki_load_ca(opt->pki_dir, PKI_CA_KUBERNETES, &js->ca, err);
         if (r < 0) {
                 ct_error_prefix(err, "cluster CA in %s", opt->pki_dir);
@@ -208,6 +211,7 @@ void joinservice_done(joinservice *js) {
         erase_memory(js->config.salt, sizeof js->config.salt);
         pthread_mutex_destroy(&js->lock);
         pthread_mutex_destroy(&js->update_lock);
+        pthread_mutex_destroy(&js->members_lock);
 }
 
 /* ---- requests ---- */
@@ -379,6 +383,7 @@ typedef struct ticket_parts {
         secret_t *disk_key, *msecret;
         uint8_t *cert;
         size_t cert_len;
+        char *initial_cluster;
         uint8_t *files[ELEMENTSOF(cp_files)];
         size_t file_len[ELEMENTSOF(cp_files)];
 } ticket_parts;
@@ -387,8 +392,58 @@ static void ticket_parts_done(ticket_parts *p) {
         secret_free(p->disk_key);
         secret_free(p->msecret);
         OPENSSL_free(p->cert);
+        free(p->initial_cluster);
         for (size_t i = 0; i < ELEMENTSOF(cp_files); i++)
                 erase_and_free_sized(p->files[i], p->file_len[i]);
+}
+
+/* The node name (CN system:node:<name>) and its only IP address from the certificate just issued for
+ * the joiner's CSR (pki_sign_node_csr checked both). A control-plane joiner must name exactly one. */
+static int cert_node_identity(const uint8_t *der, size_t len, char name[static 254], char ip[static 46],
+                              ct_error *err) {
+        const uint8_t *p = der;
+        _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, (long) len);
+        if (!x)
+                return ct_error_set(err, -EIO, L, "internal", "the issued certificate does not parse");
+        char cn[300];
+        int n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+        if (n <= 12 || strncmp(cn, "system:node:", 12) != 0 || n - 12 > 253)
+                return ct_error_set(err, -EPERM, L, "not-control-plane", "the CSR names no node");
+        memcpy(name, cn + 12, (size_t) n - 12 + 1);
+        GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+        int count = 0;
+        for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
+                const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+                if (g->type != GEN_IPADD)
+                        continue;
+                int alen = ASN1_STRING_length(g->d.iPAddress);
+                const unsigned char *a = ASN1_STRING_get0_data(g->d.iPAddress);
+                if (++count == 1 && !inet_ntop(alen == 4 ? AF_INET : AF_INET6, a, ip, 46))
+                        count = 99;
+        }
+        GENERAL_NAMES_free(sans);
+        if (count != 1)
+                return ct_error_set(err, -EPERM, L, "not-control-plane",
+                                    "a control-plane joiner's CSR must carry exactly one IP address (its vpc_ip), "
+                                    "this one has %d", count);
+        return 0;
+}
+
+/* A control-plane request: the joiner's address is one of the infrastructure's control planes. */
+static int check_control_plane(joinservice *js, const ticket_parts *p, char name[static 254], char ip[static 46],
+                               ct_error *err) {
+        int r = cert_node_identity(p->cert, p->cert_len, name, ip, err);
+        if (r < 0)
+                return r;
+        if (!js->opt.infra || js->opt.infra->n_control_plane_ips == 0)
+                return ct_error_set(err, -EPERM, L, "not-control-plane",
+                                    "node %s asked for the control-plane files, but this join service knows no "
+                                    "control-plane addresses (metadata control_plane_ips)", name);
+        if (!metadata_is_control_plane_ip(js->opt.infra, ip))
+                return ct_error_set(err, -EPERM, L, "not-control-plane",
+                                    "node %s (%s) asked for the control-plane files, but %s is not a control plane "
+                                    "of this cluster's infrastructure (metadata control_plane_ips)", name, ip, ip);
+        return 0;
 }
 
 static bool enter(joinservice *js, ct_error *err) {
@@ -431,6 +486,9 @@ int joinservice_issue_join_ticket(joinservice *js, const uint8_t *req, size_t le
         r = join_keys_get(js->opt.keys, KDF_MEASUREMENT_SECRET_ID, JOIN_KEY_LENGTH, &p.msecret, err);
         if (r < 0)
                 goto out;
+        char cp_name[254] = "", cp_ip[46] = "";
+        if (jr.control_plane && (r = check_control_plane(js, &p, cp_name, cp_ip, err)) < 0)
+                goto out;
         if (jr.control_plane)
                 for (size_t i = 0; i < ELEMENTSOF(cp_files); i++) {
                         char path[PATH_MAX];
@@ -450,12 +508,28 @@ int joinservice_issue_join_ticket(joinservice *js, const uint8_t *req, size_t le
         r = register_token(js, token, err);
         if (r < 0)
                 goto out;
+        /* Last, so that a refusal above adds no member: the joiner becomes an etcd learner. */
+        if (jr.control_plane && js->opt.etcd) {
+                char url[80];
+                bool v6 = strchr(cp_ip, ':') != NULL;
+                snprintf(url, sizeof url, "https://%s%s%s:%d", v6 ? "[" : "", cp_ip, v6 ? "]" : "",
+                         js->opt.etcd_peer_port > 0 ? js->opt.etcd_peer_port : ETCD_DEFAULT_PEER_PORT);
+                uint64_t id = 0;
+                r = etcd_join_learner(js->opt.etcd, cp_name, url, &p.initial_cluster, &id, err);
+                if (r < 0) {
+                        ct_error_prefix(err, "adding control plane %s to the shared store", cp_name);
+                        goto out;
+                }
+                log_info("control plane %s: etcd learner %llx added for %s%s; members: %s", cp_name,
+                         (unsigned long long) id, url, r > 0 ? " (its earlier member removed)" : "",
+                         p.initial_cluster);
+        }
 
         pthread_mutex_lock(&js->lock);
         memcpy(salt, js->config.salt, sizeof salt);
         pthread_mutex_unlock(&js->lock);
 
-        Join__ControlPlaneCertOrKey files[ELEMENTSOF(cp_files)], *fp[ELEMENTSOF(cp_files)];
+        Join__ControlPlaneCertOrKey files[ELEMENTSOF(cp_files) + 1], *fp[ELEMENTSOF(cp_files) + 1];
         Join__IssueJoinTicketResponse resp = JOIN__ISSUE_JOIN_TICKET_RESPONSE__INIT;
         resp.state_disk_key = (ProtobufCBinaryData){ p.disk_key->len, p.disk_key->data };
         resp.measurement_salt = (ProtobufCBinaryData){ sizeof salt, salt };
@@ -472,6 +546,14 @@ int joinservice_issue_join_ticket(joinservice *js, const uint8_t *req, size_t le
                         fp[i] = &files[i];
                 }
                 resp.n_control_plane_files = ELEMENTSOF(cp_files);
+                if (p.initial_cluster) {
+                        size_t k = resp.n_control_plane_files++;
+                        join__control_plane_cert_or_key__init(&files[k]);
+                        files[k].name = (char *) JOIN_CP_FILE_INITIAL_CLUSTER;
+                        files[k].data = (ProtobufCBinaryData){ strlen(p.initial_cluster),
+                                                               (uint8_t *) p.initial_cluster };
+                        fp[k] = &files[k];
+                }
                 resp.control_plane_files = fp;
         }
         r = pack_secret(&resp.base, ret, err);
@@ -612,4 +694,31 @@ void joinservice_update_handler(rpc_call *call, const uint8_t *req, size_t len, 
                 service_call_fail(call, &err);
         else
                 rpc_call_reply(call, "", 0);
+}
+
+/* ---- control-plane joiners' etcd membership ---- */
+
+static void learner_report(void *userdata, uint64_t id, const char *peer_url, bool promoted, const ct_error *why) {
+        (void) userdata;
+        char msg[CT_ERROR_DETAIL_MAX + 128];
+        if (promoted)
+                log_info("shared store: learner %llx (%s) promoted to a voting etcd member", (unsigned long long) id,
+                         peer_url);
+        else
+                log_warn("shared store: learner %llx (%s) removed: not promotable within the learner timeout (%s)",
+                         (unsigned long long) id, peer_url, why ? ct_error_format(why, msg, sizeof msg) : "");
+}
+
+int joinservice_tend_members(joinservice *js, ct_error *err) {
+        if (!js->opt.etcd)
+                return 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t now = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        pthread_mutex_lock(&js->members_lock);
+        int r = etcd_tend_learners(js->opt.etcd, &js->learners, now,
+                                   js->opt.learner_timeout_ms > 0 ? js->opt.learner_timeout_ms : JOIN_LEARNER_TIMEOUT_MS,
+                                   learner_report, js, err);
+        pthread_mutex_unlock(&js->members_lock);
+        return r;
 }

@@ -31,7 +31,9 @@
 #include "basic/error.h"
 #include "basic/secret.h"
 #include "joinconfig/joinconfig.h"
+#include "etcd/etcd.h"
 #include "kms/kms.h"
+#include "metadata/metadata.h"
 #include "pki/pki.h"
 #include "rpc/rpc.h"
 
@@ -79,7 +81,19 @@ typedef struct join_options {
         const char *kubeconfig;      /* for kubeadm token create */
         const joinconfig_store *store;
         join_keys *keys;             /* borrowed */
+        /* Control-plane joiners (docs/node.md "A control plane joins"): only a joiner whose kubelet
+         * CSR carries exactly one IP address, one of the infrastructure's control planes
+         * (metadata control_plane_ips), gets the control-plane files ("not-control-plane" else). */
+        const metadata *infra;       /* NULL or no control_plane_ips: every control-plane request refused */
+        etcd_client *etcd;           /* the shared store: the joiner is added as a learner (NULL: no etcd) */
+        int etcd_peer_port;          /* the joiners' etcd peer port (ETCD_DEFAULT_PEER_PORT) */
+        int64_t learner_timeout_ms;  /* a learner not promotable for this long is removed */
 } join_options;
+
+/* The extra control-plane file with the joiner's ETCD_INITIAL_CLUSTER (the members after it was
+ * added as a learner, its own entry under its node name). */
+#define JOIN_CP_FILE_INITIAL_CLUSTER "etcd/initial-cluster"
+#define JOIN_LEARNER_TIMEOUT_MS (10 * 60 * 1000)
 
 typedef struct joinservice {
         join_options opt;
@@ -93,7 +107,13 @@ typedef struct joinservice {
         secret_t *signing_key;    /* key-attestationConfigSigning */
         atomic_uint inflight;
         atomic_uint issued, rejoined, refused;
+        pthread_mutex_t members_lock; /* learners */
+        etcd_learners learners;
 } joinservice;
+
+/* One round of promoting the learners control-plane joiners became and removing the ones that never
+ * caught up (etcd_tend_learners; the refresh thread calls it). Returns the learners pending. */
+int joinservice_tend_members(joinservice *js, ct_error *err);
 
 /* Loads the CA, the configuration (store) and the signing key. Reasons: ca-unavailable,
  * keys-unavailable, joinconfig's. */

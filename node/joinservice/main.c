@@ -21,7 +21,8 @@
 static const char *arg_kms_uri, *arg_keyservice = JOIN_KEYSERVICE, *arg_config_dir = JOINCONFIG_DEFAULT_DIR,
                   *arg_pki_dir = PKI_DEFAULT_DIR, *arg_api_endpoint, *arg_metadata, *arg_kubeadm, *arg_kubeconfig,
                   *arg_update_listen = JOIN_UPDATE_LISTEN, *arg_max_connections, *arg_handshake_timeout,
-                  *arg_etcd_endpoint, *arg_config_refresh;
+                  *arg_etcd_endpoint, *arg_config_refresh, *arg_control_plane_ips, *arg_etcd_peer_port = "2380",
+                  *arg_learner_timeout;
 
 static const service_option options[] = {
         { "keyservice", "HOST:PORT", "key service to get data keys from (default " JOIN_KEYSERVICE ")",
@@ -35,6 +36,13 @@ static const service_option options[] = {
         { "config-dir", "DIR", "without --etcd-endpoint: attestationConfig and measurementSalt in DIR (default "
           JOINCONFIG_DEFAULT_DIR "; a single service without etcd, e.g. host tests)", &arg_config_dir, NULL, false },
         { "pki-dir", "DIR", "cluster PKI (default " PKI_DEFAULT_DIR ")", &arg_pki_dir, NULL, false },
+        { "control-plane-ips", "IP,IP", "the infrastructure's control planes: only a joiner with one of these "
+          "addresses gets control-plane files (default: the metadata's control_plane_ips)", &arg_control_plane_ips,
+          NULL, false },
+        { "etcd-peer-port", "PORT", "with --etcd-endpoint: the etcd peer port control-plane joiners listen on "
+          "(default 2380)", &arg_etcd_peer_port, NULL, false },
+        { "learner-timeout", "MS", "with --etcd-endpoint: a control-plane joiner's etcd learner that cannot be "
+          "promoted for this long is removed (default 600000)", &arg_learner_timeout, NULL, false },
         { "api-endpoint", "HOST:PORT", "API server endpoint for joiners (default: metadata vpc_ip:6443)",
           &arg_api_endpoint, NULL, false },
         { "metadata", "PATH", "node metadata (default $" METADATA_PATH_ENV " or fw_cfg)", &arg_metadata, NULL, false },
@@ -98,6 +106,11 @@ static void *refresh_thread(void *userdata) {
                 pthread_mutex_unlock(&refresher.lock);
                 ct_error err = CT_ERROR_INIT;
                 int r = joinservice_refresh_config(js, NULL, &err);
+                ct_error merr = CT_ERROR_INIT;
+                if (r >= 0 && joinservice_tend_members(js, &merr) < 0 && !failing) {
+                        char mmsg[CT_ERROR_DETAIL_MAX + 128];
+                        log_warn("shared store: membership: %s", ct_error_format(&merr, mmsg, sizeof mmsg));
+                }
                 char msg[CT_ERROR_DETAIL_MAX + 128]; /* not errbuf: this thread runs beside main */
                 if (r < 0 && !failing)
                         log_warn("shared store: %s (the configuration in force stays)",
@@ -137,18 +150,63 @@ int main(int argc, char **argv) {
         }
         ct_error err = CT_ERROR_INIT;
         char endpoint[300];
+        /* The infrastructure's view (untrusted, as everything from it): this node's address for the
+         * API endpoint and the control planes' addresses. */
+        static metadata md;
+        bool have_md = false;
+        if (!arg_api_endpoint || arg_metadata || !arg_control_plane_ips) {
+                if (metadata_read(arg_metadata, &md, &err) >= 0)
+                        have_md = true;
+                else if (!arg_api_endpoint || arg_metadata) {
+                        log_error("metadata: %s (or give --api-endpoint)", ERR(&err));
+                        return SERVICE_EXIT_FAILURE;
+                } else
+                        err = (ct_error) CT_ERROR_INIT; /* none: no control-plane joiners */
+        }
         if (arg_api_endpoint)
                 snprintf(endpoint, sizeof endpoint, "%s", arg_api_endpoint);
         else {
-                metadata md = { 0 };
-                if (metadata_read(arg_metadata, &md, &err) < 0) {
-                        log_error("API server endpoint: %s (or give --api-endpoint)", ERR(&err));
-                        return SERVICE_EXIT_FAILURE;
-                }
                 bool v6 = strchr(md.vpc_ip, ':') != NULL;
                 snprintf(endpoint, sizeof endpoint, "%s%s%s:%d", v6 ? "[" : "", md.vpc_ip, v6 ? "]" : "",
                          PKI_API_SERVER_PORT);
-                metadata_done(&md);
+        }
+        if (arg_control_plane_ips) {
+                /* --control-plane-ips replaces the metadata's list. */
+                char **v = NULL;
+                size_t n = 0;
+                _cleanup_free_ char *copy = strdup(arg_control_plane_ips);
+                char *save = NULL;
+                for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+                        char **nv = realloc(v, (n + 1) * sizeof *v);
+                        if (!nv || !metadata_valid_ip(t) || n >= METADATA_MAX_CONTROL_PLANES) {
+                                free(nv ? nv : v);
+                                log_error("--control-plane-ips: \"%s\" is not a list of at most %u IP addresses", t,
+                                          METADATA_MAX_CONTROL_PLANES);
+                                return SERVICE_EXIT_USAGE;
+                        }
+                        v = nv;
+                        v[n++] = strdup(t);
+                }
+                for (size_t i = 0; i < md.n_control_plane_ips; i++)
+                        free(md.control_plane_ips[i]);
+                free(md.control_plane_ips);
+                md.control_plane_ips = v;
+                md.n_control_plane_ips = n;
+                have_md = true;
+        }
+        char *end = NULL; /* --etcd-peer-port, --learner-timeout */
+        long peer_port = strtol(arg_etcd_peer_port, &end, 10);
+        if (end == arg_etcd_peer_port || *end || peer_port < 1 || peer_port > 65535) {
+                log_error("--etcd-peer-port: \"%s\" is not 1..65535", arg_etcd_peer_port);
+                return SERVICE_EXIT_USAGE;
+        }
+        long learner_timeout = JOIN_LEARNER_TIMEOUT_MS;
+        if (arg_learner_timeout) {
+                learner_timeout = strtol(arg_learner_timeout, &end, 10);
+                if (end == arg_learner_timeout || *end || learner_timeout < 100 || learner_timeout > 86400000) {
+                        log_error("--learner-timeout: \"%s\" is not 100..86400000 ms", arg_learner_timeout);
+                        return SERVICE_EXIT_USAGE;
+                }
         }
 
         join_keys keys = { 0 };
@@ -160,7 +218,7 @@ int main(int argc, char **argv) {
         _cleanup_(etcd_client_freep) etcd_client *etcd = NULL;
         refresher.interval_ms = 5000;
         if (arg_config_refresh) {
-                char *end = NULL;
+                end = NULL;
                 long v = strtol(arg_config_refresh, &end, 10);
                 if (end == arg_config_refresh || *end || v < 10 || v > 3600000) {
                         log_error("--config-refresh: \"%s\" is not 10..3600000 ms", arg_config_refresh);
@@ -184,7 +242,9 @@ int main(int argc, char **argv) {
         } else
                 store = joinconfig_store_dir(arg_config_dir);
         join_options opt = { .pki_dir = arg_pki_dir, .api_endpoint = endpoint, .kubeadm = arg_kubeadm,
-                             .kubeconfig = arg_kubeconfig, .store = &store, .keys = &keys };
+                             .kubeconfig = arg_kubeconfig, .store = &store, .keys = &keys,
+                             .infra = have_md ? &md : NULL, .etcd = etcd, .etcd_peer_port = (int) peer_port,
+                             .learner_timeout_ms = learner_timeout };
         static joinservice js;
         if (joinservice_init(&js, &opt, &err) < 0) {
                 log_error("%s", ERR(&err));
@@ -255,5 +315,6 @@ int main(int argc, char **argv) {
         service_free(TAKE_PTR(s));
         joinservice_done(&js);
         join_keys_done(&keys);
+        metadata_done(&md);
         return service_exit_code(r);
 }

@@ -100,7 +100,7 @@ static inline void jt_start_args(jt_cluster *c, const char *binary, const char *
                 setenv("NOTIFY_SOCKET", c->notify_path, 1);
                 execl(binary, binary, "--listen", "127.0.0.1:0", "--update-listen", "127.0.0.1:0", "--kms-uri",
                       c->kms_uri, "--config-dir", c->config_dir, "--pki-dir", c->pki_dir, "--api-endpoint",
-                      "10.9.8.7:6443", "--log-level", "debug", extra1, extra2, extra3, extra4, (char *) NULL);
+                      "10.9.8.7:6443", "--control-plane-ips", "10.9.8.10,10.9.8.11", "--log-level", "debug", extra1, extra2, extra3, extra4, (char *) NULL);
                 _exit(127);
         }
         c->pid = pid;

@@ -42,6 +42,13 @@ static void expect_key(const char *id, const uint8_t *got, size_t len) {
         assert_memory_equal(got, want, 32);
 }
 
+static int csr_for_ip(const char *name, const char *ip, uint8_t **der, size_t *len) {
+        const char *ips[] = { ip };
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        ct_error err = CT_ERROR_INIT;
+        return joinclient_csr_new(name, ips, 1, &key, der, len, &err);
+}
+
 static int csr_for(const char *name, uint8_t **der, size_t *len) {
         const char *ips[] = { "10.9.8.11" };
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
@@ -144,19 +151,42 @@ static void test_rejoin(void **state) {
         assert_non_null(strstr(e2.detail, "join: uuid-invalid"));
 }
 
-static void expect_status(const uint8_t *csr, size_t csr_len, const char *uuid, grpc_status_code want,
-                          const char *reason) {
+static void expect_status_cp(const uint8_t *csr, size_t csr_len, const char *uuid, bool cp, grpc_status_code want,
+                             const char *reason) {
         Join__IssueJoinTicketResponse *t = NULL;
         ct_error err = CT_ERROR_INIT;
         grpc_status_code st = GRPC_STATUS_OK;
         size_t from = jt_log_size(&cl);
-        assert_true(join(&issuer_good, csr, csr_len, uuid, false, &t, &st, &err) < 0);
+        assert_true(join(&issuer_good, csr, csr_len, uuid, cp, &t, &st, &err) < 0);
         assert_int_equal(st, want);
         if (!strstr(err.detail, reason))
                 fail_msg("expected %s in: %s", reason, err.detail);
         /* logged once with its reason */
         _cleanup_free_ char *line = jt_wait_log(&cl, from, "IssueJoinTicket", reason);
         assert_non_null(line);
+}
+
+static void expect_status(const uint8_t *csr, size_t csr_len, const char *uuid, grpc_status_code want,
+                          const char *reason) {
+        expect_status_cp(csr, csr_len, uuid, false, want, reason);
+}
+
+/* The control-plane files only for a joiner at one of the infrastructure's control-plane addresses
+ * (--control-plane-ips here, the metadata's control_plane_ips on a node): a worker's address asking
+ * for them is refused and gets nothing; as a worker it still joins. */
+static void test_join_control_plane_refused(void **state) {
+        _cleanup_free_ uint8_t *csr = NULL;
+        size_t csr_len = 0;
+        assert_int_equal(csr_for_ip("worker-5", "10.9.8.12", &csr, &csr_len), 0);
+        expect_status_cp(csr, csr_len, uuid_lower, true, GRPC_STATUS_PERMISSION_DENIED,
+                         "join: not-control-plane: node worker-5 (10.9.8.12) asked for the control-plane files, but "
+                         "10.9.8.12 is not a control plane");
+        Join__IssueJoinTicketResponse *t = NULL;
+        ct_error err = CT_ERROR_INIT;
+        grpc_status_code st;
+        assert_int_equal(join(&issuer_good, csr, csr_len, uuid_lower, false, &t, &st, &err), 0);
+        assert_int_equal(t->n_control_plane_files, 0);
+        join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
 }
 
 /* A CSR made by hand: any key, any subject. */
@@ -561,6 +591,7 @@ int main(int argc, char **argv) {
         binary = argv[1];
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_join_worker),     cmocka_unit_test(test_join_control_plane),
+                cmocka_unit_test(test_join_control_plane_refused),
                 cmocka_unit_test(test_rejoin),          cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_pcr15_set),       cmocka_unit_test(test_changed_measurement),
                 cmocka_unit_test(test_wrong_variant),   cmocka_unit_test(test_replay),
