@@ -24,6 +24,8 @@
  * fails test-terraform. Never link this where gRPC is a shared library: the executable's
  * definition would interpose on libgrpc.so's. */
 
+#include <openssl/ssl.h>
+
 struct grpc_core_builder;
 
 #define GRPC_REGISTRATION(fn, mangled) extern void fn(struct grpc_core_builder *b) __asm__(mangled)
@@ -95,4 +97,33 @@ void grpc_core_build_configuration(struct grpc_core_builder *b) {
         register_sockaddr_resolver(b);        /* unix:, ipv4:, ipv6: targets */
         register_security_filters(b);         /* client and server auth filters: peer certificates */
         register_builtins(b);                 /* connected channel, lame client */
+}
+
+/* gRPC's TLS contexts, as Terraform's client meets them. gRPC 1.51 builds every SSL_CTX in
+ * populate_ssl_context() (src/core/tsi/ssl_transport_security.cc), whose only say on key exchange is
+ * SSL_CTX_set_tmp_ecdh() with a P-256 key: the context accepts P-256 alone. Go's TLS client (go-plugin
+ * in Terraform) sends its TLS 1.3 key share for X25519, its first preference, so every handshake with
+ * the provider took a HelloRetryRequest: one more round trip, and a P-256 key share for Terraform to
+ * make, three times per plan (seen on the wire: the server's first record is a ServerHello with the
+ * HelloRetryRequest random, RFC 8446 4.1.3). The context also sent two TLS 1.3 session tickets after
+ * every handshake (RFC 8446 4.6.1), each a copy of the session that OpenSSL 3.0 makes by encoding and
+ * re-parsing it, client certificate included: about 8 % of the provider's CPU in a plan. Terraform
+ * starts a new process for every connection, so nothing ever resumes with a ticket.
+ *
+ * So the static provider links with --wrap=SSL_CTX_ctrl (provider/CMakeLists.txt) and turns gRPC's
+ * set_tmp_ecdh, which nothing else in the binary calls (objdump: populate_ssl_context only), into the
+ * groups P-256 and X25519, P-256 first so that a gRPC client context still sends a P-256 key share
+ * (OpenSSL 3.0's server takes the first key share the client sent that it accepts: no server
+ * preference), and no session tickets. Certificates, their verification and the cipher suites are
+ * untouched; X25519 is TLS 1.3's mandatory-to-implement group beside P-256 (RFC 8446 9.1). If setting
+ * the groups fails, gRPC's own call runs unchanged. */
+long __real_SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg);
+long __wrap_SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg);
+long __wrap_SSL_CTX_ctrl(SSL_CTX *ctx, int cmd, long larg, void *parg) {
+        if (cmd != SSL_CTRL_SET_TMP_ECDH)
+                return __real_SSL_CTX_ctrl(ctx, cmd, larg, parg);
+        if (__real_SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, (void *) "P-256:X25519") != 1)
+                return __real_SSL_CTX_ctrl(ctx, cmd, larg, parg);
+        (void) SSL_CTX_set_num_tickets(ctx, 0);
+        return 1;
 }
