@@ -552,7 +552,8 @@ static const char *kmip_advice(const char *attr) {
                 return " kmip.kek_id must name an active AES-256 key of the KMIP server (constellation-attest kmip "
                        "check --kek …).";
         if (streq(attr, "wrapped_master_secret"))
-                return " kmip.wrapped_master_secret and kmip.salt must be the ones wrapped under this KEK.";
+                return " The server could not authenticate the blob under this KEK: kmip.kek_id, "
+                       "kmip.wrapped_master_secret and kmip.salt must be the ones the master secret was wrapped with.";
         return "";
 }
 
@@ -1152,6 +1153,9 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
         _cleanup_free_ char *wrapped_b64 = NULL, *salt_b64 = NULL;
         const cty_value *kmip_cfg = cty_object_get(config, "kmip");
         bool use_kmip = value_set(kmip_cfg);
+        /* A blob drawn by Create goes into state; a given one stays as the configuration wrote it. */
+        const cty_value *planned_wrapped = cty_object_get(cty_object_get(planned, "kmip"), "wrapped_master_secret");
+        bool drawn = use_kmip && (!planned_wrapped || planned_wrapped->null || planned_wrapped->unknown);
         if (config_secret(config, "measurement_salt", true, &msalt, d) < 0 ||
             config_secret(config, "init_secret", false, &isecret, d) < 0)
                 return NULL;
@@ -1248,8 +1252,8 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
             cty_object_set(v, "cluster_ca_certificate", pem_value(kc, kc_len, "certificate-authority-data", false)) < 0 ||
             cty_object_set(v, "client_certificate", pem_value(kc, kc_len, "client-certificate-data", false)) < 0 ||
             cty_object_set(v, "client_key", pem_value(kc, kc_len, "client-key-data", true)) < 0 ||
-            (use_kmip && (cty_object_set(cty_object_get(v, "kmip"), "wrapped_master_secret", cty_string_new(wrapped_b64)) < 0 ||
-                          cty_object_set(cty_object_get(v, "kmip"), "salt", cty_string_new(salt_b64)) < 0))) {
+            (drawn && (cty_object_set(cty_object_get(v, "kmip"), "wrapped_master_secret", cty_string_new(wrapped_b64)) < 0 ||
+                       cty_object_set(cty_object_get(v, "kmip"), "salt", cty_string_new(salt_b64)) < 0))) {
                 nodeclient_init_result_done(&res);
                 tf_error(d, NULL, "Out of memory",
                          "The cluster was initialised (cluster ID %s) but the provider ran out of memory recording it.",

@@ -77,7 +77,8 @@ kport=$(PYKMIP_OWNER_PID=$$ bash "$pykmip" start "$kdir" 2>"$work/pykmip-start.l
         fail "pykmip.sh start: $(cat "$work/pykmip-start.log")"
 kconn=(--endpoint "127.0.0.1:$kport" --client-cert "$kdir/client.pem" --client-key "$kdir/client.key" --server-ca "$kdir/ca.pem")
 # A few KEKs, so the one in use is not simply the first identifier.
-for _ in 1 2; do "$attest" kmip create-kek "${kconn[@]}" >/dev/null 2>&1 || fail "kmip create-kek failed"; done
+"$attest" kmip create-kek "${kconn[@]}" >/dev/null 2>&1 || fail "kmip create-kek failed"
+other_kek=$("$attest" kmip create-kek "${kconn[@]}" 2>/dev/null) || fail "kmip create-kek failed"
 kek=$("$attest" kmip create-kek "${kconn[@]}" 2>"$work/kek.err") || fail "kmip create-kek: $(cat "$work/kek.err")"
 [ -n "$kek" ] || fail "no KEK identifier"
 master=$(hexrand 32) salt=$(hexrand 32) msalt=$(hexrand 32)
@@ -461,6 +462,20 @@ no_planted "$work/trace-update.log" "the update's debug log"
 no_planted "$st" "the state file after the update"
 expect_ok plan -detailed-exitcode
 expect_log "No changes."
+# Another KEK (write-only: no plan can compare it): the server refuses to unwrap the blob, whose
+# additional data names its KEK; the update is not sent and the state keeps the measurements in force.
+stored=$(sha256sum <"$work/var-config/attestationConfig")
+main_tf >"$d/main.tf"
+TF_VAR_kek_id=$other_kek expect_fail apply -auto-approve
+expect_log "Error: KMIP server refused"
+expect_log "unwrap-failed"
+expect_log "kmip.kek_id, kmip.wrapped_master_secret and kmip.salt must be the ones the master secret was wrapped with"
+expect_log "The state is unchanged."
+no_planted "$d/out.log" "the refused update's output"
+[ "$(sha256sum <"$work/var-config/attestationConfig")" = "$stored" ] || fail "a refused unwrap changed the join service's config"
+jq -e '.resources[0].instances[0].attributes.attestation.measurements["9"].expected == ("c9" * 32)' "$st" >/dev/null ||
+        fail "the state does not keep the measurements in force after a refused unwrap"
+MEAS=$work/measurements-pcr9.tf main_tf >"$d/main.tf"
 
 step "destroy"
 expect_ok destroy -auto-approve
