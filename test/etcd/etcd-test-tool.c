@@ -3,7 +3,8 @@
  *   etcd-test-tool pki DIR NODE IP                  lib/pki: pki_create + pki_etcd_certs
  *   etcd-test-tool put ENDPOINT PKI KEY FILE        etcd_put of FILE's bytes
  *   etcd-test-tool get ENDPOINT PKI KEY             the value on stdout; exit 2 if absent
- *   etcd-test-tool members ENDPOINT PKI             "name peer-url" per member
+ *   etcd-test-tool members ENDPOINT PKI             "name peer-url" per member (" learner" after a learner)
+ *   etcd-test-tool datakey KEYSERVICE ID            a key service's 32-byte data key ID, hex (test keys only)
  *   etcd-test-tool member-join NAME IP PKI ENV DATA ENDPOINT PEER-PORT MEMBER
  *                                                   the bootstrapper's bootstrapper_etcd_member_join
  *                                                   with --etcd-unit "" (the caller starts etcd from ENV)
@@ -13,7 +14,11 @@
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "basic/encoding.h"
 #include "join.h"
+#include "keyservice.pb-c.h"
+#include "rpc/rpc.h"
+#include "rpc/wipe-alloc.h"
 #include "etcd/etcd.h"
 #include "pki/pki.h"
 
@@ -71,8 +76,44 @@ int main(int argc, char **argv) {
                 if (open_client(argv[2], argv[3], &c, &err) < 0 || etcd_member_list(c, &m, &err) < 0)
                         return fail(&err);
                 for (size_t i = 0; i < m.n; i++)
-                        printf("%s %s\n", m.items[i].name[0] ? m.items[i].name : "-", m.items[i].peer_urls[0]);
+                        printf("%s %s%s\n", m.items[i].name[0] ? m.items[i].name : "-", m.items[i].peer_urls[0],
+                               m.items[i].learner ? " learner" : "");
                 etcd_members_done(&m);
+                return 0;
+        }
+        if (argc == 4 && strcmp(argv[1], "datakey") == 0) {
+                rpc_channel *ch = NULL;
+                if (rpc_channel_new(argv[2], NULL, NULL, &ch) < 0)
+                        return 1;
+                Kms__GetDataKeyRequest req = KMS__GET_DATA_KEY_REQUEST__INIT;
+                req.data_key_id = argv[3];
+                req.length = 32;
+                uint8_t buf[1200];
+                if (kms__get_data_key_request__get_packed_size(&req) > sizeof buf) {
+                        rpc_channel_free(ch);
+                        return 64;
+                }
+                size_t n = kms__get_data_key_request__pack(&req, buf);
+                uint8_t *resp = NULL;
+                size_t len = 0;
+                rpc_status st = { 0 };
+                int r = rpc_unary(ch, "/kms.API/GetDataKey", buf, n, 10000, &resp, &len, &st);
+                rpc_channel_free(ch);
+                Kms__GetDataKeyResponse *m = r >= 0 && st.code == GRPC_STATUS_OK ?
+                        kms__get_data_key_response__unpack(&rpc_wiping_allocator, len, resp) : NULL;
+                rpc_status_done(&st);
+                erase_and_free_sized(resp, len);
+                if (!m || m->data_key.len != 32) {
+                        if (m)
+                                kms__get_data_key_response__free_unpacked(m, &rpc_wiping_allocator);
+                        fprintf(stderr, "etcd-test-tool: no data key from %s\n", argv[2]);
+                        return 1;
+                }
+                _cleanup_free_ char *hex = hex_encode(m->data_key.data, m->data_key.len);
+                kms__get_data_key_response__free_unpacked(m, &rpc_wiping_allocator);
+                if (!hex)
+                        return 1;
+                printf("%s\n", hex);
                 return 0;
         }
         if (argc == 10 && strcmp(argv[1], "member-join") == 0) {
