@@ -21,6 +21,10 @@ int plugin_handshake_line(const char *network, const char *address, const uint8_
 /* Validates the PEM in PLUGIN_CLIENT_CERT: one certificate that parses. */
 int plugin_client_cert_check(const char *pem, size_t len);
 
+/* The number of tfplugin6 calls whose handler is running (tfplugin.c): go-plugin's Shutdown
+ * exits at once when it is 0. */
+unsigned tfplugin_calls_in_flight(void);
+
 /* Runs the provider: handshake on stdout, serve until Terraform calls Shutdown. Returns the
  * process exit code. */
 int plugin_serve(void);

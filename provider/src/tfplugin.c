@@ -9,10 +9,12 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "basic/log.h"
 #include "basic/secret.h"
+#include "plugin.h"
 #include "provider.h"
 
 const tf_resource_ops *const tf_resources[] = { &tf_resource_cluster, &tf_resource_qemu_infrastructure, NULL };
@@ -574,11 +576,19 @@ grpc_status_code tfplugin_handle(tf_provider_state *p, const char *method, const
         return GRPC_STATUS_OK;
 }
 
+/* tfplugin6 calls between the handler's start and its answer (plugin.h). */
+static atomic_uint calls_in_flight;
+
+unsigned tfplugin_calls_in_flight(void) {
+        return atomic_load(&calls_in_flight);
+}
+
 static void rpc_handler(rpc_call *call, const uint8_t *request, size_t len, void *userdata) {
         tf_provider_state *p = userdata;
         uint8_t *resp = NULL;
         _cleanup_free_ char *msg = NULL;
         size_t resp_len = 0;
+        atomic_fetch_add(&calls_in_flight, 1);
         grpc_status_code st = tfplugin_handle(p, rpc_call_method(call), request, len, &resp, &resp_len, &msg);
         if (st == GRPC_STATUS_OK)
                 (void) rpc_call_reply(call, resp, resp_len);
@@ -588,6 +598,7 @@ static void rpc_handler(rpc_call *call, const uint8_t *request, size_t len, void
         if (resp)
                 erase_memory(resp, resp_len);
         free(resp);
+        atomic_fetch_sub(&calls_in_flight, 1);
 }
 
 int tfplugin_register(rpc_server *server, tf_provider_state *p) {
