@@ -222,6 +222,27 @@ static bool sleep_unless_stopped(int64_t ms, atomic_bool *stop) {
         return !(stop && atomic_load(stop));
 }
 
+/* "host:port" names this node itself (its vpc_ip): a control plane never joins its own join service. */
+static bool endpoint_is_self(const metadata *md, const char *ep) {
+        const char *colon = strrchr(ep, ':');
+        if (!colon || !md->vpc_ip)
+                return false;
+        const char *h = ep;
+        size_t hl = (size_t) (colon - ep);
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+                h++;
+                hl -= 2;
+        }
+        return strlen(md->vpc_ip) == hl && strncmp(md->vpc_ip, h, hl) == 0;
+}
+
+size_t bootstrapper_join_endpoints(const metadata *md) {
+        size_t n = 0;
+        for (size_t i = 0; i < md->n_join_endpoints; i++)
+                n += !(md->role == METADATA_ROLE_CONTROL_PLANE && endpoint_is_self(md, md->join_endpoints[i]));
+        return n;
+}
+
 /* IssueJoinTicket on each endpoint in turn, again with backoff, until a ticket arrives. */
 static int fetch_ticket(const join_options *o, const char *uuid, const uint8_t *csr, size_t csr_len,
                         Join__IssueJoinTicketResponse **ret, ct_error *err) {
@@ -232,6 +253,8 @@ static int fetch_ticket(const join_options *o, const char *uuid, const uint8_t *
         char msg[CT_ERROR_DETAIL_MAX + 128];
         for (unsigned attempt = 0;; attempt++) {
                 for (size_t i = 0; i < md->n_join_endpoints; i++) {
+                        if (md->role == METADATA_ROLE_CONTROL_PLANE && endpoint_is_self(md, md->join_endpoints[i]))
+                                continue;
                         if (o->stop && atomic_load(o->stop))
                                 return ct_error_set(err, -ECANCELED, LAYER, "stopped", "stopped while joining");
                         _cleanup_secret_ secret_t *packed = NULL;
@@ -252,7 +275,7 @@ static int fetch_ticket(const join_options *o, const char *uuid, const uint8_t *
                         return 0;
                 }
                 int64_t delay = joinclient_backoff_ms(&o->retry, attempt);
-                initlog(LOG_LEVEL_INFO, "join: no ticket from %zu endpoint(s); retrying in %lld ms", md->n_join_endpoints,
+                initlog(LOG_LEVEL_INFO, "join: no ticket from %zu endpoint(s); retrying in %lld ms", bootstrapper_join_endpoints(md),
                         (long long) delay);
                 if (!sleep_unless_stopped(delay, o->stop))
                         return ct_error_set(err, -ECANCELED, LAYER, "stopped", "stopped while joining");
@@ -340,7 +363,7 @@ static int write_cp_files(const bootstrapper_config *cfg, const Join__IssueJoinT
 
 int bootstrapper_join(const join_options *o, ct_error *err) {
         const bootstrapper_config *cfg = o->cfg;
-        if (cfg->md.n_join_endpoints == 0)
+        if (bootstrapper_join_endpoints(&cfg->md) == 0)
                 return ct_error_set(err, -ENOENT, LAYER, "no-endpoints", "the metadata names no join endpoint");
 
         /* Read-only preparation: the disk must be NEW, the first-boot keyfile readable. */
@@ -369,7 +392,7 @@ int bootstrapper_join(const join_options *o, ct_error *err) {
                 return r;
         bool cp = cfg->md.role == METADATA_ROLE_CONTROL_PLANE;
         initlog(LOG_LEVEL_INFO, "join: %s %s, state disk %s: asking %zu join endpoint(s) for a ticket",
-                cp ? "control plane" : "worker", cfg->md.name, uuid, cfg->md.n_join_endpoints);
+                cp ? "control plane" : "worker", cfg->md.name, uuid, bootstrapper_join_endpoints(&cfg->md));
 
         _cleanup_(response_freep) Join__IssueJoinTicketResponse *t = NULL;
         if ((r = fetch_ticket(o, uuid, csr, csr_len, &t, err)) < 0)

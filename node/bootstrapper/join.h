@@ -77,3 +77,5 @@ typedef struct join_options {
         const bootstrapper_etcd_options *etcd; /* a control plane's shared store; NULL: none */
 } join_options;
 int bootstrapper_join(const join_options *o, ct_error *err);
+/* The metadata's join endpoints a join dials: all, but a control plane's own (its vpc_ip) skipped. */
+size_t bootstrapper_join_endpoints(const metadata *md);

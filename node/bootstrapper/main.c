@@ -360,7 +360,7 @@ int main(int argc, char **argv) {
         bool joining = false;
         /* A worker joins; a control plane joins too when its metadata names join services (the other
          * control planes'), racing the Init the first control plane gets. */
-        if (cfg.md.role == METADATA_ROLE_WORKER || (cp && cfg.md.n_join_endpoints > 0)) {
+        if (cfg.md.role == METADATA_ROLE_WORKER || (cp && bootstrapper_join_endpoints(&cfg.md) > 0)) {
                 if (pthread_create(&joiner, NULL, join_thread, &jo) != 0) {
                         log_error("cannot start the join thread");
                         metadata_done(&cfg.md);
