@@ -104,6 +104,12 @@ for n in control-plane-0 worker-0; do
 	for port in 9000 9999 30090 30080 30081 6443; do
 		grep -qF " $addr:$port " "$work/ss.txt" || fail "$n: nothing listens on $addr:$port"
 	done
+	# etcd's peer port: forwarded on control planes only
+	if [ "$n" = control-plane-0 ]; then
+		grep -qF " $addr:2380 " "$work/ss.txt" || fail "$n: nothing listens on $addr:2380 (etcd peers)"
+	else
+		grep -qF " $addr:2380 " "$work/ss.txt" && fail "$n: a worker forwards etcd's peer port"
+	fi
 done
 cp_addr=$(jq -r '.nodes[0].host_address' "$state")
 w_addr=$(jq -r '.nodes[1].host_address' "$state")
@@ -120,8 +126,8 @@ grep -q -- "-fw_cfg name=opt/constellation/metadata,file=$d0/metadata.json" "/pr
 	|| tr '\0' ' ' < "/proc/$cp_q/cmdline" | grep -qF -- "-fw_cfg name=opt/constellation/metadata,file=$d0/metadata.json" \
 	|| fail "QEMU was not given the metadata through fw_cfg"
 m0=$d0/metadata.json m1=$d1/metadata.json
-[ "$(jq -r '.name + " " + .role + " " + .vpc_ip + " " + .endpoint + " " + (.join_endpoints | join(","))' "$m0")" \
-	= "control-plane-0 control-plane 10.42.1.100 $cp_addr 10.42.1.100:30090" ] || fail "control plane metadata: $(cat "$m0")"
+[ "$(jq -r '.name + " " + .role + " " + .vpc_ip + " " + .endpoint + " [" + (.join_endpoints | join(",")) + "] " + (.control_plane_ips | join(","))' "$m0")" \
+	= "control-plane-0 control-plane 10.42.1.100 $cp_addr [] 10.42.1.100" ] || fail "control plane metadata: $(cat "$m0")"
 [ "$(jq -r '.name + " " + .role + " " + .vpc_ip + " " + (.join_endpoints | join(","))' "$m1")" \
 	= "worker-0 worker 10.42.2.100 10.42.1.100:30090" ] || fail "worker metadata: $(cat "$m1")"
 [ "$(jq -r .uid "$m0")" = "$(jq -r .uid "$state")" ] || fail "metadata uid"
@@ -140,6 +146,7 @@ tr '\0' ' ' < "/proc/$cp_q/cmdline" | grep -qF "guestfwd" && fail "the control p
 tr '\0' ' ' < "/proc/$w_q/cmdline" | grep -qF "guestfwd=tcp:10.42.1.100:30090-cmd:$bin relay $cp_addr 30090" \
 	|| fail "the worker has no guestfwd to the control plane's join service"
 tr '\0' ' ' < "/proc/$w_q/cmdline" | grep -qF "restrict=on" || fail "the worker's network is not restricted"
+tr '\0' ' ' < "/proc/$w_q/cmdline" | grep -qF ":2380" && fail "the worker has a route to etcd's peer port"
 
 step "relay: stdin/stdout <-> 127.x:port (what slirp runs for each guest connection)"
 rport=$(( 20000 + RANDOM % 20000 ))
