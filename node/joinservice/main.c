@@ -185,7 +185,10 @@ int main(int argc, char **argv) {
                                 return SERVICE_EXIT_USAGE;
                         }
                         v = nv;
-                        v[n++] = strdup(t);
+                        if (!(v[n++] = strdup(t))) {
+                                log_error("out of memory");
+                                return SERVICE_EXIT_FAILURE;
+                        }
                 }
                 for (size_t i = 0; i < md.n_control_plane_ips; i++)
                         free(md.control_plane_ips[i]);
@@ -251,6 +254,9 @@ int main(int argc, char **argv) {
                 join_keys_done(&keys);
                 return SERVICE_EXIT_FAILURE;
         }
+        log_info("control-plane files only for %zu infrastructure control-plane address(es)%s",
+                 have_md ? md.n_control_plane_ips : 0,
+                 arg_control_plane_ips ? " (--control-plane-ips)" : have_md ? " (metadata control_plane_ips)" : "");
         log_info("attestation config version %llu in force (%zu measurements, PCR 15 = 0 enforced)",
                  (unsigned long long) js.config.version, js.config.m.n);
         atls_validator validator = joinservice_validator(&js);
