@@ -49,6 +49,9 @@ packages=(
   qemu-system-x86 ovmf debootstrap systemd-container systemd-boot systemd-boot-efi sbsigntool
   dosfstools mtools fdisk e2fsprogs cpio binutils zstd squashfs-tools
   mkosi python3-cryptography
+  # benchmarks: bench/provider (plan-timeline.sh, terraform-profile.sh and gen-hot-text.sh use perf;
+  # plan-cpu.sh and bench-ab.sh GNU time; gen-hot-text.sh valgrind)
+  linux-perf time valgrind
 )
 
 missing=()
