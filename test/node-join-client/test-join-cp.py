@@ -10,7 +10,10 @@ address on QEMU), the same ports on each:
      one-member etcd on A1; its key service and join service (--control-plane-ips A1,A2) start from
      etcd;
   2. a control plane at an address the infrastructure does not list asks for a control-plane ticket:
-     refused (join: not-control-plane), nothing added to etcd;
+     refused (join: not-control-plane), nothing added to etcd; a listed control plane (A3) that gets
+     its ticket and dies before its etcd runs leaves a learner: writes still land (a learner is no
+     voter), and the join service removes it after --learner-timeout (MemberRemove), while
+     control-plane-1's join is held back meanwhile (etcd: too-many-learners) and then goes through;
   3. control-plane-1 (metadata role control-plane, join endpoint A1's join service) joins: the join
      service adds it as an etcd learner and hands it the control-plane files and its initial cluster;
      its bootstrapper writes etcd.env (state existing, both members), this test starts etcd from it,
@@ -105,7 +108,8 @@ def hold(addr, port):
 
 
 def pick_addresses():
-    """127.X.Y.1 and .2 with the etcd client and peer ports and the join service port free on both."""
+    """127.X.Y.1 and .2 with the etcd client and peer ports and the join service port free on both
+    (.3 is a control plane that dies: it never binds anything)."""
     for attempt in range(50):
         x = 100 + (os.getpid() + attempt) % 100
         y = 200 + (os.getpid() // 100 + attempt) % 50
@@ -173,6 +177,7 @@ def start_etcd_from(d, name, env_path, bs, held=()):
 started, tpms, etcds = [], [], []
 with tmpdir() as d:
     A1, A2, CPORT, PPORT, JPORT, held = pick_addresses()
+    A3 = A1[:-1] + "3"
     ep1, ep2 = "%s:%d" % (A1, CPORT), "%s:%d" % (A2, CPORT)
     try:
         with warnings.catch_warnings():
@@ -222,8 +227,8 @@ with tmpdir() as d:
         ks0.wait_ready()
         js0 = Service([JS, "--listen", "%s:%d" % (A1, JPORT), "--update-listen", "127.0.0.1:0", "--etcd-endpoint", ep1,
                        "--pki-dir", pki0, "--keyservice", "127.0.0.1:%d" % ks0.ports["grpc"], "--api-endpoint",
-                       "%s:6443" % A1, "--control-plane-ips", "%s,%s" % (A1, A2), "--etcd-peer-port", str(PPORT),
-                       "--config-refresh", "200"], d)
+                       "%s:6443" % A1, "--control-plane-ips", "%s,%s,%s" % (A1, A2, A3), "--etcd-peer-port",
+                       str(PPORT), "--config-refresh", "200", "--learner-timeout", "20000"], d)
         started.append(js0)
         js0.wait_ready()
         held[2].close()
@@ -247,6 +252,30 @@ with tmpdir() as d:
         check(rc == 0 and not os.path.exists(os.path.join(rootx, "run-state", "constellation", "node_state.json")),
               "the refused node stops, nothing written")
 
+        # A listed control plane that dies after its ticket: its learner costs no quorum and is removed.
+        tpm2 = Swtpm(os.path.join(d, "tpm2"))
+        tpms.append(tpm2)
+        disk2, key2 = new_disk(d, "cp2")
+        md2 = os.path.join(d, "cp2-metadata.json")
+        write(md2, json.dumps({"name": "control-plane-2", "role": "control-plane", "vpc_ip": A3,
+                               "init_secret_hash": h, "join_endpoints": ["%s:%d" % (A1, JPORT)],
+                               "control_plane_ips": [A1, A2, A3]}), 0o644)
+        cp2, _ = bootstrapper(d, "cp2", tpm2, md2, disk2, key2, etcd_args(d, "cp2", A3, CPORT, PPORT))
+        started.append(cp2)
+        cp2.wait_ready()
+        wait_for(lambda: os.path.exists(os.path.join(d, "cp2", "var-config", "etcd.env")),
+                 "control-plane-2 to get its ticket and write etcd.env")
+        cp2.proc.kill()  # dies before its etcd ever runs
+        cp2.proc.wait()
+        check("added for https://%s:%d" % (A3, PPORT) in js0.stderr(), "control-plane-2: added as a learner, then dies")
+        rc, out, _ = run([TOOL, "members", ep1, pki0])
+        check(rc == 0 and "- https://%s:%d learner" % (A3, PPORT) in out.splitlines(),
+              "etcd: control-plane-2 is a learner that never started (%s)" % out.strip())
+        f = os.path.join(d, "v")
+        write(f, b"x")
+        rc, _, err = run([TOOL, "put", ep1, pki0, "/constellation/test/with-dead-learner", f])
+        check(rc == 0, "a write lands with the dead learner in the cluster: the quorum is control-plane-0's (%s)" % err)
+
         # --- 3. control-plane-1 joins ---
         tpm1 = Swtpm(os.path.join(d, "tpm1"))
         tpms.append(tpm1)
@@ -258,6 +287,12 @@ with tmpdir() as d:
         cp1, root1 = bootstrapper(d, "cp1", tpm1, md1, disk1, key1, etcd_args(d, "cp1", A2, CPORT, PPORT))
         started.append(cp1)
         cp1.wait_ready()
+        wait_for(lambda: "removed: not promotable within the learner timeout" in js0.stderr(),
+                 "the join service to remove control-plane-2's learner", timeout=120)
+        check("too-many-learners" in cp1.stderr(),
+              "control-plane-1: held back while control-plane-2's learner was there (etcd allows one learner)")
+        rc, out, _ = run([TOOL, "members", ep1, pki0])
+        check(rc == 0 and A3 not in out, "control-plane-2's learner removed (MemberRemove) after the learner timeout")
         etcd1, env1 = start_etcd_from(d, "cp1", os.path.join(d, "cp1", "var-config", "etcd.env"), cp1,
                                       [held[3], held[4]])
         etcds.append(etcd1)
