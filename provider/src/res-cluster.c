@@ -11,6 +11,10 @@
  *    while nothing was sent), then pushes the measurements to the node's join service as the first
  *    signed attestation config update; other variants are refused.
  *    Constellation then configures the cluster through Kubernetes (join-config, Helm): not here.
+ *  - kmip (ours; hold your own key): instead of master_secret + salt, the master secret wrapped under a
+ *    KEK in the user's KMIP server; Create unwraps (or draws and wraps) it there before the node is
+ *    dialled and sends Init a kms://kmip URI; the KEK id and credentials are write-only; key
+ *    management cannot change after Init (refused at plan time).
  *  - Changes that need Kubernetes (image, kubernetes_version, microservice version) are refused
  *    at plan time. A changed attestation configuration is signed with the key derived from the
  *    master secret and pushed to the join service (/joinconfig.API/UpdateAttestationConfig on
