@@ -341,6 +341,59 @@ static int check_cp_files(const Join__IssueJoinTicketResponse *t, bool shared_st
         return 0;
 }
 
+/* The ticket's etcd/initial-cluster goes into etcd.env as ETCD_INITIAL_CLUSTER: the join service is
+ * not authenticated (the joiner attests, the service does not), so the value is held to its shape,
+ * "name=https://host:port" entries separated by commas (node names DNS-1123, hosts IP addresses), at
+ * most 64 of them, one of them this node's own peer URL under its name: no newline or other
+ * character can reach the environment file. */
+int bootstrapper_check_initial_cluster(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
+                                       const uint8_t *data, size_t len, ct_error *err) {
+        if (len == 0 || len > CP_FILE_MAX || memchr(data, 0, len))
+                return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "etcd/initial-cluster: %zu bytes", len);
+        _cleanup_free_ char *v = strndup((const char *) data, len), *self = NULL;
+        bool v6 = strchr(cfg->md.vpc_ip, ':') != NULL;
+        if (!v || asprintf(&self, "%s=https://%s%s%s:%d", cfg->md.name, v6 ? "[" : "", cfg->md.vpc_ip, v6 ? "]" : "",
+                           o->peer_port) < 0)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        bool has_self = false;
+        size_t n = 0;
+        char *save = NULL;
+        for (char *e = strtok_r(v, ",", &save); e; e = strtok_r(NULL, ",", &save), n++) {
+                char *eq = strchr(e, '=');
+                if (n >= 64 || !eq)
+                        return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
+                                            "etcd/initial-cluster: more than 64 entries, or one without '='");
+                *eq = 0;
+                bool ok = metadata_valid_node_name(e) && strncmp(eq + 1, "https://", 8) == 0 &&
+                          metadata_valid_endpoint(eq + 9);
+                if (ok) { /* the host must be an IP address */
+                        const char *hp = eq + 9, *colon = strrchr(hp, ':');
+                        char host[64];
+                        size_t hl = colon ? (size_t) (colon - hp) : 0;
+                        if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
+                                hp++;
+                                hl -= 2;
+                        }
+                        ok = hl > 0 && hl < sizeof host;
+                        if (ok) {
+                                memcpy(host, hp, hl);
+                                host[hl] = 0;
+                                ok = metadata_valid_ip(host);
+                        }
+                }
+                if (!ok)
+                        return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
+                                            "etcd/initial-cluster entry %zu is not name=https://ip:port", n);
+                *eq = '=';
+                has_self = has_self || streq(e, self);
+        }
+        if (!has_self)
+                return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid",
+                                    "etcd/initial-cluster does not list this node's own peer URL (%s) among at most 64 "
+                                    "name=https://ip:port entries", self);
+        return 0;
+}
+
 static int write_cp_files(const bootstrapper_config *cfg, const Join__IssueJoinTicketResponse *t,
                           const int index[static 9], ct_error *err) {
         for (size_t i = 0; i < ELEMENTSOF(cp_files); i++) {
@@ -401,6 +454,11 @@ int bootstrapper_join(const join_options *o, ct_error *err) {
                 return r;
         int cp_index[ELEMENTSOF(cp_files)];
         if (cp && (r = check_cp_files(t, o->etcd != NULL, cp_index, err)) < 0)
+                return r;
+        if (cp && o->etcd &&
+            (r = bootstrapper_check_initial_cluster(
+                     cfg, o->etcd, t->control_plane_files[cp_index[CP_FILE_INITIAL_CLUSTER]]->data.data,
+                     t->control_plane_files[cp_index[CP_FILE_INITIAL_CLUSTER]]->data.len, err)) < 0)
                 return r;
         if (!cp && t->n_control_plane_files > 0)
                 return ct_error_set(err, -EBADMSG, LAYER, "ticket-invalid", "a worker's ticket with control-plane files");

@@ -77,5 +77,11 @@ typedef struct join_options {
         const bootstrapper_etcd_options *etcd; /* a control plane's shared store; NULL: none */
 } join_options;
 int bootstrapper_join(const join_options *o, ct_error *err);
+/* A control-plane ticket's etcd/initial-cluster (from an unauthenticated join service, bound for
+ * etcd.env): "name=https://ip:port" entries, comma-separated, DNS-1123 names, IP hosts, at most 64,
+ * one of them exactly this node's peer URL under its name (cfg->md, o->peer_port). Reason
+ * join: ticket-invalid. */
+int bootstrapper_check_initial_cluster(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
+                                       const uint8_t *data, size_t len, ct_error *err);
 /* The metadata's join endpoints a join dials: all, but a control plane's own (its vpc_ip) skipped. */
 size_t bootstrapper_join_endpoints(const metadata *md);
