@@ -48,6 +48,7 @@ install -D -m 0644 "$here/image/ct-test-bench.service" "$node/usr/lib/systemd/sy
 install -D -m 0644 "$here/image/ct-test-bench.path" "$node/usr/lib/systemd/system/ct-test-bench.path"
 install -D -m 0644 "$here/image/ct-test-ready-bootstrapper.service" "$node/usr/lib/systemd/system/ct-test-ready-bootstrapper.service"
 install -D -m 0644 "$here/image/ct-test-ready-vs.service" "$node/usr/lib/systemd/system/ct-test-ready-vs.service"
+install -D -m 0644 "$here/image/ct-test-journal@.service" "$node/usr/lib/systemd/system/ct-test-journal@.service"
 for u in constellation-etcd constellation-keyservice constellation-joinservice systemd-resolved systemd-networkd; do
 	install -D -m 0644 "$here/image/50-ct-test-console.conf" "$node/usr/lib/systemd/system/$u.service.d/50-ct-test-console.conf"
 done
