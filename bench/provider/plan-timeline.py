@@ -11,7 +11,9 @@ first, second, third of each plan), the median over the plans of:
   last->exit Terraform's last write (go-plugin's Kill: Shutdown, then close) to the provider's
              exit_group
   exit->reap exit_group to Terraform's waitid returning
-and after the last launch, to terraform's exit. Usage: plan-timeline.py < perf-script-output"""
+and after the last launch, to terraform's exit. Plans are grouped by the provider binary they
+started (so one trace can hold plans of two builds, interleaved). Usage:
+plan-timeline.py < perf-script-output"""
 import re
 import statistics
 import sys
@@ -34,6 +36,7 @@ for line in sys.stdin:
             plans.append(plan)
             launch = None
         elif plan and 'terraform-provider-' in rest:
+            plan.setdefault('binary', rest.split()[0][len('filename='):])
             launch = dict(pid=pid, exec=t, hs=None, conn=None, last=None, exit=None, reap=None)
             plan['launches'].append(launch)
             conn_fd = None
@@ -58,38 +61,41 @@ for line in sys.stdin:
         launch['reap'] = t
 
 cols = ['before', 'exec->hs', 'hs->conn', 'conn->last', 'last->exit', 'exit->reap']
-rows = defaultdict(lambda: defaultdict(list))
-totals, tails = [], []
-complete = 0
-for p in plans:
-    ls = p['launches']
-    if not p['end'] or any(l[k] is None for l in ls for k in ('hs', 'conn', 'last', 'exit', 'reap')):
-        continue
-    complete += 1
-    totals.append(p['end'] - p['start'])
-    prev = p['start']
-    for i, l in enumerate(ls):
-        r = rows[i]
-        r['before'].append(l['exec'] - prev)
-        r['exec->hs'].append(l['hs'] - l['exec'])
-        r['hs->conn'].append(l['conn'] - l['hs'])
-        r['conn->last'].append(l['last'] - l['conn'])
-        r['last->exit'].append(l['exit'] - l['last'])
-        r['exit->reap'].append(l['reap'] - l['exit'])
-        prev = l['reap']
-    if ls:
-        tails.append(p['end'] - prev)
-
-if not complete:
-    sys.exit('no complete plan in the trace')
 med = statistics.median
-print(f'{complete} plans; terraform exec to exit: median {med(totals):.1f} ms; medians per launch (ms):')
-print(f'{"launch":>6} ' + ' '.join(f'{c:>11}' for c in cols) + f' {"provider":>9}')
-for i in sorted(rows):
-    r = rows[i]
-    alive = med([a + b + c + d for a, b, c, d in zip(r['exec->hs'], r['hs->conn'], r['conn->last'], r['last->exit'])])
-    print(f'{i + 1:>6} ' + ' '.join(f'{med(r[c]):11.2f}' for c in cols) + f' {alive:9.2f}')
-if tails:
+printed = 0
+for binary in sorted({p.get('binary') for p in plans if p.get('binary')}):
+    rows = defaultdict(lambda: defaultdict(list))
+    totals, tails = [], []
+    complete = 0
+    for p in plans:
+        ls = p['launches']
+        if p.get('binary') != binary or not p['end'] or \
+                any(l[k] is None for l in ls for k in ('hs', 'conn', 'last', 'exit', 'reap')):
+            continue
+        complete += 1
+        totals.append(p['end'] - p['start'])
+        prev = p['start']
+        for i, l in enumerate(ls):
+            r = rows[i]
+            r['before'].append(l['exec'] - prev)
+            r['exec->hs'].append(l['hs'] - l['exec'])
+            r['hs->conn'].append(l['conn'] - l['hs'])
+            r['conn->last'].append(l['last'] - l['conn'])
+            r['last->exit'].append(l['exit'] - l['last'])
+            r['exit->reap'].append(l['reap'] - l['exit'])
+            prev = l['reap']
+        tails.append(p['end'] - prev)
+    if not complete:
+        continue
+    printed += 1
+    print(f'{binary}: {complete} plans; terraform exec to exit: median {med(totals):.1f} ms; medians per launch (ms):')
+    print(f'{"launch":>6} ' + ' '.join(f'{c:>11}' for c in cols) + f' {"provider":>9}')
+    for i in sorted(rows):
+        r = rows[i]
+        alive = med([a + b + c + d for a, b, c, d in zip(r['exec->hs'], r['hs->conn'], r['conn->last'], r['last->exit'])])
+        print(f'{i + 1:>6} ' + ' '.join(f'{med(r[c]):11.2f}' for c in cols) + f' {alive:9.2f}')
     print(f'after the last provider is reaped, to terraform\'s exit: {med(tails):.2f} ms')
+if not printed:
+    sys.exit('no complete plan in the trace')
 print('(provider = exec to exit_group: the time a provider process is alive; "before" includes '
       'go-plugin\'s client certificate and Terraform\'s graph work)')

@@ -5,7 +5,9 @@
 # so Terraform and the provider run at their normal speed), and prints the medians of each phase
 # of each provider process (plan-timeline.py says what each column is), and the floor's plan
 # (50 terraform_data, no provider) traced the same way, for comparison.
-# Usage: bench/provider/plan-timeline.sh BUILD-DIR [PEER-DIR]   (RUNS, default 9; PEER=1)
+# With B=OTHER-BUILD-DIR, plans with OTHER-BUILD-DIR's provider alternate with BUILD-DIR's in the
+# same trace (an A/B under the same load), each printed on its own.
+# Usage: bench/provider/plan-timeline.sh BUILD-DIR [PEER-DIR]   (RUNS, default 9; PEER=1; B=DIR)
 # Needs perf (Debian: linux-perf) with tracepoint access (root, or kernel.perf_event_paranoid <= -1).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,21 +30,33 @@ else
 	cp -r "$peer/configs/constellation50" "$work/ds"
 	what="50 constellation_image reads ($build/provider)"
 fi
-cat >"$work/dev.tfrc" <<EOF
-provider_installation {
-  dev_overrides {
-    "registry.terraform.io/edgelesssys/constellation" = "$build/provider"
-    "registry.terraform.io/peer/peer" = "$peer_dir"
-  }
-  direct {}
+tfrc() { # tfrc FILE PROVIDER-DIR
+	cat >"$1" <<-EOF
+		provider_installation {
+		  dev_overrides {
+		    "registry.terraform.io/edgelesssys/constellation" = "$2"
+		    "registry.terraform.io/peer/peer" = "$peer_dir"
+		  }
+		  direct {}
+		}
+	EOF
 }
-EOF
+tfrc "$work/dev.tfrc" "$build/provider"
+b_tfrc=
+if [[ -n ${B:-} ]]; then
+	b_build=$(cd "$B" && pwd)
+	[[ -x $b_build/provider/terraform-provider-constellation ]] || { echo "no provider in $b_build/provider" >&2; exit 2; }
+	tfrc "$work/b.tfrc" "$b_build/provider"
+	b_tfrc=$work/b.tfrc
+	what="$what, alternating with $b_build/provider"
+fi
 export TF_CLI_CONFIG_FILE="$work/dev.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_VAR_cdn_dir="$peer/fixtures/cdn"
 unset TF_LOG TF_LOG_PATH TF_LOG_PROVIDER
 events=sched:sched_process_exec,sched:sched_process_exit,syscalls:sys_enter_connect,syscalls:sys_enter_write,syscalls:sys_exit_waitid,syscalls:sys_enter_exit_group
 trace() { # trace DIR OUT
 	(cd "$1" && terraform plan -no-color -input=false >/dev/null) # warm-up
-	perf record -q -e "$events" -o "$2" -- sh -c "cd '$1' && for i in \$(seq $runs); do terraform plan -no-color -input=false >/dev/null; done" >/dev/null 2>&1
+	perf record -q -e "$events" -o "$2" -- sh -c "cd '$1' && for i in \$(seq $runs); do terraform plan -no-color -input=false >/dev/null; \
+		if [ -n '$b_tfrc' ]; then TF_CLI_CONFIG_FILE='$b_tfrc' terraform plan -no-color -input=false >/dev/null; fi; done" >/dev/null 2>&1
 	perf script -i "$2" -F comm,pid,tid,time,event,trace 2>/dev/null
 }
 echo "== plan-timeline.sh $(date -u +%FT%TZ), $runs plans each; $(uptime | sed 's/.*load average/load average/')"
