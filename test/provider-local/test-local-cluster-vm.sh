@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# test-local-cluster-vm: the local confidential cluster through the real Terraform CLI (1.11.4) and
+# this provider alone, in VMs: constellation_qemu_infrastructure boots 1 control plane + 1 worker
+# from the node image (QEMU + OVMF + swtpm, TCG here, loopback only) and constellation_cluster
+# initialises them (issue 9's proof). The image and its signed measurements come from a local
+# release directory (constellation-image publish, cdn_url = file://), as in examples/local.
+#
+#   1. a release whose signed measurements differ from the image's in PCR 9: apply creates the VMs,
+#      the cluster's Create waits for the booting control plane, and its attestation is refused with
+#      a diagnostic naming PCR 9; no cluster in state; the control plane is not initialised (its
+#      bootstrapper still serves Init, its state disk's token still says not initialised)
+#   2. the right release, the same VMs: apply initialises the cluster and waits until both nodes
+#      attest with PCR 15 = the cluster ID (the worker joined by itself); outputs present
+#      (cluster_id = python3's HKDF chain, owner_id, host, kubeconfig, verification of both nodes)
+#   3. `constellation-attest verify` passes for both nodes with the output cluster ID, and fails
+#      naming PCR 15 for another ID
+#   4. the master secret, its salt, the measurement salt and the init secret (planted values, hex
+#      and base64) are in no state file, Terraform output or debug log
+#   5. plan: no changes
+#   6. destroy: no QEMU or swtpm process of the cluster is left (by recorded pid and start time) and
+#      no file in the infrastructure's working directory
+# Long steps print progress lines with the elapsed seconds and each node's latest boot line.
+# Environment: CT_SOURCE_DIR, CT_BINARY_DIR (ctest); CT_NODE_IMAGE (default
+# $CT_BINARY_DIR/node-guest-image, made by the fixture test node-image-build); CT_KEEP=1 keeps the
+# work directory, with copies of every node's console, report, QEMU and swtpm logs (the VMs are
+# destroyed either way); TERRAFORM.
+set -uo pipefail
+T0=$(date +%s)
+say() { printf '[local-cluster-vm %5ds] %s\n' "$(($(date +%s) - T0))" "$*" >&2; }
+fail() {
+        say "FAIL: $*"
+        exit 1
+}
+TERRAFORM=${TERRAFORM:-terraform}
+command -v "$TERRAFORM" >/dev/null || fail "terraform not found: install Terraform 1.11.4 as /usr/local/bin/terraform"
+for t in qemu-system-x86_64 swtpm cryptsetup python3 jq; do
+        command -v "$t" >/dev/null || fail "'$t' is not installed (scripts/setup.sh)"
+done
+[ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || fail "OVMF is not installed (apt-get install ovmf)"
+[ "$(id -u)" -eq 0 ] || fail "needs root (cryptsetup reads the control plane's state disk file)"
+bin=${CT_BINARY_DIR:?CT_BINARY_DIR unset (run through ctest)}
+provider_dir=$bin/provider
+[ -x "$provider_dir/terraform-provider-constellation" ] || fail "provider binary missing in $provider_dir"
+attest=$bin/cli/attest/constellation-attest
+image_tool=$bin/image/tool/constellation-image
+[ -x "$attest" ] && [ -x "$image_tool" ] || fail "$attest or $image_tool is not built"
+img=${CT_NODE_IMAGE:-$bin/node-guest-image}
+[ -s "$img/img/qemu/disk.raw" ] && [ -s "$img/measurements.json" ] ||
+        fail "no node image in $img (the fixture test node-image-build makes it: ctest -R node-image-build)"
+img=$(cd "$img" && pwd)
+MEAS=$img/measurements.json
+
+# Short base path: the VMs' unix sockets live below the working directory (108-byte sun_path).
+work=$(mktemp -d /tmp/ctlv.XXXXXX)
+d=$work/tf
+mkdir -p "$d"
+qdir=$d/.constellation-qemu
+wdir=$qdir/local
+tf_pid=""
+cleanup() {
+        [ -z "$tf_pid" ] || kill -9 "$tf_pid" 2>/dev/null || true
+        # Copies of the nodes' logs (destroy removes them with the node directories).
+        local n
+        for n in "$wdir"/*/; do
+                [ -d "$n" ] || continue
+                mkdir -p "$work/node-logs/$(basename "$n")"
+                cp -p "$n"/*.log "$work/node-logs/$(basename "$n")/" 2>/dev/null || true
+        done
+        # Only what this test started: terraform destroy (by recorded pid), then any recorded pid
+        # still running whose program is QEMU or swtpm.
+        if [ -s "$d/terraform.tfstate" ] && grep -q constellation_qemu_infrastructure "$d/terraform.tfstate"; then
+                pids_from_state >"$work/cleanup-pids" 2>/dev/null || true
+                (cd "$d" && "$TERRAFORM" destroy -auto-approve -no-color >"$work/cleanup.log" 2>&1) || true
+                local p
+                for p in $(cat "$work/cleanup-pids" 2>/dev/null); do
+                        case $(readlink "/proc/$p/exe" 2>/dev/null) in
+                        */qemu-system-x86_64 | */swtpm) kill -9 "$p" 2>/dev/null || true ;;
+                        esac
+                done
+        fi
+        if [ "${CT_KEEP:-0}" = 1 ]; then say "kept $work (node logs in $work/node-logs)"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+. "$(dirname "$0")/tf-lib.sh"
+hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+# hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256, 32 bytes, hex (python3's hmac, not our lib/crypto)
+hkdf() {
+        python3 -c 'import hmac,hashlib,sys
+ikm=bytes.fromhex(sys.argv[1]); salt=bytes.fromhex(sys.argv[2])
+prk=hmac.new(salt,ikm,hashlib.sha256).digest()
+print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$1" "$2" "$3"
+}
+connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2)' "$1" "$2" 2>/dev/null; }
+infra_state() { jq -r '.resources[] | select(.type == "constellation_qemu_infrastructure") | .instances[0].attributes.infrastructure_state' "$d/terraform.tfstate"; }
+# "PID START-TIME" of every recorded QEMU and swtpm
+pids_from_state() { infra_state | jq -r '.nodes[] | (.qemu, .swtpm) | select(.pid > 0) | "\(.pid)"'; }
+proc_start() { awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
+# node_line NODE: the node's latest report-channel line, else its console's last line
+node_line() {
+        local l
+        l=$(grep -a '^CT-' "$wdir/$1/report.log" 2>/dev/null | tail -n 1)
+        [ -n "$l" ] || l=$(tr -d '\r' <"$wdir/$1/console.log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -a -v '^[[:space:]]*$' | tail -n 1)
+        printf '%s' "${l:-(no output yet)}" | cut -c1-110
+}
+console_tail() { tr -d '\r' <"$wdir/$1/console.log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tail -n "${2:-25}"; }
+# tf_long NAME ARGS...: terraform in the background (debug log $work/trace-NAME.log), a progress line
+# every 60 s; returns terraform's exit code, output in $d/out.log
+tf_long() {
+        local name=$1 t=$SECONDS next n rc=0
+        shift
+        (cd "$d" && TF_LOG=debug TF_LOG_PATH="$work/trace-$name.log" exec "$TERRAFORM" "$@" -no-color) >"$d/out.log" 2>&1 &
+        tf_pid=$!
+        next=$((SECONDS + 60))
+        while kill -0 "$tf_pid" 2>/dev/null; do
+                if [ $SECONDS -ge $next ]; then
+                        local line="terraform $name: $((SECONDS - t)) s"
+                        for n in control-plane-0 worker-0; do
+                                [ -d "$wdir/$n" ] && line+=" | $n: $(node_line "$n")"
+                        done
+                        say "$line"
+                        next=$((SECONDS + 60))
+                fi
+                sleep 2
+        done
+        wait "$tf_pid" || rc=$?
+        tf_pid=""
+        say "terraform $name: exit $rc after $((SECONDS - t)) s"
+        return $rc
+}
+
+# ---------------------------------------------------------------------------------------------
+say "local releases: the node image $img/img/qemu/disk.raw and its signed measurements (right, and PCR 9 changed)"
+ver=v2.25.0
+keys=$work/keys
+mkdir -p "$keys"
+chmod 700 "$keys"
+(umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$keys/cosign.key" 2>/dev/null) || fail "openssl ecparam"
+openssl ec -in "$keys/cosign.key" -pubout -out "$keys/cosign.pub" 2>/dev/null || fail "openssl ec -pubout"
+"$image_tool" publish --image "$img/img/qemu/disk.raw" --version "$ver" --csp qemu --variant qemu-vtpm \
+        --key "$keys/cosign.key" --out "$work/rel-good" --reference disk.raw >"$work/publish.log" 2>&1 ||
+        fail "constellation-image publish: $(cat "$work/publish.log")"
+rdir() { echo "$1/constellation/v2/ref/-/stream/stable/$ver/image"; }
+ln -s "$img/img/qemu/disk.raw" "$(rdir "$work/rel-good")/disk.raw"
+# The release measures the image as the fixture did.
+python3 - "$(rdir "$work/rel-good")/measurements.json" "$MEAS" <<'PY' || fail "the published measurements differ from $MEAS"
+import json, sys
+rel = json.load(open(sys.argv[1]))["list"][0]["measurements"]
+img = json.load(open(sys.argv[2]))["measurements"]
+assert rel == img, (rel, img)
+PY
+mkdir -p "$(rdir "$work/rel-bad")"
+cp "$(rdir "$work/rel-good")/info.json" "$(rdir "$work/rel-bad")/"
+ln -s "$img/img/qemu/disk.raw" "$(rdir "$work/rel-bad")/disk.raw"
+jq '.list[0].measurements["9"].expected |= ((if startswith("0") then "1" else "0" end) + .[1:])' \
+        "$(rdir "$work/rel-good")/measurements.json" >"$(rdir "$work/rel-bad")/measurements.json" || fail "jq"
+"$image_tool" sign --key "$keys/cosign.key" -o "$(rdir "$work/rel-bad")/measurements.json.sig" \
+        "$(rdir "$work/rel-bad")/measurements.json" >/dev/null 2>&1 || fail "constellation-image sign"
+
+master=$(hexrand 32) salt=$(hexrand 32) msalt=$(hexrand 32)
+init_secret="planted-init-$(hexrand 12)"
+export TF_VAR_master_secret=$master TF_VAR_master_secret_salt=$salt TF_VAR_measurement_salt=$msalt TF_VAR_init_secret=$init_secret
+
+main_tf() { # RELEASE-DIR
+        cat <<TF
+terraform {
+  required_providers {
+    constellation = { source = "edgelesssys/constellation" }
+  }
+}
+provider "constellation" {
+  cdn_url           = "file://$1"
+  cosign_public_key = file("$keys/cosign.pub")
+}
+variable "init_secret" {
+  type      = string
+  sensitive = true
+}
+variable "master_secret" {
+  type      = string
+  sensitive = true
+}
+variable "master_secret_salt" {
+  type      = string
+  sensitive = true
+}
+variable "measurement_salt" {
+  type      = string
+  sensitive = true
+}
+data "constellation_image" "qemu" {
+  version             = "$ver"
+  csp                 = "qemu"
+  attestation_variant = "qemu-vtpm"
+}
+data "constellation_attestation" "qemu" {
+  csp                 = "qemu"
+  attestation_variant = "qemu-vtpm"
+  image               = data.constellation_image.qemu.image
+  skip_rekor          = true
+}
+resource "constellation_qemu_infrastructure" "local" {
+  name                = "local"
+  image               = data.constellation_image.qemu.image
+  control_plane_count = 1
+  worker_count        = 1
+  vcpus               = 1
+  memory              = 2048
+  state_disk_size     = 1
+  init_secret         = var.init_secret
+}
+resource "constellation_cluster" "local" {
+  csp                                = "qemu"
+  name                               = "local"
+  uid                                = constellation_qemu_infrastructure.local.uid
+  image                              = data.constellation_image.qemu.image
+  attestation                        = data.constellation_attestation.qemu.attestation
+  kubernetes_version                 = "v1.31.13"
+  constellation_microservice_version = "$ver"
+  init_secret                        = var.init_secret
+  master_secret                      = var.master_secret
+  master_secret_salt                 = var.master_secret_salt
+  measurement_salt                   = var.measurement_salt
+  out_of_cluster_endpoint            = constellation_qemu_infrastructure.local.out_of_cluster_endpoint
+  in_cluster_endpoint                = constellation_qemu_infrastructure.local.in_cluster_endpoint
+  api_server_cert_sans               = constellation_qemu_infrastructure.local.api_server_cert_sans
+  network_config = {
+    ip_cidr_node    = constellation_qemu_infrastructure.local.ip_cidr_node
+    ip_cidr_service = "10.96.0.0/12"
+  }
+  nodes = [for n in constellation_qemu_infrastructure.local.nodes :
+    { name = n.name, role = n.role, verification_endpoint = "\${n.host_address}:30081" }]
+  join_timeout = "30m"
+}
+output "cluster_id" { value = constellation_cluster.local.cluster_id }
+output "owner_id" { value = constellation_cluster.local.owner_id }
+output "host" { value = constellation_cluster.local.host }
+output "kubeconfig" {
+  value     = constellation_cluster.local.kubeconfig
+  sensitive = true
+}
+output "verification" { value = constellation_cluster.local.verification }
+output "nodes" { value = constellation_qemu_infrastructure.local.nodes }
+output "uid" { value = constellation_qemu_infrastructure.local.uid }
+output "out_of_cluster_endpoint" { value = constellation_qemu_infrastructure.local.out_of_cluster_endpoint }
+TF
+}
+no_secret_in() { # FILE...: none of the planted secrets, in hex or base64url, in any of them
+        local f s b64
+        for f in "$@"; do
+                [ -e "$f" ] || continue
+                for s in "$master" "$salt" "$msalt" "$init_secret"; do
+                        grep -qaiF -- "$s" "$f" && fail "a write-only secret (${s:0:6}…) is in $f"
+                done
+                for s in "$master" "$salt" "$msalt"; do
+                        b64=$(python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(bytes.fromhex(sys.argv[1])).decode().rstrip("="))' "$s")
+                        grep -qaF -- "$b64" "$f" && fail "a secret's base64 is in $f"
+                done
+        done
+        return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+say "1. apply with measurements that differ in PCR 9: the VMs boot, the control plane's attestation is refused"
+main_tf "$work/rel-bad" >"$d/main.tf"
+# Create gives a booting control plane 20 minutes to serve Init; a TCG boot on a loaded machine can
+# take longer, and then the next apply (the VMs keep running) waits again: one more attempt.
+for attempt in 1 2; do
+        tf_long apply-bad apply -auto-approve && { cat "$d/out.log"; fail "apply with PCR 9 changed succeeded"; }
+        flat_log | grep -q "Cannot reach the first control plane" || break
+        [ "$attempt" = 1 ] || { cat "$d/out.log"; fail "the control plane did not serve Init in time; console: $(console_tail control-plane-0)"; }
+        say "control-plane-0 does not serve Init yet (still booting: $(node_line control-plane-0)); applying again"
+done
+expect_log "Error: Attestation refused: PCR mismatch"
+expect_log "PCR 9 differs"
+expect_log "Nothing was sent to the node; it is not initialised."
+grep -q '"constellation_cluster"' "$d/terraform.tfstate" && fail "a refused create left the cluster in state"
+grep -q '"constellation_qemu_infrastructure"' "$d/terraform.tfstate" || fail "the infrastructure is not in state after apply"
+cp_addr=$(infra_state | jq -r '.nodes[] | select(.name == "control-plane-0") | .host_address')
+w_addr=$(infra_state | jq -r '.nodes[] | select(.name == "worker-0") | .host_address')
+case $cp_addr$w_addr in 127.*127.*) ;; *) fail "node addresses are not loopback: '$cp_addr' '$w_addr'" ;; esac
+connectable "$cp_addr" 9000 || fail "the control plane no longer serves Init after the refused attestation"
+cryptsetup token export --token-id 0 "$wdir/control-plane-0/state.raw" >"$work/cp-token" 2>&1 ||
+        fail "control plane's state disk: token export: $(cat "$work/cp-token")"
+grep -q '"diskIsInitialized":false' "$work/cp-token" || fail "control plane's state disk is initialised after a refused attestation: $(cat "$work/cp-token")"
+no_secret_in "$d/terraform.tfstate" "$d/out.log" "$work/trace-apply-bad.log" "$wdir.state.json"
+say "refused (PCR 9 named); control-plane-0 ($cp_addr) still serves Init, its disk not initialised; worker-0 on $w_addr"
+
+# ---------------------------------------------------------------------------------------------
+say "2. apply with the image's measurements: Init, the worker joins, both nodes verify"
+main_tf "$work/rel-good" >"$d/main.tf"
+tf_long apply apply -auto-approve || {
+        cat "$d/out.log"
+        say "control-plane-0 console:"
+        console_tail control-plane-0 40 >&2
+        say "worker-0 console:"
+        console_tail worker-0 40 >&2
+        fail "apply failed"
+}
+expect_log "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
+grep -q "Warning: Measurements not pushed" "$d/out.log" && { cat "$d/out.log"; fail "Create did not push the measurements to the join service"; }
+for o in cluster_id owner_id host; do
+        expect_ok output -raw "$o"
+        [ -s "$d/out.log" ] || fail "output $o is empty"
+done
+expect_ok output -raw cluster_id
+cid=$(cat "$d/out.log")
+want=$(hkdf "$(hkdf "$master" "$salt" key-measurementSecret)" "$msalt" key-clusterID)
+[ "$cid" = "$want" ] || fail "cluster_id $cid, python3's HKDF gives $want"
+expect_ok output -raw host
+[ "$(cat "$d/out.log")" = "https://$cp_addr:6443" ] || fail "host: $(cat "$d/out.log")"
+expect_ok output -raw kubeconfig
+grep -q "server: https://$cp_addr:6443" "$d/out.log" || fail "the kubeconfig's server is not https://$cp_addr:6443"
+expect_ok output -json verification
+jq -e 'length == 2 and all(.[]; .verified == true)' "$d/out.log" >/dev/null || fail "verification: $(cat "$d/out.log")"
+say "cluster $cid initialised, both nodes verified by the provider"
+
+# ---------------------------------------------------------------------------------------------
+say "3. constellation-attest verify of both nodes with the output cluster ID"
+for a in "$cp_addr" "$w_addr"; do
+        "$attest" verify --endpoint "$a:30081" --cluster-id "$cid" --measurements "$MEAS" --timeout 300 \
+                >"$work/verify.out" 2>&1 || fail "constellation-attest verify of $a: $(cat "$work/verify.out")"
+done
+rc=0
+"$attest" verify --endpoint "$w_addr:30081" --cluster-id "$(hexrand 32)" --measurements "$MEAS" --timeout 300 \
+        >"$work/verify-other.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q 'PCR 15' "$work/verify-other.out" ||
+        fail "verify of the worker with another cluster ID: exit $rc, expected 1 naming PCR 15: $(cat "$work/verify-other.out")"
+say "both nodes attest PCR 15 of cluster $cid (and not of another)"
+
+# ---------------------------------------------------------------------------------------------
+say "4. no secret in state, outputs or debug logs"
+st=$d/terraform.tfstate
+no_secret_in "$st" "$d/out.log" "$work"/trace-*.log "$wdir.state.json"
+jq -e '.resources[] | select(.type == "constellation_cluster") | .instances[0].attributes |
+        .master_secret == null and .init_secret == null and .master_secret_salt == null and .measurement_salt == null' \
+        "$st" >/dev/null || fail "write-only attributes are not null in state"
+jq -e '.resources[] | select(.type == "constellation_qemu_infrastructure") | .instances[0].attributes.init_secret == null' \
+        "$st" >/dev/null || fail "the infrastructure's init_secret is not null in state"
+
+# ---------------------------------------------------------------------------------------------
+say "5. plan: no changes"
+tf_long plan plan -detailed-exitcode || { cat "$d/out.log"; fail "plan after apply is not empty"; }
+expect_log "No changes."
+
+# ---------------------------------------------------------------------------------------------
+say "6. destroy: no process, no file left"
+pids_from_state >"$work/pids" || fail "no pids in state"
+declare -A start
+for p in $(cat "$work/pids"); do start[$p]=$(proc_start "$p"); done
+tf_long destroy destroy -auto-approve || { cat "$d/out.log"; fail "destroy failed"; }
+expect_log "Destroy complete! Resources: 2 destroyed."
+for p in $(cat "$work/pids"); do
+        s=$(proc_start "$p")
+        if [ -n "$s" ] && [ "$s" = "${start[$p]}" ]; then
+                st_=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$p/stat" 2>/dev/null)
+                [ "$st_" = Z ] || fail "process $p ($(readlink "/proc/$p/exe" 2>/dev/null)) still runs after destroy"
+        fi
+done
+if [ -e "$qdir" ]; then
+        left=$(find "$qdir" -mindepth 1 | head -n 20)
+        [ -z "$left" ] || fail "files left after destroy: $left"
+fi
+no_secret_in "$d/terraform.tfstate" "$work"/trace-*.log
+say "PASS (total $(($(date +%s) - T0)) s)"
