@@ -1,7 +1,9 @@
 # The local cluster itself: QEMU VMs (constellation_qemu_infrastructure) and the cluster initialised on
 # them (constellation_cluster). Off by default, so that `terraform apply` of this directory only reads
 # the release; with -var cluster=true it boots 1 control plane + 1 worker from the published image (a
-# node image built by image/build/build-image.sh, published with UKI=out-image/qemu/disk.raw).
+# node image built by image/build/build-image.sh with the node programs, published with
+# --reference disk.raw and the disk beside info.json). `bash examples/run-example.sh --cluster` does
+# all of that (README "The local cluster").
 #
 # The secrets are write-only inputs: Terraform passes them from these variables at every apply and
 # never stores them in state. Give them from a secret store, e.g.
@@ -13,6 +15,12 @@ variable "cluster" {
   type        = bool
   default     = false
   description = "Boot the VMs and initialise the cluster."
+}
+
+variable "vcpus" {
+  type        = number
+  default     = 2
+  description = "Virtual CPUs per VM (1 on a machine with 2 CPUs and no KVM: TCG guests share the host's cores)."
 }
 
 variable "init_secret" {
@@ -45,7 +53,11 @@ resource "constellation_qemu_infrastructure" "local" {
   image               = data.constellation_image.qemu.image
   control_plane_count = 1
   worker_count        = 1
-  init_secret         = var.init_secret
+  vcpus               = var.vcpus
+  # 1 GiB (sparse): the node formats it with dm-integrity and wipes it whole at first boot, which
+  # takes minutes per GiB under TCG.
+  state_disk_size = 1
+  init_secret     = var.init_secret
 }
 
 resource "constellation_cluster" "local" {
@@ -71,7 +83,7 @@ resource "constellation_cluster" "local" {
   # After Init, wait until every node (the worker once it joined) attests with PCR 15 = the cluster ID.
   nodes = [for n in constellation_qemu_infrastructure.local[0].nodes :
     { name = n.name, role = n.role, verification_endpoint = "${n.host_address}:30081" }]
-  join_timeout = "20m"
+  join_timeout = "30m" # TCG guests here take 8-15 min to boot
 }
 
 output "cluster_id" {
@@ -80,6 +92,11 @@ output "cluster_id" {
 
 output "verification" {
   value = var.cluster ? constellation_cluster.local[0].verification : null
+}
+
+output "kubeconfig" {
+  value     = var.cluster ? constellation_cluster.local[0].kubeconfig : null
+  sensitive = true
 }
 
 output "nodes" {
