@@ -20,6 +20,7 @@ address on QEMU), the same ports on each:
      the join service promotes the learner once in sync, the bootstrapper exits 0: two voting members;
      its disk opens with HKDF(master, salt, key-<uuid>), PCR 15 equals control-plane-0's,
      node_state.json says ControlPlane, its PKI holds control-plane-0's CAs byte for byte (keys 0600);
+     its bootstrapper restarted takes the bootstrapped path and changes neither etcd.env nor the members;
   4. its key service and join service start from its own etcd member: the key service returns the
      same data keys as control-plane-0's; an attestation config update (PCR 4 changed, version 1)
      pushed through control-plane-0's join service is enforced by control-plane-1's: a worker joining
@@ -333,6 +334,16 @@ with tmpdir() as d:
                             "subjectAltName"])
         check(rc == 0 and ("IP Address:%s" % A2) in out, "control-plane-1: its own etcd server certificate for %s" % A2)
         check(MASTER.hex() not in log1 and MEASUREMENT_SECRET.hex() not in log1, "control-plane-1: log holds no secret")
+        # A restarted bootstrapper on the joined control plane: bootstrapped, its etcd.env kept, no new member.
+        env1_before = read(os.path.join(d, "cp1", "var-config", "etcd.env"))
+        cp1b, _ = bootstrapper(d, "cp1", tpm1, md1, disk1, key1, etcd_args(d, "cp1", A2, CPORT, PPORT))
+        started.append(cp1b)
+        check(cp1b.wait_exit(120) == 0 and "already bootstrapped" in cp1b.stderr(),
+              "control-plane-1: a restarted bootstrapper takes the bootstrapped path, exit 0 (%s)" % cp1b.stderr()[-300:])
+        rc, out, _ = run([TOOL, "members", ep1, pki0])
+        check(rc == 0 and sorted(out.splitlines()) == members and
+              read(os.path.join(d, "cp1", "var-config", "etcd.env")) == env1_before,
+              "control-plane-1 restarted: etcd.env unchanged, still the same two voting members")
 
         # --- 4. control-plane-1's services from its own member ---
         ks1 = Service([KS, "--listen", "127.0.0.1:0", "--etcd-endpoint", ep2, "--pki-dir", pki1], d)
