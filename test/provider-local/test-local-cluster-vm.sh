@@ -57,6 +57,7 @@ mkdir -p "$d"
 qdir=$d/.constellation-qemu
 wdir=$qdir/local
 tf_pid=""
+late_failures=()
 cleanup() {
         [ -z "$tf_pid" ] || kill -9 "$tf_pid" 2>/dev/null || true
         # Copies of the nodes' logs (destroy removes them with the node directories).
@@ -298,7 +299,11 @@ tf_long apply apply -auto-approve || {
         fail "apply failed"
 }
 expect_log "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
-grep -q "Warning: Measurements not pushed" "$d/out.log" && { cat "$d/out.log"; fail "Create did not push the measurements to the join service"; }
+# Checked at the end, so that one run (half an hour) shows every other result too.
+if grep -q "Warning: Measurements not pushed\|Cannot reach the join service" "$d/out.log"; then
+        late_failures+=("Create did not push the measurements to the join service: $(flat_log | grep -o 'Cannot reach the join service.\{0,300\}\|Measurements not pushed.\{0,300\}' | head -n 1)")
+        say "LATER FAIL: ${late_failures[-1]}"
+fi
 for o in cluster_id owner_id host; do
         expect_ok output -raw "$o"
         [ -s "$d/out.log" ] || fail "output $o is empty"
@@ -362,4 +367,5 @@ if [ -e "$qdir" ]; then
         [ -z "$left" ] || fail "files left after destroy: $left"
 fi
 no_secret_in "$d/terraform.tfstate" "$work"/trace-*.log
+[ ${#late_failures[@]} = 0 ] || fail "${late_failures[*]}"
 say "PASS (total $(($(date +%s) - T0)) s)"
