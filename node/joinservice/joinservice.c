@@ -339,6 +339,12 @@ int join_bootstrap_token(char ret[static 24]) {
 static int register_token(joinservice *js, const char *token, ct_error *err) {
         if (isempty(js->opt.kubeadm))
                 return 0;
+        /* The Kubernetes layer is installed by Init only when its request lists kubeadm (the
+         * bootstrapper installs it at Constellation's /run/state/bin/kubeadm): without it there is no
+         * API server to register a token with, and the ticket carries none (1), as the joiner's own
+         * kubeadm step says when kubeadm is not there. A kubeadm that is there but fails still refuses. */
+        if (access(js->opt.kubeadm, F_OK) < 0 && errno == ENOENT)
+                return 1;
         char *argv[] = { (char *) js->opt.kubeadm, (char *) "token", (char *) "create", (char *) token,
                          (char *) "--ttl", (char *) JOIN_TOKEN_TTL, (char *) "--kubeconfig",
                          (char *) (js->opt.kubeconfig ?: "/etc/kubernetes/admin.conf"), NULL };
@@ -508,6 +514,13 @@ int joinservice_issue_join_ticket(joinservice *js, const uint8_t *req, size_t le
         r = register_token(js, token, err);
         if (r < 0)
                 goto out;
+        if (r == 1) {
+                log_warn("join: %s is not there (the Kubernetes layer was not installed at Init): the ticket for "
+                            "disk %s carries no bootstrap token",
+                            js->opt.kubeadm, jr.uuid);
+                erase_memory(token, sizeof token);
+                r = 0;
+        }
         /* Last, so that a refusal above adds no member: the joiner becomes an etcd learner. */
         if (jr.control_plane && js->opt.etcd) {
                 char url[80];

@@ -392,7 +392,8 @@ static void test_bounds(void **state) {
 
 /* --kubeadm: the bootstrap token is registered with `kubeadm token create <token> --ttl 15m0s
  * --kubeconfig <admin.conf>` before the ticket goes out (a stand-in kubeadm records its arguments);
- * a kubeadm that fails makes the join fail with token-failed and no ticket. */
+ * a kubeadm that fails makes the join fail with token-failed and no ticket; no kubeadm at the path
+ * (no Kubernetes layer) gives a ticket without a token. */
 static void test_kubeadm_token(void **state) {
         char script[300], args[300], fail_flag[300];
         swap_cluster();
@@ -425,6 +426,18 @@ static void test_kubeadm_token(void **state) {
 
         it_write(fail_flag, "", 0, 0600);
         expect_status(csr, csr_len, uuid_lower, GRPC_STATUS_INTERNAL, "join: token-failed");
+
+        /* no kubeadm at the path (Init installed no Kubernetes layer): the ticket carries no token,
+         * and the log says why */
+        assert_int_equal(unlink(script), 0);
+        assert_int_equal(join(&issuer_good, csr, csr_len, uuid_lower, false, &t, &st, &err), 0);
+        assert_string_equal(t->token, "");
+        assert_true(t->state_disk_key.len > 0);
+        join__issue_join_ticket_response__free_unpacked(t, &rpc_wiping_allocator);
+        _cleanup_free_ uint8_t *log = NULL;
+        size_t log_len = 0;
+        assert_int_equal(read_full_file(cl.log_path, 1 << 20, &log, &log_len), 0);
+        assert_non_null(strstr((char *) log, "carries no bootstrap token"));
         assert_int_equal(stop_swapped(), 0);
 }
 
