@@ -173,7 +173,7 @@ kill "$monitor" 2>/dev/null || true
 monitor=""
 if [ "$rc" != 0 ]; then
         echo "run-example: terraform apply failed (exit $rc). Each node's serial console: $wdir/<node>/console.log." >&2
-        echo "Apply again to converge, or tear down with: bash examples/run-example.sh --destroy${args[*]:+ ${args[*]}}" >&2
+        echo "Apply again to converge, or tear down with: bash $top/examples/run-example.sh --destroy $build $release" >&2
         exit "$rc"
 fi
 cid=$(terraform output -raw cluster_id)
@@ -188,5 +188,5 @@ $(terraform output -json nodes | jq -r --arg a "$attest" --arg c "$cid" --arg m 
                 '.[] | "  \($a) verify --endpoint \(.host_address):30081 --cluster-id \($c) --measurements \($m)   # \(.name)"')
 
 Admin kubeconfig: terraform -chdir=$example output -raw kubeconfig   (sensitive)
-Tear down:        bash examples/run-example.sh --destroy${args[*]:+ ${args[*]}}
+Tear down:        bash $top/examples/run-example.sh --destroy $build $release
 EOF
