@@ -11,10 +11,12 @@
 #      with it after the join service handed over the keys) and fails for another ID;
 #   4. on the host, the worker's state disk file is LUKS2 + hmac(sha256) with token initialized,
 #      and its keyslot opens with HKDF(master, salt, "key-<worker disk uuid>"), the key the join
-#      ticket carried (cryptsetup --test-passphrase), not with another key;
+#      ticket carried (cryptsetup --test-passphrase), not with another key; the marker the worker
+#      wrote onto its state disk after the join is not in the file, nor are etcd's keys in the
+#      control plane's;
 #   5. the worker is powered off and `constellation-qemu up` restarts it (same TPM state and disk):
 #      its disk-mapper gets the key back from the join service (IssueRejoinTicket) without any
-#      operator, and verify passes again;
+#      operator, verify passes again and the marker is still on its disk;
 #   6. `constellation-qemu down` leaves no process of the cluster.
 # Environment: CT_SOURCE_DIR, CT_BINARY_DIR (ctest); CT_NODE_IMAGE (default
 # $CT_BINARY_DIR/node-guest-image); CT_KEEP=1 keeps the work directory.
@@ -88,6 +90,12 @@ cid=$(tr -d '\n' < "$work/init.out")
 ms=$(hkdf "$(cat "$S/master.hex")" "$(cat "$S/salt.hex")" key-measurementSecret)
 [ "$cid" = "$(hkdf "$ms" "$(cat "$S/msalt.hex")" key-clusterID)" ] || fail "cluster ID $cid is not python3's HKDF chain"
 say "Init: cluster ID $cid"
+wait_report "$cp_name" '^CT-READY verification-service$' 600
+rc=0
+"$attest" verify --endpoint "$cp_addr:30081" --cluster-id "$cid" --measurements "$MEAS" --timeout 120 \
+	> "$work/verify-cp.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "verify of $cp_name with the cluster ID: exit $rc: $(cat "$work/verify-cp.out")"
+say "$cp_name attests PCR 15 of cluster $cid"
 
 # verify_worker WHEN SECONDS: the worker's attestation carries PCR 15 = f(cluster ID); polled,
 # because the worker joins when its retry next reaches the join service
@@ -110,12 +118,24 @@ verify_worker() {
 	say "$1: $w_name attests PCR 15 of cluster $cid (and not of another) after $(($(date +%s) - T0)) s"
 }
 verify_worker "join" 1800
+# PCR 15 is extended before the disk is re-keyed (Constellation's order): the join is complete once
+# node_state.json is there, which the test image's marker unit follows (its report line comes after
+# the marker is synced onto the state disk)
+wait_report "$w_name" '^CT-MARKER written [0-9a-f]{64}$' 900
+marker=$(sed -n 's/^CT-MARKER written \([0-9a-f]\{64\}\)$/\1/p' "$w_dir/report.log" | head -n 1)
+say "$w_name finished its join (node_state.json, marker $marker on its state disk) after $(($(date +%s) - T0)) s"
 
-# the worker's disk on the host: the join ticket's key opens it
+# the worker's disk on the host: the join ticket's key opens it, the marker is not in clear
 cryptsetup luksDump "$w_dir/state.raw" > "$work/luksdump" 2>&1 || fail "worker disk: luksDump: $(head -n 3 "$work/luksdump")"
 grep -Eq 'integrity:[[:space:]]*hmac\(sha256\)' "$work/luksdump" || fail "worker disk: no hmac(sha256) integrity"
-cryptsetup token export --token-id 0 "$w_dir/state.raw" | grep -q '"diskIsInitialized":true' \
-	|| fail "worker disk: token 0 does not say initialized"
+cryptsetup token export --token-id 0 "$w_dir/state.raw" > "$work/token" 2>&1 || fail "worker disk: no token 0: $(cat "$work/token")"
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); sys.exit(0 if t["type"]=="constellation-state-disk" and t["diskIsInitialized"] is True else 1)' "$work/token" \
+	|| fail "worker disk: token 0 does not say initialized: $(cat "$work/token")"
+! grep -a -q -F "CT-TEST-MARKER-$marker" "$w_dir/state.raw" || fail "worker disk: the marker is IN CLEAR in the state disk file"
+# the shared store's data (etcd on the control plane's state disk) is not in clear either: its keys'
+# prefix is in every record etcd writes
+! grep -a -q -F "/constellation/joinservice/" "$cp_dir/state.raw" \
+	|| fail "control plane disk: etcd's keys (/constellation/joinservice/) are IN CLEAR in the state disk file"
 uuid=$(cryptsetup luksUUID "$w_dir/state.raw")
 tokey() { python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))'; }
 hkdf "$(cat "$S/master.hex")" "$(cat "$S/salt.hex")" "key-$uuid" | tokey > "$S/dek"
@@ -123,7 +143,7 @@ cryptsetup open --test-passphrase --key-file "$S/dek" "$w_dir/state.raw" 2> "$wo
 	|| fail "worker disk: keyslot does not open with HKDF(master, salt, key-$uuid): $(cat "$work/open.err")"
 hkdf "$(cat "$S/master.hex")" "$(cat "$S/salt.hex")" "key-other" | tokey > "$S/other"
 ! cryptsetup open --test-passphrase --key-file "$S/other" "$w_dir/state.raw" 2>/dev/null || fail "worker disk: opens with another key"
-say "host: $w_name's disk is LUKS2 + hmac(sha256), initialized, opens with HKDF(master, salt, key-$uuid)"
+say "host: $w_name's disk is LUKS2 + hmac(sha256), initialized, opens with HKDF(master, salt, key-$uuid), no marker in clear; no etcd key in clear on $cp_name's disk"
 
 # power off the worker; up restarts it with the same TPM state and disk: rejoin without an operator
 w_pid=$(node_field "$w_name" qemu.pid)
@@ -135,6 +155,8 @@ for _ in $(seq 1 100); do kill -0 "$w_pid" 2>/dev/null || break; sleep 0.1; done
 [ "$(node_field "$w_name" qemu.pid)" != "$w_pid" ] || fail "up did not restart $w_name"
 say "$w_name powered off and restarted by up (same TPM and disk)"
 verify_worker "rejoin" 1800
+wait_report "$w_name" "^CT-MARKER present $marker\$" 900
+say "rejoin: $w_name's state disk still holds the marker written after its join"
 
 "$qemu_cli" down --state "$state" > /dev/null 2> "$work/down.err" || fail "down: $(cat "$work/down.err")"
 say "PASS (total $(($(date +%s) - T0)) s)"
