@@ -249,25 +249,26 @@ static int peer_url(const bootstrapper_config *cfg, int peer_port, char *buf, si
         return 0;
 }
 
-/* "name=url,..." as etcdctl member add prints it: the new member under our name. */
-static int initial_cluster(const etcd_members *m, uint64_t self, const char *self_name, char **ret) {
-        char *out = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&out, &len);
-        if (!f)
-                return -ENOMEM;
-        bool first = true;
-        for (size_t i = 0; i < m->n; i++)
-                for (char **u = m->items[i].peer_urls; u && *u; u++) {
-                        const char *name = m->items[i].id == self ? self_name : m->items[i].name;
-                        fprintf(f, "%s%s=%s", first ? "" : ",", name, *u);
-                        first = false;
-                }
-        if (fclose(f) != 0) {
-                free(out);
-                return -ENOMEM;
+/* etcd.env for a member of an existing store, the unit started, and its client port serving a
+ * linearizable Range (the member is in the quorum). */
+static int start_member(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o, const char *cluster,
+                        ct_error *err) {
+        int r = write_env(cfg, o, cluster, err);
+        if (r < 0)
+                return r;
+        if (!isempty(o->unit)) {
+                if ((r = start_unit(o->unit, err)) < 0)
+                        return r;
+                initlog(LOG_LEVEL_INFO, "started %s", o->unit);
         }
-        *ret = out;
+        etcd_client_config local;
+        _cleanup_free_ char *local_storage = NULL;
+        if (etcd_client_config_from_pki(o->endpoint, cfg->pki_dir, &local, &local_storage) < 0)
+                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
+        if ((r = wait_for_etcd(&local, o->wait_ms, err)) < 0)
+                return r;
+        initlog(LOG_LEVEL_INFO, "this node's etcd member serves the shared store (%s, members: %s)", o->endpoint,
+                cluster);
         return 0;
 }
 
@@ -307,25 +308,11 @@ int bootstrapper_etcd_member_join(const bootstrapper_config *cfg, const bootstra
                         (unsigned long long) self, self_url, member_endpoint);
         }
         _cleanup_free_ char *cluster = NULL;
-        r = initial_cluster(&m, self, cfg->md.name, &cluster);
+        r = etcd_initial_cluster(&m, self, cfg->md.name, &cluster);
         etcd_members_done(&m);
         if (r < 0)
                 return ct_error_set(err, r, LAYER, "internal", "out of memory");
-        if ((r = write_env(cfg, o, cluster, err)) < 0)
-                return r;
-        if (!isempty(o->unit)) {
-                if ((r = start_unit(o->unit, err)) < 0)
-                        return r;
-                initlog(LOG_LEVEL_INFO, "started %s", o->unit);
-        }
-        etcd_client_config local;
-        _cleanup_free_ char *local_storage = NULL;
-        if (etcd_client_config_from_pki(o->endpoint, cfg->pki_dir, &local, &local_storage) < 0)
-                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-        if ((r = wait_for_etcd(&local, o->wait_ms, err)) < 0)
-                return r;
-        initlog(LOG_LEVEL_INFO, "this node's etcd serves the shared store (%s, members: %s)", o->endpoint, cluster);
-        return 0;
+        return start_member(cfg, o, cluster, err);
 }
 
 int bootstrapper_etcd_member_start(const bootstrapper_config *cfg, const bootstrapper_etcd_options *o,
@@ -334,21 +321,6 @@ int bootstrapper_etcd_member_start(const bootstrapper_config *cfg, const bootstr
         int r = pki_etcd_certs(cfg->pki_dir, cfg->md.name, ips, 1, err);
         if (r < 0)
                 return r;
-        if ((r = write_env(cfg, o, initial_cluster, err)) < 0)
-                return r;
-        if (!isempty(o->unit)) {
-                if ((r = start_unit(o->unit, err)) < 0)
-                        return r;
-                initlog(LOG_LEVEL_INFO, "started %s", o->unit);
-        }
         /* A learner answers no linearizable Range: this returns once the join service promoted it. */
-        etcd_client_config local;
-        _cleanup_free_ char *local_storage = NULL;
-        if (etcd_client_config_from_pki(o->endpoint, cfg->pki_dir, &local, &local_storage) < 0)
-                return ct_error_set(err, -ENOMEM, LAYER, "internal", "out of memory");
-        if ((r = wait_for_etcd(&local, o->wait_ms, err)) < 0)
-                return r;
-        initlog(LOG_LEVEL_INFO, "this node's etcd member serves the shared store (%s, members: %s)", o->endpoint,
-                initial_cluster);
-        return 0;
+        return start_member(cfg, o, initial_cluster, err);
 }
