@@ -28,7 +28,7 @@
 #include "qemuinfra/internal.h"
 
 const uint16_t QEMUINFRA_PORTS[6] = { 9000, 9999, 30090, 30080, 30081, 6443 };
-const uint16_t QEMUINFRA_CP_PORTS[1] = { 2380 };
+const uint16_t QEMUINFRA_CP_PORTS[2] = { 2380, 30091 };
 
 /* The ports a node's host address forwards (and every control plane's vpc_ip offers the control
  * planes): QEMUINFRA_PORTS, plus QEMUINFRA_CP_PORTS on a control plane. */

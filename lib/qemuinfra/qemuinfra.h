@@ -21,7 +21,7 @@
  * 10.42.1.100:30090 and reaches control-plane-0's join service through the host's loopback. A
  * control plane's vpc_ip is thus one address that reaches it from every node (itself: its own
  * interface): its etcd peer URL https://<vpc_ip>:2380; QEMUINFRA_CP_PORTS go between control planes
- * only.
+ * only (and from the host).
  *
  * Errors: negative errno + ct_error, layer "qemuinfra"; reasons: "spec-invalid", "tool-missing",
  * "address-in-use", "io", "spawn", "start-failed", "state-invalid", "state-mismatch",
@@ -46,9 +46,11 @@
 extern const uint16_t QEMUINFRA_PORTS[6];
 #define QEMUINFRA_N_PORTS 6u
 /* Control planes only, forwarded the same way and offered to the other control planes: etcd's peer
- * port (the shared store; docs/qemu-infra.md "Several control planes"). */
-extern const uint16_t QEMUINFRA_CP_PORTS[1];
-#define QEMUINFRA_N_CP_PORTS 1u
+ * port (the shared store; docs/qemu-infra.md "Several control planes") and the join service's
+ * attestation-config update port (signed updates: constellation_cluster pushes the measurements to
+ * it from the host after Init and at every Update). */
+extern const uint16_t QEMUINFRA_CP_PORTS[2];
+#define QEMUINFRA_N_CP_PORTS 2u
 
 typedef enum qemuinfra_accel {
         QEMUINFRA_ACCEL_AUTO = 0, /* KVM only if the probe boots OVMF under it, else TCG */

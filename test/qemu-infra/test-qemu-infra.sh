@@ -104,12 +104,14 @@ for n in control-plane-0 worker-0; do
 	for port in 9000 9999 30090 30080 30081 6443; do
 		grep -qF " $addr:$port " "$work/ss.txt" || fail "$n: nothing listens on $addr:$port"
 	done
-	# etcd's peer port: forwarded on control planes only
-	if [ "$n" = control-plane-0 ]; then
-		grep -qF " $addr:2380 " "$work/ss.txt" || fail "$n: nothing listens on $addr:2380 (etcd peers)"
-	else
-		grep -qF " $addr:2380 " "$work/ss.txt" && fail "$n: a worker forwards etcd's peer port"
-	fi
+	# etcd's peer port and the join service's update port: forwarded on control planes only
+	for port in 2380 30091; do
+		if [ "$n" = control-plane-0 ]; then
+			grep -qF " $addr:$port " "$work/ss.txt" || fail "$n: nothing listens on $addr:$port (control-plane port)"
+		else
+			grep -qF " $addr:$port " "$work/ss.txt" && fail "$n: a worker forwards the control-plane port $port"
+		fi
+	done
 done
 cp_addr=$(jq -r '.nodes[0].host_address' "$state")
 w_addr=$(jq -r '.nodes[1].host_address' "$state")

@@ -154,6 +154,9 @@ static void test_several_control_planes(void **state) {
         assert_true(has_part(cp0, "hostfwd=tcp:127.9.8.1:2380-:2380"));
         assert_true(has_part(cp1, "hostfwd=tcp:127.9.8.2:2380-:2380"));
         assert_true(has_part(cp1, "hostfwd=tcp:127.9.8.2:30090-:30090"));
+        /* the join service's attestation-config update port, for constellation_cluster on the host */
+        assert_true(has_part(cp0, "hostfwd=tcp:127.9.8.1:30091-:30091"));
+        assert_false(has_part(w0, "hostfwd=tcp:127.9.8.100:30091-:30091"));
         assert_false(has_part(w0, "hostfwd=tcp:127.9.8.100:2380-:2380")); /* no etcd on a worker */
         assert_true(has_part(w0, "hostfwd=tcp:127.9.8.100:30090-:30090"));
         /* control-plane-1's peer URL https://10.42.1.101:2380 from control-plane-0, and back. */
@@ -198,7 +201,7 @@ static void test_several_control_planes(void **state) {
         char *out = NULL;
         assert_int_equal(qemuinfra_state_to_json(c, &out, &err), 0);
         assert_non_null(strstr(out, "\"ports\": [\n        9000,\n        9999,\n        30090,\n        30080,\n"
-                                    "        30081,\n        6443,\n        2380\n      ]"));
+                                    "        30081,\n        6443,\n        2380,\n        30091\n      ]"));
         free(out);
         free(cp0);
         free(cp1);
