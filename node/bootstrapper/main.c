@@ -322,6 +322,9 @@ int main(int argc, char **argv) {
                                 shared_state(&cfg, false);
                                 (void) start_units(arg_start_units);
                         }
+                        /* The unit is Type=notify with FailureAction=reboot: an exit without READY=1
+                         * is a 'protocol' failure, and a rejoined or recovered node rebooted in a loop. */
+                        (void) service_notify("READY=1\nSTATUS=already bootstrapped: not serving Init");
                 } else {
                         initlog(LOG_LEVEL_ERROR,
                                 "PCR 15 is set but %s: a bootstrap was interrupted and Init cannot be resumed; the "

@@ -157,6 +157,15 @@ say "$w_name powered off and restarted by up (same TPM and disk)"
 verify_worker "rejoin" 1800
 wait_report "$w_name" "^CT-MARKER present $marker\$" 900
 say "rejoin: $w_name's state disk still holds the marker written after its join"
+# and the node stays up: a rejoined node's bootstrapper has nothing to do and must end without a
+# unit failure (FailureAction=reboot rebooted it in a loop once: no READY=1 before its exit)
+boots=$(grep -ac 'Linux version' "$w_dir/console.log")
+sleep 60
+[ "$(grep -ac 'Linux version' "$w_dir/console.log")" = "$boots" ] \
+	|| fail "rejoin: $w_name rebooted by itself after its rejoin; console: $(console_tail "$w_name")"
+! tr -d '\r' < "$w_dir/console.log" | grep -aq "constellation-bootstrapper.service: Failed with result" \
+	|| fail "rejoin: $w_name's bootstrapper unit failed: $(tr -d '\r' < "$w_dir/console.log" | grep -a 'constellation-bootstrapper.service: Failed' | head -n 2)"
+say "rejoin: $w_name stays up (no reboot within 60 s, its bootstrapper unit did not fail)"
 
 "$qemu_cli" down --state "$state" > /dev/null 2> "$work/down.err" || fail "down: $(cat "$work/down.err")"
 say "PASS (total $(($(date +%s) - T0)) s)"

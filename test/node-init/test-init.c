@@ -62,6 +62,8 @@ static char address[64];
 
 /* ---- the bootstrapper process ---- */
 
+static int unready_notify = -1;
+
 static void start_bootstrapper(bool expect_ready) {
         char notify[100];
         if ((size_t) snprintf(notify, sizeof notify, "%s/notify.sock", tmp) >= sizeof notify)
@@ -88,7 +90,9 @@ static void start_bootstrapper(bool expect_ready) {
                 _exit(127);
         }
         if (!expect_ready) {
-                close(ns);
+                if (unready_notify >= 0)
+                        close(unready_notify);
+                unready_notify = ns; /* a test may still read what the bootstrapper notifies */
                 return;
         }
         char msg[1024];
@@ -531,6 +535,15 @@ static void test_restart_does_not_serve(void **state) {
         _cleanup_free_ char *log = NULL;
         assert_int_equal(it_run(&log, "cat '%s'", stderr_path), 0);
         assert_non_null(strstr(log, "already bootstrapped"));
+        /* READY=1 before the exit: the unit is Type=notify with FailureAction=reboot, and an exit
+         * without it is a 'protocol' failure that rebooted rejoined nodes in a loop */
+        char msg[512];
+        ssize_t n = recv(unready_notify, msg, sizeof msg - 1, MSG_DONTWAIT);
+        assert_true(n > 0);
+        msg[n] = 0;
+        assert_non_null(strstr(msg, "READY=1"));
+        assert_non_null(strstr(msg, "already bootstrapped"));
+        assert_null(strstr(msg, "grpc="));
 }
 
 /* A fresh node, Init with no components: everything but Kubernetes, and it says so. */
