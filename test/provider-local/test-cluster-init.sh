@@ -55,7 +55,6 @@ trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
 # connectable HOST PORT
-connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 # hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256, 32 bytes, hex
 hkdf() {
@@ -67,31 +66,7 @@ print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$
 
 # ---------------------------------------------------------------------------------------------
 step "swtpm, state disk, metadata, bootstrapper on 127.x:9000"
-for _ in $(seq 20); do
-        port=$(python3 -c 'import socket
-for _ in range(200):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError: pass
-')
-        mkdir -p "$work/tpm"
-        swtpm socket --tpm2 --server "type=tcp,port=$port,bindaddr=127.0.0.1" --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
-                --tpmstate "dir=$work/tpm" --flags not-need-init,startup-clear >"$work/swtpm.log" 2>&1 &
-        swtpm_pid=$!
-        deadline=$((SECONDS + 10))
-        until connectable 127.0.0.1 "$port"; do
-                kill -0 "$swtpm_pid" 2>/dev/null && [ $SECONDS -lt $deadline ] || break
-                sleep 0.05
-        done
-        connectable 127.0.0.1 "$port" && break
-        kill -9 "$swtpm_pid" 2>/dev/null
-        wait "$swtpm_pid" 2>/dev/null
-        swtpm_pid=""
-done
-[ -n "$swtpm_pid" ] || fail "swtpm did not start: $(cat "$work/swtpm.log")"
-tcti="swtpm:host=127.0.0.1,port=$port"
+start_swtpm "$work"
 tpm2_pcrread -T "$tcti" sha256:0,1,2,3,4,5,6,7,15 >"$work/pcrs" 2>&1 || fail "tpm2_pcrread: $(cat "$work/pcrs")"
 pcr15() { tpm2_pcrread -T "$tcti" sha256:15 | sed -n 's/.*15 *: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr 'A-F' 'a-f'; }
 [ "$(pcr15)" = "$(printf '0%.0s' $(seq 64))" ] || fail "PCR 15 of a fresh swtpm is not zero"

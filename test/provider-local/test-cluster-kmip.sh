@@ -59,7 +59,6 @@ cleanup() {
 trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
-connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 # hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256, 32 bytes, hex
 hkdf() {
@@ -145,31 +144,7 @@ new_node() {
         done
         js_pid="" bs_pid="" swtpm_pid=""
         rm -rf "$work/tpm" "$work/run-state" "$work/etc-kubernetes" "$work/var-config" "$disk" "$keyfile"
-        for _ in $(seq 20); do
-                port=$(python3 -c 'import socket
-for _ in range(200):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError: pass
-')
-                mkdir -p "$work/tpm"
-                swtpm socket --tpm2 --server "type=tcp,port=$port,bindaddr=127.0.0.1" --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
-                        --tpmstate "dir=$work/tpm" --flags not-need-init,startup-clear >"$work/swtpm.log" 2>&1 &
-                swtpm_pid=$!
-                deadline=$((SECONDS + 10))
-                until connectable 127.0.0.1 "$port"; do
-                        kill -0 "$swtpm_pid" 2>/dev/null && [ $SECONDS -lt $deadline ] || break
-                        sleep 0.05
-                done
-                connectable 127.0.0.1 "$port" && break
-                kill -9 "$swtpm_pid" 2>/dev/null
-                wait "$swtpm_pid" 2>/dev/null
-                swtpm_pid=""
-        done
-        [ -n "$swtpm_pid" ] || fail "swtpm did not start: $(cat "$work/swtpm.log")"
-        tcti="swtpm:host=127.0.0.1,port=$port"
+        start_swtpm "$work"
         tpm2_pcrread -T "$tcti" sha256:0,1,2,3,4,5,6,7,15 >"$work/pcrs" 2>&1 || fail "tpm2_pcrread: $(cat "$work/pcrs")"
         [ "$(pcr15)" = "$zero" ] || fail "PCR 15 of a fresh swtpm is not zero"
         head -c 32 /dev/urandom >"$keyfile"

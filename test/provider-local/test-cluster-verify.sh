@@ -58,7 +58,6 @@ cleanup() {
 trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
-connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
 hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 hkdf() {
         python3 -c 'import hmac,hashlib,sys

@@ -32,3 +32,38 @@ expect_log() { # fixed string; Terraform wraps long lines, so compare with white
         needle=$(tr -s ' \n' '  ' <<<"$1" | sed 's/ $//')
         flat_log | tr -s ' ' ' ' | grep -qF -- "$needle" || { cat "$d/out.log"; fail "expected \"$1\" in the output"; }
 }
+
+# connectable HOST PORT: a TCP connection succeeds within 0.2 s
+connectable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 0.2)' "$1" "$2" 2>/dev/null; }
+
+# start_swtpm DIR: a swtpm with its state in DIR/tpm on a free 127.0.0.1 port pair (retried when a
+# port is taken between the probe and swtpm's bind); sets swtpm_pid, port and tcti, log in DIR/swtpm.log
+start_swtpm() {
+        local dir=$1 deadline
+        swtpm_pid=""
+        for _ in $(seq 20); do
+                port=$(python3 -c 'import socket
+for _ in range(200):
+    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
+    b = socket.socket()
+    try:
+        b.bind(("127.0.0.1", p + 1)); print(p); break
+    except OSError: pass
+')
+                mkdir -p "$dir/tpm"
+                swtpm socket --tpm2 --server "type=tcp,port=$port,bindaddr=127.0.0.1" --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
+                        --tpmstate "dir=$dir/tpm" --flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1 &
+                swtpm_pid=$!
+                deadline=$((SECONDS + 10))
+                until connectable 127.0.0.1 "$port"; do
+                        kill -0 "$swtpm_pid" 2>/dev/null && [ $SECONDS -lt $deadline ] || break
+                        sleep 0.05
+                done
+                connectable 127.0.0.1 "$port" && break
+                kill -9 "$swtpm_pid" 2>/dev/null
+                wait "$swtpm_pid" 2>/dev/null
+                swtpm_pid=""
+        done
+        [ -n "$swtpm_pid" ] || fail "swtpm did not start: $(cat "$dir/swtpm.log")"
+        tcti="swtpm:host=127.0.0.1,port=$port"
+}
