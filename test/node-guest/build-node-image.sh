@@ -5,8 +5,10 @@
 #      configuration, the fw_cfg modules-load entry)
 #   2. test-only additions (test/node-guest/image): readiness lines of the bootstrapper and the
 #      verification service on the report channel, a marker unit that writes a random marker
-#      onto the state disk after Init, and the bench unit of bench/node-guest (runs only with a
-#      third extra disk). They change the measurements, which is fine: the tests use
+#      onto the state disk after Init, the bench unit of bench/node-guest (runs only with a
+#      third extra disk) and a unit that extends PCR 15 after the bootstrapper started (runs only
+#      with the fw_cfg item opt/ct-test/pcr15, test-node-guest-join's refused joiner). They change
+#      the measurements, which is fine: the tests use
 #      the measurements of this image, predicted below
 #   3. image/build/build-image.sh --variant qemu --node-dir OUT/node (mkosi tree unless
 #      CT_IMAGE_TREE=DIR gives one; CT_MKOSI_CACHE=DIR keeps mkosi's packages; CT_CMDLINE_EXTRA=S
@@ -48,6 +50,8 @@ install -D -m 0644 "$here/image/ct-test-bench.service" "$node/usr/lib/systemd/sy
 install -D -m 0644 "$here/image/ct-test-bench.path" "$node/usr/lib/systemd/system/ct-test-bench.path"
 install -D -m 0644 "$here/image/ct-test-ready-bootstrapper.service" "$node/usr/lib/systemd/system/ct-test-ready-bootstrapper.service"
 install -D -m 0644 "$here/image/ct-test-ready-vs.service" "$node/usr/lib/systemd/system/ct-test-ready-vs.service"
+install -D -m 0755 "$here/image/ct-test-pcr15" "$node/usr/libexec/constellation/ct-test-pcr15"
+install -D -m 0644 "$here/image/ct-test-pcr15.service" "$node/usr/lib/systemd/system/ct-test-pcr15.service"
 install -D -m 0644 "$here/image/ct-test-journal@.service" "$node/usr/lib/systemd/system/ct-test-journal@.service"
 for u in constellation-etcd constellation-keyservice constellation-joinservice systemd-resolved systemd-networkd; do
 	install -D -m 0644 "$here/image/50-ct-test-console.conf" "$node/usr/lib/systemd/system/$u.service.d/50-ct-test-console.conf"

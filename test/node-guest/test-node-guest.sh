@@ -284,17 +284,7 @@ main)
 	;;
 cmdline)
 	mod="$work/mod"
-	mkdir -p "$mod"
-	c="$img/img/common"
-	sed 's/loglevel=8/loglevel=7/' "$img/img/qemu/cmdline" > "$mod/cmdline"
-	[ "$(stat -c %s "$mod/cmdline")" = "$(stat -c %s "$img/img/qemu/cmdline")" ] && ! cmp -s "$mod/cmdline" "$img/img/qemu/cmdline" \
-		|| fail "could not make a one-byte command-line change"
-	"$src/image/build/make-uki.sh" --stub "$img/tree/usr/lib/systemd/boot/efi/linuxx64.efi.stub" --linux "$c/vmlinuz" \
-		--initrd "$c/initrd.img" --osrel "$c/os-release" --cmdline-file "$mod/cmdline" --out "$mod/uki.efi" > "$mod/log" 2>&1 \
-		|| fail "make-uki.sh: $(tail -n 3 "$mod/log")"
-	"$src/image/build/make-disk.sh" --uki "$mod/uki.efi" --root "$c/root.squashfs" --verity "$c/root.verity" \
-		--roothash "$(cat "$c/roothash")" --seed constellation-c --out "$mod/disk.raw" >> "$mod/log" 2>&1 \
-		|| fail "make-disk.sh: $(tail -n 3 "$mod/log")"
+	changed_cmdline_image "$img" "$mod"
 	say "boot: the image with 'loglevel=7' instead of 'loglevel=8' on the measured command line"
 	BOOT_START=$(date +%s) && export BOOT_START
 	bash "$boot" --disk "$mod/disk.raw" --out "$work/boot-mod" --expect none --timeout 1500 \
