@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "basic/cleanup-openssl.h"
 #include "basic/encoding.h"
@@ -109,30 +111,61 @@ static void on_stdio(rpc_call *call, const uint8_t *req, size_t len, void *userd
         rpc_call_hold(call);
 }
 
-/* SIGTERM/SIGHUP (Terraform killed, terminal closed): shut the server down so the socket and its
- * directory are removed, instead of dying and leaving them in $TMPDIR. The signals are blocked in
- * every thread and taken here with sigwait(), so nothing async-signal-unsafe runs in a handler.
- * When the server stops for another reason (Shutdown), plugin_serve() sets `stopping`, wakes this
- * thread with SIGTERM and joins it before freeing the server: without that, a signal arriving
- * during the shutdown could reach rpc_server_request_shutdown() on a freed server (seen as a
- * SIGSEGV in grpc_server_cancel_all_calls about once in 40 SIGTERMs). */
+/* SIGTERM/SIGHUP (Terraform killed, terminal closed), or Terraform gone: shut the server down so the
+ * socket and its directory are removed, instead of dying and leaving them in $TMPDIR. The signals are
+ * blocked in every thread and taken here with sigtimedwait(), so nothing async-signal-unsafe runs in
+ * a handler. When the server stops for another reason (Shutdown), plugin_serve() sets `stopping`,
+ * wakes this thread with SIGTERM and joins it before freeing the server: without that, a signal
+ * arriving during the shutdown could reach rpc_server_request_shutdown() on a freed server (seen as a
+ * SIGSEGV in grpc_server_cancel_all_calls about once in 40 SIGTERMs).
+ *
+ * Terraform gone: this process is re-parented (getppid() changes; polled every second, because
+ * PR_SET_PDEATHSIG fires when the forking *thread* ends, which in Go's runtime need not be the end of
+ * Terraform). An orphaned provider has nobody to answer: a Create waiting 20 minutes for a booting node
+ * would otherwise run to its end, holding its resources. A graceful shutdown waits for every running
+ * call, so after a signal or Terraform's end the calls get SHUTDOWN_GRACE_S to finish, then the process
+ * exits (1): what a call had started is recorded where a SIGKILL would find it too (the QEMU
+ * infrastructure's crash record), and the processes it started (QEMU, swtpm: their own sessions) run on. */
+#define SHUTDOWN_GRACE_S 3
 struct signal_ctx {
         rpc_server *server;
+        char *path;
+        pid_t parent;
         atomic_bool stopping;
 };
 
 static void *signal_thread(void *userdata) {
         struct signal_ctx *ctx = userdata;
         sigset_t set;
-        int sig;
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGHUP);
-        if (sigwait(&set, &sig) == 0 && !atomic_load(&ctx->stopping)) {
-                log_debug("signal %d: shutting down", sig);
-                rpc_server_request_shutdown(ctx->server);
+        for (;;) {
+                int sig = sigtimedwait(&set, NULL, &(struct timespec){ .tv_sec = 1 });
+                if (atomic_load(&ctx->stopping))
+                        return NULL;
+                if (sig > 0) {
+                        log_debug("signal %d: shutting down", sig);
+                        break;
+                }
+                if (ctx->parent > 1 && getppid() != ctx->parent) {
+                        log_debug("Terraform (pid %d) has ended: shutting down", (int) ctx->parent);
+                        break;
+                }
         }
-        return NULL;
+        rpc_server_request_shutdown(ctx->server);
+        struct timespec t0, now;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+                (void) sigtimedwait(&set, NULL, &(struct timespec){ .tv_nsec = 200 * 1000 * 1000 });
+                if (atomic_load(&ctx->stopping))
+                        return NULL; /* every call finished: plugin_serve() exits */
+                clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (now.tv_sec - t0.tv_sec < SHUTDOWN_GRACE_S);
+        log_debug("calls still running after %d s: exiting", SHUTDOWN_GRACE_S);
+        remove_socket(ctx->path);
+        fflush(NULL);
+        _exit(1);
 }
 
 static int make_socket_path(char *buf, size_t size) {
@@ -164,6 +197,9 @@ int plugin_serve(void) {
                           getenv("PLUGIN_PROTOCOL_VERSIONS"), PLUGIN_PROTOCOL_VERSION);
                 return 1;
         }
+        /* Before anything can take long: if Terraform is gone by the time signal_thread() compares,
+         * it sees another parent. */
+        pid_t parent = getppid();
         /* Ctrl-C reaches the whole process group; Terraform stops us itself (§1.3). */
         signal(SIGINT, SIG_IGN);
         signal(SIGPIPE, SIG_IGN);
@@ -233,7 +269,7 @@ int plugin_serve(void) {
         }
         /* Only the socket owner may connect. */
         (void) chmod(path, 0600);
-        struct signal_ctx sig_ctx = { .server = server };
+        struct signal_ctx sig_ctx = { .server = server, .path = path, .parent = parent };
         pthread_t sig_thread;
         bool have_sig_thread = pthread_create(&sig_thread, NULL, signal_thread, &sig_ctx) == 0;
 
@@ -247,6 +283,7 @@ int plugin_serve(void) {
 
         rpc_server_wait(server);
         /* The server has stopped: every call, Shutdown's reply included, has finished. */
+        atomic_store(&sig_ctx.stopping, true);
         remove_socket(path);
         tf_provider_state_done(&state);
 #if !defined(__SANITIZE_ADDRESS__) && !PLUGIN_FULL_TEARDOWN

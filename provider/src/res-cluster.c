@@ -271,14 +271,15 @@ static const tf_attr cluster_attrs[] = {
         { .name = "nodes", .nesting = TF_NEST_LIST, .nested = cluster_node_attrs, .mode = TF_OPTIONAL,
           .description = "Not in Constellation's schema. The cluster's nodes (control planes and workers): after "
                          "Init, Create waits until every one verifies (see `verification`, `join_timeout`). A "
-                         "changed list is verified again at apply." },
+                         "changed list (also one unknown at plan: a VM restarted) is verified again at apply." },
         { .name = "join_timeout", .kind = CTY_STRING, .mode = TF_OPTIONAL,
           .description = "Not in Constellation's schema. How long after Init Create waits for every node of `nodes` "
                          "to verify, e.g. `90s`, `20m`, `1h` (default `20m`).",
           .validate = tf_validate_regex, .validate_arg = "^[0-9]{1,6}(s|m|h)$" },
         { .name = "verification", .nesting = TF_NEST_LIST, .nested = verification_attrs, .mode = TF_COMPUTED,
           .description = "Not in Constellation's schema. Per node of `nodes`, the result of the verification "
-                         "when it was last applied (Create, or Update after `nodes` changed); Read does not refresh "
+                         "when it was last applied (Create, or Update after `nodes` or `attestation` changed or a "
+                         "node was unverified: the plan then shows it as known after apply); Read does not refresh "
                          "it. Null without `nodes`." },
         { .name = "owner_id", .kind = CTY_STRING, .mode = TF_COMPUTED, .description = "Owner ID of the cluster." },
         { .name = "cluster_id", .kind = CTY_STRING, .mode = TF_COMPUTED,
@@ -977,6 +978,13 @@ static void diag_init_failure(tf_diags *d, const char *endpoint, const ct_error 
                          "node; Init is not resumable, so if the node was initialised it cannot be initialised again: "
                          "replace the infrastructure.",
                          endpoint, err->detail);
+        } else if (streq(err->reason, NODECLIENT_REASON_RPC_STATUS) && strstr(err->detail, "already being activated")) {
+                tf_error(d, NULL, "Control plane already initialised",
+                         "The node at %s refused Init: it is being or was initialised already (%s), by an earlier "
+                         "apply that did not record the cluster (interrupted during the Init call). Init is not "
+                         "resumable, and its result (the kubeconfig) was only in the lost response: replace the "
+                         "infrastructure together with the cluster. Nothing was changed on the node.",
+                         endpoint, err->detail);
         } else if (streq(err->reason, NODECLIENT_REASON_RPC_STATUS) && strstr(err->detail, "wrong-init-secret")) {
                 tf_path pi = tf_path_child(NULL, "init_secret");
                 tf_error(d, &pi, "Init secret refused",
@@ -1014,8 +1022,10 @@ static int join_timeout_s(const cty_value *planned) {
 
 typedef struct node_check {
         const char *name, *endpoint;
-        bool verified;
-        char reason[CT_ERROR_DETAIL_MAX + 128];
+        bool control_plane, verified;
+        /* Refused for a boot measurement (a PCR other than 15): final until the node reboots. */
+        int boot_pcr;
+        char reason[CT_ERROR_DETAIL_MAX + 256];
 } node_check;
 
 /* "reason: detail" for the state and diagnostics, with what a PCR 15 mismatch means. */
@@ -1034,8 +1044,16 @@ static void describe_failure(const ct_error *err, char *buf, size_t size) {
 
 /* Asks every node of `nodes` for its attestation (fresh nonce, attestation.measurements, PCR 15 =
  * cluster_id) until all verified or timeout_s passed, and sets v.verification. Nodes that did not
- * verify are one error naming each with its last reason; `after` says what became of the cluster. */
-static int verify_nodes(cty_value *v, const measurements *m, const uint8_t cluster_id[32], int timeout_s,
+ * verify are one error naming each with its last reason; with `warn`, a warning if every such node
+ * differs in a boot measurement (see update_cluster). `after` says what became of the cluster.
+ *
+ * Waiting is for joins, which change PCR 15 only. A node refused for another PCR (a boot measurement)
+ * answers the same until it reboots, so it is not asked again; and once every control plane is refused
+ * that way, the other nodes are not waited for either: the join service admits joining nodes against
+ * the same measurements, so nodes of the control planes' image cannot join (their verification
+ * service does not even run before they have: the state disk is unlocked in the initrd), and waiting
+ * join_timeout for that would only hide the cause. */
+static int verify_nodes(cty_value *v, const measurements *m, const uint8_t cluster_id[32], int timeout_s, bool warn,
                         const char *after, tf_diags *d) {
         const cty_value *nodes = cty_object_get(v, "nodes");
         ssize_t ti = cty_type_attr_index(v->type, "verification");
@@ -1059,14 +1077,21 @@ static int verify_nodes(cty_value *v, const measurements *m, const uint8_t clust
                 const cty_value *e = cty_index_get(nodes, i);
                 c[i].name = tf_get_string(e, "name") ?: "";
                 c[i].endpoint = tf_get_string(e, "verification_endpoint") ?: "";
+                const char *role = tf_get_string(e, "role");
+                c[i].control_plane = role && streq(role, "control-plane");
+                c[i].boot_pcr = -1;
                 snprintf(c[i].reason, sizeof c[i].reason, "not asked yet");
         }
+        size_t n_cp = 0;
+        for (size_t i = 0; i < n; i++)
+                n_cp += c[i].control_plane;
         struct timespec t0, now;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        size_t left = n;
-        for (unsigned round = 1; left > 0; round++) {
+        size_t left = n, refused = 0, cp_refused = 0;
+        bool gave_up = false;
+        for (unsigned round = 1; left > refused; round++) {
                 for (size_t i = 0; i < n; i++) {
-                        if (c[i].verified)
+                        if (c[i].verified || c[i].boot_pcr >= 0)
                                 continue;
                         ct_error err = CT_ERROR_INIT;
                         _cleanup_free_ char *warnings = NULL;
@@ -1085,11 +1110,21 @@ static int verify_nodes(cty_value *v, const measurements *m, const uint8_t clust
                                 describe_failure(&err, c[i].reason, sizeof c[i].reason);
                                 log_debug("constellation_cluster: node %s (%s) not verified (round %u): %s", c[i].name,
                                           c[i].endpoint, round, c[i].reason);
+                                int pcr = verifyclient_refused_pcr(&err);
+                                if (pcr >= 0 && pcr != VERIFYCLIENT_PCR_CLUSTER_ID) {
+                                        c[i].boot_pcr = pcr;
+                                        refused++;
+                                        cp_refused += c[i].control_plane;
+                                }
                         }
                 }
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                if (left == 0 || now.tv_sec - t0.tv_sec >= timeout_s)
+                if (left == refused || now.tv_sec - t0.tv_sec >= timeout_s)
                         break;
+                if (n_cp > 0 && cp_refused == n_cp) {
+                        gave_up = true;
+                        break;
+                }
                 (void) nanosleep(&(struct timespec){ .tv_sec = VERIFY_RETRY_INTERVAL_S }, NULL);
         }
 
@@ -1118,16 +1153,93 @@ static int verify_nodes(cty_value *v, const measurements *m, const uint8_t clust
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
                 if (!c[i].verified)
-                        fprintf(f, "\n  - %s (%s): %s", c[i].name, c[i].endpoint, c[i].reason);
+                        fprintf(f, "\n  - %s (%s): %s%s", c[i].name, c[i].endpoint, c[i].reason,
+                                gave_up && c[i].boot_pcr < 0 ? " (not waited for: see below)" : "");
         fclose(f);
         _cleanup_free_ char *cid = hex_encode(cluster_id, 32);
-        tf_error(d, &pn, "Nodes did not verify",
-                 "%zu of %zu nodes did not verify within %d s (join_timeout) against attestation.measurements "
-                 "and PCR 15 = cluster ID %s; each with its last reason:%s\n\nA worker verifies once it has "
-                 "joined (its PCR 15 then holds the cluster ID): check that it reaches the join service, that its "
-                 "measurements are the applied ones, and that its verification service (port 30081) serves.%s",
-                 left, n, timeout_s, cid ?: "?", names ?: "", after);
+        if (refused > 0)
+                /* The configured measurements and the running nodes disagree: say so first, and what
+                 * it means for joins, rather than a timeout. */
+                tf_diags_add(d, !warn || refused < left, &pn, "Nodes do not match attestation.measurements",
+                             "%zu of %zu nodes did not verify against attestation.measurements and PCR 15 = cluster "
+                             "ID %s; each with its last reason:%s\n\n%zu of them booted with measurements other "
+                             "than the configured ones (a PCR other than 15 differs). The join service admits "
+                             "joining and rejoining nodes against the configuration applied to it, so a node that "
+                             "boots such an image is refused until the measurements match it again.%s%s",
+                             left, n, cid ?: "?", names ?: "", refused,
+                             gave_up ? " Every control plane differs, so the other nodes were not waited for "
+                                       "(join_timeout): the join service refuses nodes of the control planes' image."
+                                     : "",
+                             after);
+        else
+                tf_error(d, &pn, "Nodes did not verify",
+                             "%zu of %zu nodes did not verify within %d s (join_timeout) against "
+                             "attestation.measurements and PCR 15 = cluster ID %s; each with its last reason:%s\n\nA "
+                             "worker verifies once it has joined (its PCR 15 then holds the cluster ID): check that "
+                             "it reaches the join service, that its measurements are the applied ones, and that its "
+                             "verification service (port 30081) serves.%s",
+                             left, n, timeout_s, cid ?: "?", names ?: "", after);
         return -ETIMEDOUT;
+}
+
+/* ---- An Init that happened without a record (apply interrupted during Init) ------------------- */
+
+#define INIT_PROBE_EVERY 15 /* Init attempts (2 s apart) between two looks at the node's PCR 15 */
+
+/* HOST:PORT of the first control plane's verification service in `nodes`, or NULL. */
+static const char *first_control_plane_verify(const cty_value *planned) {
+        const cty_value *nodes = cty_object_get(planned, "nodes");
+        size_t n = 0;
+        if (!nodes || nodes->null || nodes->unknown || cty_value_length(nodes, &n) < 0)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                const cty_value *e = cty_index_get(nodes, i);
+                const char *role = tf_get_string(e, "role");
+                if (role && streq(role, "control-plane"))
+                        return tf_get_string(e, "verification_endpoint");
+        }
+        return NULL;
+}
+
+/* While the control plane does not serve Init, it may have been initialised already: by an apply
+ * that was interrupted during the Init call (Terraform or the provider killed), so the node did its
+ * Init and stopped serving but no state recorded it. Its PCR 15 tells: the cluster ID these secrets
+ * derive means this configuration initialised it; another non-zero value, another cluster. Either
+ * is final (Init is not resumable, and waiting 20 minutes for a closed port would only hide it):
+ * an error, and 1. 0: not initialised, unreachable, or refused for another reason (Init's own
+ * attestation reports that). */
+static int probe_initialised(const char *verify_endpoint, const char *init_endpoint, const measurements *m,
+                             const uint8_t cluster_id[32], tf_diags *d) {
+        ct_error err = CT_ERROR_INIT;
+        _cleanup_free_ char *warnings = NULL, *cid = hex_encode(cluster_id, 32);
+        int r = verifyclient_verify(verify_endpoint, m, cluster_id, VERIFY_CALL_TIMEOUT_MS, &warnings, &err);
+        const char *advice =
+                "Init is not resumable, and its result (the kubeconfig) was only in the lost response, so this "
+                "cluster cannot be recorded: replace the infrastructure together with the cluster (e.g. "
+                "`terraform apply -replace=` on the infrastructure resource). Nothing was sent.";
+        if (r >= 0) {
+                tf_error(d, NULL, "Control plane already initialised",
+                         "The node at %s does not serve Init, and its verification service (%s) attests PCR 15 = "
+                         "cluster ID %s, the one master_secret, master_secret_salt and measurement_salt derive: it "
+                         "was initialised with this configuration's secrets by an earlier apply that did not record "
+                         "the cluster (interrupted during the Init call). %s",
+                         init_endpoint, verify_endpoint, cid ?: "?", advice);
+                return 1;
+        }
+        if (verifyclient_refused_pcr(&err) == VERIFYCLIENT_PCR_CLUSTER_ID &&
+            !strstr(err.detail, "0000000000000000000000000000000000000000000000000000000000000000 at index")) {
+                tf_error(d, NULL, "Control plane bound to another cluster",
+                         "The node at %s does not serve Init, and its verification service (%s) attests a PCR 15 "
+                         "that is not the cluster ID these secrets derive (%s): it was initialised with other "
+                         "secrets (%s). An initialised node cannot be initialised again: replace the infrastructure, "
+                         "or configure the secrets it was initialised with (this error then says so). Nothing was "
+                         "sent.",
+                         init_endpoint, verify_endpoint, cid ?: "?", err.detail);
+                return 1;
+        }
+        log_debug("constellation_cluster: %s not initialised yet (%s: %s)", verify_endpoint, err.reason ?: "?",
+                  err.detail);
+        return 0;
 }
 
 static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned, const cty_value *config,
@@ -1215,6 +1327,12 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
          * Once the node attested, a failure is final: Init is not resumable. */
         nodeclient_init_result res = { 0 };
         int r;
+        const char *probe = first_control_plane_verify(planned);
+        uint8_t want_cid[32];
+        _cleanup_secret_ secret_t *ms = NULL;
+        if (probe && (kdf_measurement_secret(master, salt, &ms) < 0 ||
+                      kdf_cluster_id(ms, msalt->data, msalt->len, want_cid) < 0))
+                probe = NULL;
         struct timespec t0, now;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (unsigned attempt = 1;; attempt++) {
@@ -1227,6 +1345,8 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
                     now.tv_sec - t0.tv_sec >= INIT_UNREACHABLE_DEADLINE_S)
                         break;
                 nodeclient_init_result_done(&res);
+                if (probe && attempt % INIT_PROBE_EVERY == 1 && probe_initialised(probe, endpoint, &m, want_cid, d) > 0)
+                        return NULL;
                 log_debug("constellation_cluster: %s unreachable (%s), retrying in %d s", endpoint, err.detail,
                           INIT_RETRY_INTERVAL_S);
                 (void) nanosleep(&(struct timespec){ .tv_sec = INIT_RETRY_INTERVAL_S }, NULL);
@@ -1281,7 +1401,7 @@ static cty_value *create_cluster(tf_provider_state *p, const cty_value *planned,
          * tainted (docs/resources/cluster.md "Nodes that do not verify"). */
         uint8_t cid_bin[32];
         if (hex_decode_exact(cid, cid_bin, sizeof cid_bin) == 0)
-                (void) verify_nodes(v, &m, cid_bin, join_timeout_s(planned),
+                (void) verify_nodes(v, &m, cid_bin, join_timeout_s(planned), false,
                                     "\n\nThe cluster is initialised (Init cannot be repeated) and saved in state; "
                                     "Terraform marks it tainted, so the next plan would replace it, which fails on "
                                     "initialised nodes. Once the nodes are fixed, run `terraform untaint` on this "
@@ -1351,9 +1471,21 @@ static int plan_cluster(tf_provider_state *p, const cty_value *prior, cty_value 
                 { "constellation_microservice_version", "a microservice upgrade" },
         };
         plan_key_management(prior, planned, d);
-        /* A changed node list is verified again at apply. */
+        /* Verified again at apply: a changed node list; changed measurements (the running nodes are
+         * checked against what the join service will now admit); and a cluster with a node that did
+         * not verify at the last apply, so that `apply` checks again and the plan is not empty while
+         * a node is unverified (a restarted worker that rejoins later, measurements put right). */
         const cty_value *pn = cty_object_get(prior, "nodes");
-        if (vi >= 0 && nn && !nn->null && (!pn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn)))
+        bool reverify = !cty_value_equal(cty_object_get(prior, "attestation"), cty_object_get(planned, "attestation"));
+        const cty_value *pver = cty_object_get(prior, "verification");
+        size_t n_ver = 0;
+        if (pver && !pver->null && !pver->unknown && cty_value_length(pver, &n_ver) == 0)
+                for (size_t i = 0; i < n_ver && !reverify; i++) {
+                        bool ok = true;
+                        reverify = cty_value_get_bool(cty_object_get(cty_index_get(pver, i), "verified"), &ok) == 0 && !ok;
+                }
+        if (vi >= 0 && nn && !nn->null &&
+            (!pn || nn->unknown || cty_value_has_unknown(nn) || !cty_value_equal(pn, nn) || reverify))
                 (void) cty_object_set(planned, "verification", cty_unknown(planned->type->types[vi]));
         for (size_t i = 0; i < ELEMENTSOF(needs_k8s); i++) {
                 const cty_value *a = cty_object_get(prior, needs_k8s[i].attr), *b = cty_object_get(planned, needs_k8s[i].attr);
@@ -1504,7 +1636,8 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
         measurements m;
         if (measurements_from_attestation(att, &m, d) < 0)
                 return cty_value_copy(prior);
-        if (!cty_value_equal(cty_object_get(prior, "attestation"), att)) {
+        bool att_changed = !cty_value_equal(cty_object_get(prior, "attestation"), att);
+        if (att_changed) {
                 /* The attestation configuration changed: sign it with the key derived from the master
                  * secret and push it to the join service, which accepts only a version above the one in
                  * force. */
@@ -1532,10 +1665,15 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
         _cleanup_(cty_value_freep) cty_value *v = cty_value_copy(planned);
         if (!v)
                 return NULL;
-        /* A changed node list (a worker added or replaced) is verified again; the plan made
-         * `verification` unknown for it. */
+        /* Verified again where the plan made `verification` unknown (plan_cluster: a changed node
+         * list, changed measurements, a node unverified at the last apply). Nodes that do not verify
+         * are an error, but for measurements just pushed while the nodes stay as they were: pushing
+         * the measurements of an image the nodes do not run yet is how an upgrade starts, so that is a
+         * warning naming each node and PCR (the join service now refuses a node that reboots with its
+         * current image), recorded in `verification`, and the plan stays non-empty until they match. */
         const cty_value *pv = cty_object_get(v, "verification");
-        if (!cty_value_equal(cty_object_get(prior, "nodes"), cty_object_get(planned, "nodes")) || (pv && pv->unknown)) {
+        bool nodes_changed = !cty_value_equal(cty_object_get(prior, "nodes"), cty_object_get(planned, "nodes"));
+        if (nodes_changed || (pv && pv->unknown)) {
                 uint8_t cid[32];
                 if (state_cluster_id(prior, cid) < 0) {
                         tf_path pn = tf_path_child(NULL, "nodes");
@@ -1543,9 +1681,14 @@ static cty_value *update_cluster(tf_provider_state *p, const cty_value *prior, c
                                                           "the nodes' PCR 15 cannot be checked. The state is unchanged.");
                         return cty_value_copy(prior);
                 }
-                (void) verify_nodes(v, &m, cid, join_timeout_s(planned),
-                                    "\n\nThe state records the new node list and this result; apply again to "
-                                    "check again.",
+                (void) verify_nodes(v, &m, cid, join_timeout_s(planned), att_changed && !nodes_changed,
+                                    att_changed ? "\n\nThe join service has the new measurements (pushed before "
+                                                  "this check); the state records them and this result. The next "
+                                                  "plan shows `verification` again until every node verifies; apply "
+                                                  "to check again."
+                                                : "\n\nThe state records the node list and this result; the next "
+                                                  "plan shows `verification` again until every node verifies; apply "
+                                                  "to check again.",
                                     d);
         }
         return TAKE_PTR(v);
