@@ -200,6 +200,11 @@ static const tf_attr cluster_node_attrs[] = {
           .description = "`control-plane` or `worker` (informational)." },
         { .name = "verification_endpoint", .kind = CTY_STRING, .mode = TF_REQUIRED,
           .description = "HOST:PORT of the node's verification service (port 30081)." },
+        { .name = "instance", .kind = CTY_STRING, .mode = TF_OPTIONAL,
+          .description = "Anything that changes when the node is started again, e.g. "
+                         "`tostring(n.qemu_pid)` of constellation_qemu_infrastructure's nodes: a node restarted by "
+                         "the infrastructure then changes `nodes`, and apply waits until it has rejoined and "
+                         "verifies. Without it, a restart leaves `nodes` as it was and is not checked." },
         TF_ATTR_END,
 };
 

@@ -6,9 +6,13 @@
 # release directory (constellation-image publish, cdn_url = file://), as in examples/local.
 #
 #   1. a release whose signed measurements differ from the image's in PCR 9: apply creates the VMs,
-#      the cluster's Create waits for the booting control plane, and its attestation is refused with
-#      a diagnostic naming PCR 9; no cluster in state; the control plane is not initialised (its
-#      bootstrapper still serves Init, its state disk's token still says not initialised)
+#      and while the cluster's Create waits for the booting control plane the provider is SIGKILLed
+#      (terraform fails, "Plugin did not respond"; no cluster in state; the VMs run on); in the next
+#      apply's wait terraform itself is SIGKILLed (the orphaned provider exits within seconds; the same
+#      QEMU and swtpm processes, by pid and start time, run on); the next apply's Create waits again
+#      and the attestation is refused with a diagnostic naming PCR 9; no cluster in state; the control
+#      plane is not initialised (its bootstrapper still serves Init, its state disk's token still says
+#      not initialised)
 #   2. the right release, the same VMs: apply initialises the cluster and waits until both nodes
 #      attest with PCR 15 = the cluster ID (the worker joined by itself); outputs present
 #      (cluster_id = python3's HKDF chain, owner_id, host, kubeconfig, verification of both nodes)
@@ -17,7 +21,18 @@
 #   4. the master secret, its salt, the measurement salt and the init secret (planted values, hex
 #      and base64) are in no state file, Terraform output or debug log
 #   5. plan: no changes
-#   6. destroy: no QEMU or swtpm process of the cluster is left (by recorded pid and start time) and
+#   6. worker-0's QEMU SIGKILLed outside Terraform (its pid from the state): `plan -detailed-exitcode`
+#      exits 2 with a warning naming worker-0; apply restarts it (disk and vTPM kept) and waits until
+#      it verifies: it rejoined by itself (a "rejoin ticket issued" line of the join service on the
+#      control plane's console); `constellation-attest verify` of it passes; plan: no changes
+#   7. the cluster's measurements with PCR 11 made wrong: apply pushes them to the join service (its
+#      log says the version is in force) and warns that both running nodes differ in PCR 11
+#      (`verification` records it; plan not empty); worker-0 killed again: apply restarts it and fails
+#      at once ("Every control plane differs"); the join service refuses its rejoin naming PCR 11 (on
+#      the control plane's console), twice more at its 30 s retries, and it does not verify meanwhile;
+#      the right measurements applied: the waiting worker rejoins and the apply waits until it
+#      verifies; `constellation-attest verify` passes; plan: no changes
+#   8. destroy: no QEMU or swtpm process of the cluster is left (by recorded pid and start time) and
 #      no file in the infrastructure's working directory
 # Long steps print progress lines with the elapsed seconds and each node's latest boot line.
 # Environment: CT_SOURCE_DIR, CT_BINARY_DIR (ctest); CT_NODE_IMAGE (default
@@ -130,6 +145,68 @@ tf_long() {
         return $rc
 }
 
+# tf_interrupt NAME provider|terraform: apply in the background (debug log $work/trace-NAME.log); once
+# the cluster's Create waits for the booting control plane (Terraform's progress line for it, and the
+# provider's "unreachable …, retrying" in the debug log), SIGKILL the provider process (the child of
+# terraform running the provider binary) or terraform itself. Sets prov_pid; with "provider", returns
+# terraform's exit code (output in $d/out.log).
+tf_interrupt() {
+        local name=$1 what=$2 t=$SECONDS c rc=0
+        prov_pid=""
+        (cd "$d" && TF_LOG=debug TF_LOG_PATH="$work/trace-$name.log" exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
+        tf_pid=$!
+        until grep -q 'constellation_cluster.local: Still creating' "$d/out.log" &&
+                grep -q 'constellation_cluster: .* unreachable (.*retrying' "$work/trace-$name.log" 2>/dev/null; do
+                kill -0 "$tf_pid" 2>/dev/null || { cat "$d/out.log"; fail "terraform $name ended before the cluster's Create waited for the control plane"; }
+                [ $((SECONDS - t)) -lt 900 ] || { cat "$d/out.log"; fail "terraform $name: the cluster's Create did not start waiting within 900 s"; }
+                sleep 1
+        done
+        for c in $(pgrep -P "$tf_pid"); do
+                case $(readlink "/proc/$c/exe" 2>/dev/null) in */terraform-provider-constellation) prov_pid=$c ;; esac
+        done
+        [ -n "$prov_pid" ] || fail "terraform $name: no provider process among terraform's ($tf_pid) children"
+        if [ "$what" = provider ]; then
+                say "terraform $name: the cluster's Create waits for the control plane ($((SECONDS - t)) s): SIGKILL to the provider (pid $prov_pid)"
+                kill -9 "$prov_pid"
+                wait "$tf_pid" || rc=$?
+                tf_pid=""
+                say "terraform $name: exit $rc after $((SECONDS - t)) s"
+                return $rc
+        fi
+        say "terraform $name: the cluster's Create waits for the control plane ($((SECONDS - t)) s): SIGKILL to terraform (pid $tf_pid)"
+        kill -9 "$tf_pid"
+        wait "$tf_pid" 2>/dev/null
+        tf_pid=""
+        return 0
+}
+# alive_pids: "PID:START" of every recorded QEMU and swtpm that runs as recorded
+alive_pids() {
+        local p
+        for p in $(pids_from_state); do
+                case $(readlink "/proc/$p/exe" 2>/dev/null) in */qemu-system-x86_64 | */swtpm) echo "$p:$(proc_start "$p")" ;; esac
+        done | sort
+}
+node_field() { infra_state | jq -r --arg n "$1" '.nodes[] | select(.name == $n) | '"$2"; }
+# cp_console_count PATTERN: lines of the control plane's serial console matching the extended regex
+# (the test image puts the join service's output on the console: test/node-guest/image)
+cp_console_count() { tr -d '\r' <"$wdir/control-plane-0/console.log" 2>/dev/null | grep -a -c -E -- "$1"; }
+# kill_worker: SIGKILL to worker-0's QEMU (by the pid in state, checked to be QEMU), until it is gone
+kill_worker() {
+        local p t=$SECONDS
+        p=$(node_field worker-0 .qemu.pid)
+        case $(readlink "/proc/$p/exe" 2>/dev/null) in */qemu-system-x86_64) ;; *) fail "worker-0's recorded QEMU pid $p is not QEMU" ;; esac
+        kill -9 "$p"
+        while [ -e "/proc/$p" ] && [ "$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$p/stat" 2>/dev/null)" != Z ]; do
+                [ $((SECONDS - t)) -lt 30 ] || fail "worker-0's QEMU ($p) still runs 30 s after SIGKILL"
+                sleep 0.2
+        done
+        say "worker-0's QEMU (pid $p) killed outside Terraform"
+}
+# verify_worker MEASUREMENTS-FILE: constellation-attest verify of worker-0 with the cluster ID
+verify_worker() {
+        "$attest" verify --endpoint "$w_addr:30081" --cluster-id "$cid" --measurements "$1" --timeout 60 >"$work/verify.out" 2>&1
+}
+
 # ---------------------------------------------------------------------------------------------
 say "local releases: the node image $img/img/qemu/disk.raw and its signed measurements (right, and PCR 9 changed)"
 ver=v2.25.0
@@ -189,6 +266,18 @@ variable "measurement_salt" {
   type      = string
   sensitive = true
 }
+# Step 7: one enforced PCR of the cluster's measurements made wrong ("" = the release's).
+variable "wrong_pcr" {
+  type    = string
+  default = ""
+}
+locals {
+  att = data.constellation_attestation.qemu.attestation
+  measurements = { for k, v in local.att.measurements : k => {
+    expected  = k == var.wrong_pcr ? "\${substr(v.expected, 0, 1) == "0" ? "1" : "0"}\${substr(v.expected, 1, -1)}" : v.expected
+    warn_only = v.warn_only
+  } }
+}
 data "constellation_image" "qemu" {
   version             = "$ver"
   csp                 = "qemu"
@@ -215,7 +304,7 @@ resource "constellation_cluster" "local" {
   name                               = "local"
   uid                                = constellation_qemu_infrastructure.local.uid
   image                              = data.constellation_image.qemu.image
-  attestation                        = data.constellation_attestation.qemu.attestation
+  attestation                        = merge(local.att, { measurements = local.measurements })
   kubernetes_version                 = "v1.31.13"
   constellation_microservice_version = "$ver"
   init_secret                        = var.init_secret
@@ -230,7 +319,7 @@ resource "constellation_cluster" "local" {
     ip_cidr_service = "10.96.0.0/12"
   }
   nodes = [for n in constellation_qemu_infrastructure.local.nodes :
-    { name = n.name, role = n.role, verification_endpoint = "\${n.host_address}:30081" }]
+    { name = n.name, role = n.role, verification_endpoint = "\${n.host_address}:30081", instance = tostring(n.qemu_pid) }]
   join_timeout = "30m"
 }
 output "cluster_id" { value = constellation_cluster.local.cluster_id }
@@ -264,6 +353,28 @@ no_secret_in() { # FILE...: none of the planted secrets, in hex or base64url, in
 # ---------------------------------------------------------------------------------------------
 say "1. apply with measurements that differ in PCR 9: the VMs boot, the control plane's attestation is refused"
 main_tf "$work/rel-bad" >"$d/main.tf"
+# The provider SIGKILLed while the cluster's Create waits minutes for the booting control plane:
+# terraform fails, the VMs (in state already) run on.
+rc=0
+tf_interrupt apply-killed provider || rc=$?
+[ "$rc" != 0 ] || fail "terraform apply succeeded although its provider was killed"
+expect_log "Error: Plugin did not respond"
+grep -q '"constellation_cluster"' "$d/terraform.tfstate" && fail "the cluster is in state after its provider was killed"
+grep -q '"constellation_qemu_infrastructure"' "$d/terraform.tfstate" || fail "the infrastructure is not in state after the provider was killed"
+alive_pids >"$work/pids-before"
+[ "$(wc -l <"$work/pids-before")" = 4 ] || fail "not all 4 QEMU/swtpm processes run after the provider was killed: $(cat "$work/pids-before")"
+# Terraform SIGKILLed in the same wait: its provider notices (re-parented) and exits within seconds
+# instead of running its Create on (plugin.c); the VMs run on.
+tf_interrupt apply-orphaned terraform
+t=$SECONDS
+while [ -e "/proc/$prov_pid" ] && [ "$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$prov_pid/stat" 2>/dev/null)" != Z ]; do
+        [ $((SECONDS - t)) -lt 30 ] || fail "the orphaned provider (pid $prov_pid) still runs 30 s after terraform was killed"
+        sleep 0.2
+done
+say "the orphaned provider (pid $prov_pid) exited $((SECONDS - t)) s after terraform was killed"
+alive_pids >"$work/pids-after"
+cmp -s "$work/pids-before" "$work/pids-after" || fail "the VMs' processes changed across the kills: $(cat "$work/pids-before") / $(cat "$work/pids-after")"
+# The next apply converges: the same VMs, the Create waits again (refused below, as without the kills).
 # Create gives a booting control plane 20 minutes to serve Init; a TCG boot on a loaded machine can
 # take longer, and then the next apply (the VMs keep running) waits again: one more attempt.
 for attempt in 1 2; do
@@ -351,7 +462,83 @@ tf_long plan plan -detailed-exitcode || { cat "$d/out.log"; fail "plan after app
 expect_log "No changes."
 
 # ---------------------------------------------------------------------------------------------
-say "6. destroy: no process, no file left"
+say "6. worker-0 killed outside Terraform: plan shows it, apply restarts it, it rejoins by itself"
+rejoins=$(cp_console_count 'rejoin ticket issued for disk')
+kill_worker
+rc=0
+tf plan -detailed-exitcode || rc=$?
+[ "$rc" = 2 ] || { cat "$d/out.log"; fail "plan with worker-0 killed: exit $rc, expected 2 (changes)"; }
+expect_log "Warning: VM not running"
+expect_log "Node worker-0 is not running"
+tf_long apply-restart apply -auto-approve || { cat "$d/out.log"; say "worker-0 console:"; console_tail worker-0 40 >&2; fail "apply after worker-0 was killed failed"; }
+expect_log "Apply complete!"
+expect_ok output -json verification
+jq -e 'length == 2 and all(.[]; .verified == true)' "$d/out.log" >/dev/null || fail "verification after the restart: $(cat "$d/out.log")"
+verify_worker "$MEAS" || fail "constellation-attest verify of the restarted worker-0: $(cat "$work/verify.out")"
+[ "$(cp_console_count 'rejoin ticket issued for disk')" -gt "$rejoins" ] ||
+        fail "the control plane's join service logged no rejoin ticket for the restarted worker: $(console_tail control-plane-0)"
+tf plan -detailed-exitcode || { cat "$d/out.log"; fail "plan after the restart is not empty"; }
+expect_log "No changes."
+say "worker-0 restarted by apply, rejoined (a rejoin ticket in the control plane's log) and verifies; plan empty"
+
+# ---------------------------------------------------------------------------------------------
+say "7. the cluster's measurements with PCR 11 wrong: pushed to the join service, which then refuses a rejoin; right again: accepted"
+updates=$(cp_console_count 'attestation config version [0-9]+ accepted and in force')
+tf_long apply-wrong apply -auto-approve -var wrong_pcr=11 || { cat "$d/out.log"; fail "apply of measurements with PCR 11 wrong failed"; }
+# Pushed, then the running nodes checked against it: both differ in PCR 11, a warning (not a silent
+# pass, not an error: new measurements before the nodes' image is how an upgrade starts).
+expect_log "Warning: Nodes do not match attestation.measurements"
+expect_log "PCR 11 differs"
+[ "$(cp_console_count 'attestation config version [0-9]+ accepted and in force')" -gt "$updates" ] ||
+        fail "the control plane's join service did not log the pushed attestation config: $(console_tail control-plane-0)"
+expect_ok output -json verification
+jq -e 'length == 2 and all(.[]; .verified == false and (.reason | test("PCR 11 differs")))' "$d/out.log" >/dev/null ||
+        fail "verification with PCR 11 wrong: $(cat "$d/out.log")"
+rc=0
+tf plan -detailed-exitcode -var wrong_pcr=11 || rc=$?
+[ "$rc" = 2 ] || { cat "$d/out.log"; fail "plan with unverified nodes: exit $rc, expected 2 (verification checked again)"; }
+# The join service's aTLS refusal (lib/service: "aTLS connection from … refused: REASON: DETAIL", the
+# detail naming the PCR as the validator does)
+refused11='refused: .*(at index 11[^0-9]|PCR 11[^0-9])'
+refusals=$(cp_console_count "$refused11")
+kill_worker
+tf_long apply-wrong-restart apply -auto-approve -var wrong_pcr=11 && { cat "$d/out.log"; fail "apply restarting worker-0 under wrong measurements succeeded"; }
+expect_log "Error: Nodes do not match attestation.measurements"
+expect_log "PCR 11 differs"
+expect_log "Every control plane differs, so the other nodes were not waited for"
+[ "$(node_field worker-0 .qemu.pid)" -gt 0 ] && [ -e "/proc/$(node_field worker-0 .qemu.pid)" ] || fail "apply did not restart worker-0"
+# The restarted worker asks the join service for its disk key every 30 s: refused, naming PCR 11.
+t=$SECONDS
+until [ "$(cp_console_count "$refused11")" -gt "$refusals" ]; do
+        [ $((SECONDS - t)) -lt 1200 ] || fail "no refusal naming PCR 11 in the control plane's join service log within 1200 s; worker-0: $(node_line worker-0); control-plane-0: $(console_tail control-plane-0 5)"
+        sleep 5
+done
+say "the join service refused worker-0's rejoin naming PCR 11 ($((SECONDS - t)) s after apply): $(tr -d '\r' <"$wdir/control-plane-0/console.log" | grep -a -E "$refused11" | tail -n 1 | cut -c1-160)"
+# Bounded: two more of its 30 s retries refused, and it does not verify meanwhile.
+n=$(cp_console_count "$refused11")
+t=$SECONDS
+until [ "$(cp_console_count "$refused11")" -ge $((n + 2)) ]; do
+        verify_worker "$MEAS" && fail "worker-0 verifies although the join service refuses it: $(cat "$work/verify.out")"
+        [ $((SECONDS - t)) -lt 150 ] || fail "worker-0 did not retry its rejoin twice within 150 s"
+        sleep 5
+done
+verify_worker "$MEAS" && fail "worker-0 verifies although the join service refuses it: $(cat "$work/verify.out")"
+say "worker-0 refused $(( $(cp_console_count "$refused11") - refusals )) times, not verified after $((SECONDS - t)) s more"
+rejoins=$(cp_console_count 'rejoin ticket issued for disk')
+tf_long apply-right apply -auto-approve || { cat "$d/out.log"; say "worker-0 console:"; console_tail worker-0 40 >&2; fail "apply of the right measurements failed"; }
+expect_log "Apply complete!"
+grep -q "do not match\|did not verify" "$d/out.log" && { cat "$d/out.log"; fail "apply of the right measurements left nodes unverified"; }
+expect_ok output -json verification
+jq -e 'length == 2 and all(.[]; .verified == true)' "$d/out.log" >/dev/null || fail "verification after the right measurements: $(cat "$d/out.log")"
+[ "$(cp_console_count 'rejoin ticket issued for disk')" -gt "$rejoins" ] || fail "no rejoin ticket for worker-0 after the right measurements"
+verify_worker "$MEAS" || fail "constellation-attest verify of worker-0 after the right measurements: $(cat "$work/verify.out")"
+tf plan -detailed-exitcode || { cat "$d/out.log"; fail "plan after the right measurements is not empty"; }
+expect_log "No changes."
+say "the right measurements pushed: the waiting worker-0 rejoined and verifies; plan empty"
+no_secret_in "$d/terraform.tfstate" "$work"/trace-*.log "$wdir.state.json"
+
+# ---------------------------------------------------------------------------------------------
+say "8. destroy: no process, no file left"
 pids_from_state >"$work/pids" || fail "no pids in state"
 declare -A start
 for p in $(cat "$work/pids"); do start[$p]=$(proc_start "$p"); done
