@@ -261,8 +261,8 @@ class Cluster:
     def etcd_get(self, endpoint, pki, key):
         """A value from etcd (etcd-test-tool get, mTLS with pki's client certificate); None if absent."""
         p = subprocess.run([self.tool, "get", endpoint, pki, key], capture_output=True, timeout=60)
-        if p.returncode not in (0, 2):
-            fail("etcd get %s: %s" % (key, p.stderr.decode(errors="replace").strip()[:200]))
+        if p.returncode not in (0, 2):  # all of stderr: under ASan it is LeakSanitizer's report and stack
+            fail("etcd get %s: exit %d: %s" % (key, p.returncode, p.stderr.decode(errors="replace").strip()[-6000:]))
         return p.stdout if p.returncode == 0 else None
 
     def start_keyservice(self, etcd_endpoint, pki, listen="127.0.0.1:0"):
