@@ -137,6 +137,8 @@ with tmpdir() as d, Cluster(d, BS, JS, KS, ATTEST, TOOL) as c:
                                  "init_secret_hash": init_secret_hash(INIT_SECRET), "endpoint": "127.0.0.1"},
                           etcd_args(d, "cp", "127.0.0.1", etcd_cport, etcd_pport))
         rc, out, err = c.init(cp, kms_uri_file=uri_path, msalt=MSALT, init_secret=INIT_SECRET)
+        write(os.path.join(d, "init.out"), out)  # searched in 5. (it carries the node's Init log)
+        write(os.path.join(d, "init.err"), err)
         check(rc == 0 and out.strip() == CLUSTER_ID.hex(),
               "control plane: Init with --kms-uri-file, cluster ID = python's HKDF of the wrapped master secret (%s)"
               % err[-300:])
