@@ -15,7 +15,9 @@
 #      Create waits for a node that does not serve Init) with "Control plane already initialised",
 #      naming the cluster ID the configured secrets derive; no cluster in state
 #   3. other secrets (another master secret): "Control plane bound to another cluster"
-#   4. no secret in the state, the outputs or Terraform's debug logs
+#   4. a provider whose Create waits (a control plane that never serves Init) exits within 10 s of
+#      SIGTERM (terraform fails: "Plugin did not respond") and of terraform's SIGKILL (orphaned)
+#   5. no secret in the state, the outputs or Terraform's debug logs
 set -uo pipefail
 
 fail() { echo "test-provider-cluster-resume: FAIL: $*" >&2; exit 1; }
@@ -235,7 +237,55 @@ expect_log "Error: Control plane bound to another cluster"
 expect_log "initialised with other secrets"
 
 # ---------------------------------------------------------------------------------------------
-step "4. no secret in state, outputs or debug logs"
+step "4. a provider whose Create waits exits on SIGTERM, and when Terraform is gone"
+# A control plane that never serves Init (an address nothing listens on): Create would wait 20 minutes.
+for _ in $(seq 50); do
+        none="127.$((RANDOM % 254 + 1)).$((RANDOM % 256)).$((RANDOM % 250 + 2))"
+        connectable "$none" 9000 || break
+done
+sed -i "s/= \"$cp\"/= \"$none\"/; s/\[\"$cp\", /[\"$none\", /; s/^  nodes  .*$//" "$d/main.tf"
+grep -q "$cp" "$d/main.tf" && fail "main.tf still names $cp: $(grep -n "$cp" "$d/main.tf")"
+# provider_of PID: the child of terraform PID running the provider binary, once Create waits
+provider_of() {
+        local c t=$SECONDS
+        until grep -q 'constellation_cluster.c: Still creating' "$d/out.log"; do
+                kill -0 "$1" 2>/dev/null || { cat "$d/out.log"; fail "terraform ended before Create waited"; }
+                [ $((SECONDS - t)) -lt 120 ] || fail "Create did not wait within 120 s"
+                sleep 0.5
+        done
+        for c in $(pgrep -P "$1"); do
+                case $(readlink "/proc/$c/exe" 2>/dev/null) in */terraform-provider-constellation) echo "$c" ;; esac
+        done
+}
+gone_within() { # PID SECONDS
+        local t=$SECONDS
+        while [ -e "/proc/$1" ] && [ "$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)" != Z ]; do
+                [ $((SECONDS - t)) -lt "$2" ] || return 1
+                sleep 0.1
+        done
+}
+(cd "$d" && exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
+tfp=$!
+pids+=("$tfp")
+prov=$(provider_of "$tfp")
+[ -n "$prov" ] || fail "no provider process under terraform $tfp"
+kill -TERM "$prov"
+gone_within "$prov" 10 || fail "the provider (pid $prov) still runs 10 s after SIGTERM during Create"
+rc=0
+wait "$tfp" || rc=$?
+[ "$rc" != 0 ] || fail "terraform apply succeeded although its provider was stopped"
+expect_log "Error: Plugin did not respond"
+(cd "$d" && exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
+tfp=$!
+pids+=("$tfp")
+prov=$(provider_of "$tfp")
+[ -n "$prov" ] || fail "no provider process under terraform $tfp"
+pids+=("$prov")
+kill -9 "$tfp"
+gone_within "$prov" 10 || fail "the provider (pid $prov) still runs 10 s after terraform was killed (orphaned Create)"
+
+# ---------------------------------------------------------------------------------------------
+step "5. no secret in state, outputs or debug logs"
 no_secret_in "$st" "$d/out.log" "$work"/trace-*.log
 if ls "$work"/sanitizer* >/dev/null 2>&1; then
         cat "$work"/sanitizer* >&2
