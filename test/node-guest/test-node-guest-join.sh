@@ -281,13 +281,13 @@ touch "$work/fwd.gate"
 say "worker-pcr15: PCR 15 extended after its bootstrapper started (read back = SHA-256(0…0 ‖ value)), $(grep -c 'closed before the gate' "$work/fwd.log" || true) join attempt(s) closed before that; forwarder open"
 wait_refusal pcr15 'at index 15 ' 2 600
 grep -q '^forwarded$' "$work/fwd.log" || fail "the join service refused at PCR 15, but the forwarder forwarded nothing"
-say "worker-pcr15 refused by the join service twice after $(($(date +%s) - T0)) s: $(tr -d '\r' < "$cp_dir/console.log" | grep -a -m1 'at index 15 ' | sed 's/^.*\(aTLS connection\)/\1/' | cut -c1-200)"
+say "worker-pcr15 refused by the join service twice after $(($(date +%s) - T0)) s: $(tr -d '\r' < "$cp_dir/console.log" | grep -a -m1 'at index 15 ' | sed 's/^.*\(aTLS connection from [^ ]*\) .* \(at index .*\)$/\1 … \2/' | cut -c1-200)"
 say "worker-pcr15's bootstrapper: $(joiner_join_line pcr15)"
 
 # cmdline: refused naming PCR 4 (the UKI's hash; 9 and 11 differ too), and again when it retries
 left=$((2400 - ($(date +%s) - cmd_t0)))
 wait_refusal cmdline 'at index (4|9|11) ' 2 $((left < 300 ? 300 : left))
-say "worker-cmdline refused by the join service twice after $(($(date +%s) - T0)) s: $(tr -d '\r' < "$cp_dir/console.log" | grep -a -m1 -E 'at index (4|9|11) ' | sed 's/^.*\(aTLS connection\)/\1/' | cut -c1-200)"
+say "worker-cmdline refused by the join service twice after $(($(date +%s) - T0)) s: $(tr -d '\r' < "$cp_dir/console.log" | grep -a -m1 -E 'at index (4|9|11) ' | sed 's/^.*\(aTLS connection from [^ ]*\) .* \(at index .*\)$/\1 … \2/' | cut -c1-200)"
 say "worker-cmdline's bootstrapper: $(joiner_join_line cmdline)"
 
 # neither has a key: no node_state.json (the marker unit follows it), PCR 15 is not the cluster's
