@@ -329,7 +329,8 @@ static void *handler_thread(void *arg) {
         }
         /* Release this thread's OpenSSL state (error queue, DRBG) now, while the call still holds
          * the server: handler threads are detached, so after the last call_unref the program may
-         * already be exiting and LeakSanitizer would see the thread-local state as leaked. */
+         * already be exiting (OpenSSL no longer cleans up at exit, see common.c, so the thread's
+         * own exit would free it too; this frees it before the program can stop). */
         OPENSSL_thread_stop();
         call_unref(c);
         return NULL;
