@@ -202,6 +202,20 @@ kill_worker() {
         done
         say "worker-0's QEMU (pid $p) killed outside Terraform"
 }
+# wait_joined N: worker-0's join (or rejoin) is complete, durable on its state disk: its N-th
+# "CT-MARKER written|present" report line (the test image's marker unit follows node_state.json, which
+# the bootstrapper writes after re-keying the disk and marking it initialised). The verification
+# passes earlier, as soon as PCR 15 holds the cluster ID, which the join extends *before* it re-keys the
+# disk (Constellation's order): a worker killed in between comes back as a blank node and joins anew
+# instead of rejoining (run 2 at load 20 killed it 2.5 min after its PCR 15, before the re-key).
+wait_joined() {
+        local t=$SECONDS
+        until [ "$(grep -a -c -E '^CT-MARKER (written|present) ' "$wdir/worker-0/report.log" 2>/dev/null)" -ge "$1" ]; do
+                [ $((SECONDS - t)) -lt 1200 ] || fail "worker-0 did not finish its join within 1200 s (marker line $1): $(node_line worker-0)"
+                sleep 3
+        done
+        say "worker-0's join is complete on its state disk (marker line $1, after $((SECONDS - t)) s more)"
+}
 # verify_worker MEASUREMENTS-FILE: constellation-attest verify of worker-0 with the cluster ID
 verify_worker() {
         "$attest" verify --endpoint "$w_addr:30081" --cluster-id "$cid" --measurements "$1" --timeout 60 >"$work/verify.out" 2>&1
@@ -463,6 +477,7 @@ expect_log "No changes."
 
 # ---------------------------------------------------------------------------------------------
 say "6. worker-0 killed outside Terraform: plan shows it, apply restarts it, it rejoins by itself"
+wait_joined 1
 rejoins=$(cp_console_count 'rejoin ticket issued for disk')
 kill_worker
 rc=0
@@ -501,6 +516,7 @@ tf plan -detailed-exitcode -var wrong_pcr=11 || rc=$?
 # detail naming the PCR as the validator does)
 refused11='refused: .*(at index 11[^0-9]|PCR 11[^0-9])'
 refusals=$(cp_console_count "$refused11")
+wait_joined 2
 kill_worker
 tf_long apply-wrong-restart apply -auto-approve -var wrong_pcr=11 && { cat "$d/out.log"; fail "apply restarting worker-0 under wrong measurements succeeded"; }
 expect_log "Error: Nodes do not match attestation.measurements"
