@@ -11,6 +11,9 @@
 # state. Init is not resumable and the kubeconfig was only in the lost response. The same state is
 # made here without a race: a successful apply, then `terraform state rm` of the cluster.
 #   1. apply: Init, the control plane verifies; the cluster ID is python3's HKDF chain
+#   1b. measurements with PCR 3 wrong: apply pushes them to the join service and warns "Nodes do not
+#      match attestation.measurements" naming PCR 3 (verification records it, the plan is not empty);
+#      the right ones again: verified, plan empty
 #   2. the cluster removed from state: the next apply fails within 60 s (not after the 20 minutes
 #      Create waits for a node that does not serve Init) with "Control plane already initialised",
 #      naming the cluster ID the configured secrets derive; no cluster in state
@@ -219,6 +222,37 @@ while connectable "$cp" 9000; do
 done
 
 # ---------------------------------------------------------------------------------------------
+step "1b. measurements that differ from the running node's (PCR 3): pushed, a warning naming PCR 3; right again: verified"
+cp "$d/main.tf" "$work/main-right.tf"
+python3 - "$d/main.tf" <<'PY2' || fail "cannot change PCR 3 in main.tf"
+import re, sys
+s = open(sys.argv[1]).read()
+def flip(m):
+    v = m.group(2)
+    return m.group(1) + ("1" if v[0] == "0" else "0") + v[1:]
+s, n = re.subn(r'("3" = \{ expected = ")([0-9a-f]{64})', flip, s)
+assert n == 1
+open(sys.argv[1], "w").write(s)
+PY2
+updates=$(grep -c "accepted and in force" "$work/joinservice.log")
+apply_traced wrong || { cat "$d/out.log"; fail "apply of measurements with PCR 3 wrong failed"; }
+expect_log "Warning: Nodes do not match attestation.measurements"
+expect_log "PCR 3 differs"
+[ "$(grep -c "accepted and in force" "$work/joinservice.log")" -gt "$updates" ] || fail "the join service did not take the update: $(tail -n 3 "$work/joinservice.log")"
+jq -e '.resources[0].instances[0].attributes.verification | length == 1 and (.[0] | .verified == false and (.reason | test("PCR 3 differs")))' \
+        "$st" >/dev/null || fail "verification with PCR 3 wrong: $(jq -c '.resources[0].instances[0].attributes.verification' "$st")"
+rc=0
+tf plan -detailed-exitcode || rc=$?
+[ "$rc" = 2 ] || { cat "$d/out.log"; fail "plan with an unverified node: exit $rc, expected 2"; }
+cp "$work/main-right.tf" "$d/main.tf"
+apply_traced right || { cat "$d/out.log"; fail "apply of the right measurements failed"; }
+grep -q "do not match" "$d/out.log" && { cat "$d/out.log"; fail "the right measurements left the node unverified"; }
+jq -e '.resources[0].instances[0].attributes.verification | length == 1 and .[0].verified == true' "$st" >/dev/null ||
+        fail "verification after the right measurements: $(jq -c '.resources[0].instances[0].attributes.verification' "$st")"
+expect_ok plan -detailed-exitcode
+expect_log "No changes."
+
+# ---------------------------------------------------------------------------------------------
 step "2. the cluster not in state (an apply interrupted during Init): the next apply names it at once"
 expect_ok state rm constellation_cluster.c
 t=$SECONDS
@@ -264,6 +298,9 @@ gone_within() { # PID SECONDS
                 sleep 0.1
         done
 }
+# Emptied here, not by the background job's redirection: provider_of must not read the last apply's
+# "Still creating" before that job has started.
+: >"$d/out.log"
 (cd "$d" && exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
 tfp=$!
 pids+=("$tfp")
@@ -275,6 +312,9 @@ rc=0
 wait "$tfp" || rc=$?
 [ "$rc" != 0 ] || fail "terraform apply succeeded although its provider was stopped"
 expect_log "Error: Plugin did not respond"
+# Emptied here, not by the background job's redirection: provider_of must not read the last apply's
+# "Still creating" before that job has started.
+: >"$d/out.log"
 (cd "$d" && exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
 tfp=$!
 pids+=("$tfp")

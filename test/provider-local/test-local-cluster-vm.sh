@@ -153,6 +153,7 @@ tf_long() {
 tf_interrupt() {
         local name=$1 what=$2 t=$SECONDS c rc=0
         prov_pid=""
+        : >"$d/out.log" # not by the job's redirection: the wait below must not read the last apply's
         (cd "$d" && TF_LOG=debug TF_LOG_PATH="$work/trace-$name.log" exec "$TERRAFORM" apply -auto-approve -no-color) >"$d/out.log" 2>&1 &
         tf_pid=$!
         until grep -q 'constellation_cluster.local: Still creating' "$d/out.log" &&
