@@ -81,8 +81,10 @@ resource "constellation_cluster" "local" {
     ip_cidr_service = "10.96.0.0/12"
   }
   # After Init, wait until every node (the worker once it joined) attests with PCR 15 = the cluster ID.
+  # instance: a VM restarted by the infrastructure (a dead node at the next apply) changes `nodes`,
+  # so the cluster checks that node again (it rejoins by itself) instead of keeping its last result
   nodes = [for n in constellation_qemu_infrastructure.local[0].nodes :
-    { name = n.name, role = n.role, verification_endpoint = "${n.host_address}:30081" }]
+  { name = n.name, role = n.role, verification_endpoint = "${n.host_address}:30081", instance = tostring(n.qemu_pid) }]
   join_timeout = "30m" # TCG guests here take 8-15 min to boot
 }
 

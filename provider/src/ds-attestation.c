@@ -26,7 +26,7 @@
  *
  * Differences from Constellation's data source, on purpose:
  *  - a Rekor failure (log unreachable, no entry, entry not verifying) is an ERROR; Constellation
- *    only warns. `skip_rekor = true` turns it back into a warning; `insecure = true` skips the
+ *    only warns. `skip_rekor = true` does not contact the log at all (a warning says so); `insecure = true` skips the
  *    signature and Rekor checks as in Constellation (with a warning).
  *  - azure-tdx is refused with a diagnostic: its defaults (MRSEAM, Intel root key) are not built in
  *    yet.
@@ -82,8 +82,8 @@ static const tf_attr attestation_attrs[] = {
                          "the attestation config names it (it depends on the machine type).",
           .validate = tf_validate_one_of, .validate_arg = amd_products },
         { .name = "skip_rekor", .kind = CTY_BOOL, .mode = TF_OPTIONAL,
-          .description = "Accept the measurements without a verified Rekor transparency-log entry (a warning "
-                         "instead of an error)." },
+          .description = "Accept the measurements without a Rekor transparency-log entry: the log is not "
+                         "contacted (a warning says so)." },
         /* The cluster's attestation table, all computed here (tf_schema_to_proto forces that). */
         { .name = "attestation", .nesting = TF_NEST_SINGLE, .nested = tf_attestation_attrs_input, .mode = TF_COMPUTED,
           .description = "The attestation configuration, to pass to `constellation_cluster`." },
@@ -168,20 +168,23 @@ static int check_rekor(const tf_provider_state *p, const uint8_t *file, size_t l
                          "public key in PEM form.");
                 return -EINVAL;
         }
-        rekor_reason reason = REKOR_OK;
         _cleanup_free_ char *detail = NULL, *hex = hex_encode(digest, sizeof(digest));
+        /* skip_rekor: the log is not contacted at all. A lookup whose failure is only a warning
+         * would still send every plan's artifact digest (and a DNS query) to the public log, which
+         * a local or air-gapped cluster (examples/local, the tests: loopback only) must not do. */
+        if (optional) {
+                tf_warning(d, path, "Transparency log not checked",
+                           "skip_rekor is set: the transparency-log entry of %s (sha256 %s) was not looked up in %s; "
+                           "the signature alone vouches for the measurements.",
+                           url, hex ?: "?", rekor_url);
+                return 0;
+        }
+        rekor_reason reason = REKOR_OK;
         int r = rekor_lookup_and_verify(rekor_url, digest, signer, log_key, &reason, &detail);
         if (r >= 0)
                 return 0;
         /* lib/rekor's detail already starts with the reason. */
         const char *why = detail ?: rekor_reason_to_string(reason);
-        if (optional) {
-                tf_warning(d, path, "Transparency log check failed",
-                           "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s. "
-                           "Continuing because skip_rekor is set.",
-                           url, hex ?: "?", rekor_url, why);
-                return 0;
-        }
         tf_error(d, path, "Transparency log check failed",
                  "The transparency-log entry of %s (sha256 %s) could not be verified in %s: %s. Set "
                  "skip_rekor = true to accept the signature alone, or point the provider's rekor_url at a reachable "
