@@ -55,14 +55,7 @@ trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
 # connectable HOST PORT
-hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 # hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256, 32 bytes, hex
-hkdf() {
-        python3 -c 'import hmac,hashlib,sys
-ikm=bytes.fromhex(sys.argv[1]); salt=bytes.fromhex(sys.argv[2])
-prk=hmac.new(salt,ikm,hashlib.sha256).digest()
-print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$1" "$2" "$3"
-}
 
 # ---------------------------------------------------------------------------------------------
 step "swtpm, state disk, metadata, bootstrapper on 127.x:9000"

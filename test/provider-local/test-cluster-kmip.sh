@@ -59,14 +59,7 @@ cleanup() {
 trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
-hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 # hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256, 32 bytes, hex
-hkdf() {
-        python3 -c 'import hmac,hashlib,sys
-ikm=bytes.fromhex(sys.argv[1]); salt=bytes.fromhex(sys.argv[2])
-prk=hmac.new(salt,ikm,hashlib.sha256).digest()
-print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$1" "$2" "$3"
-}
 b64url() { python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(bytes.fromhex(sys.argv[1])).decode())' "$1"; }
 
 # ---------------------------------------------------------------------------------------------

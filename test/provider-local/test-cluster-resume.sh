@@ -57,21 +57,6 @@ cleanup() {
 trap cleanup EXIT
 
 . "$(dirname "$0")/tf-lib.sh"
-hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
-hkdf() {
-        python3 -c 'import hmac,hashlib,sys
-ikm=bytes.fromhex(sys.argv[1]); salt=bytes.fromhex(sys.argv[2])
-prk=hmac.new(salt,ikm,hashlib.sha256).digest()
-print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$1" "$2" "$3"
-}
-wait_listen() { # HOST PORT PID LOG WHAT
-        local deadline=$((SECONDS + 60))
-        until connectable "$1" "$2"; do
-                kill -0 "$3" 2>/dev/null || fail "$5 exited: $(tail -n 5 "$4")"
-                [ $SECONDS -lt $deadline ] || fail "$5 does not listen on $1:$2: $(tail -n 5 "$4")"
-                sleep 0.05
-        done
-}
 
 # ---------------------------------------------------------------------------------------------
 step "control-plane-0: swtpm, state disk, metadata, 127.x address, verification service, bootstrapper"

@@ -67,3 +67,22 @@ for _ in range(200):
         [ -n "$swtpm_pid" ] || fail "swtpm did not start: $(cat "$dir/swtpm.log")"
         tcti="swtpm:host=127.0.0.1,port=$port"
 }
+
+# hexrand N: N random bytes as hex; hkdf IKM_HEX SALT_HEX INFO: HKDF-SHA256 (32 bytes, hex) by
+# python3's hmac, not lib/crypto, so the tests check the provider against an independent derivation
+hexrand() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+hkdf() {
+        python3 -c 'import hmac,hashlib,sys
+ikm=bytes.fromhex(sys.argv[1]); salt=bytes.fromhex(sys.argv[2])
+prk=hmac.new(salt,ikm,hashlib.sha256).digest()
+print(hmac.new(prk,sys.argv[3].encode()+b"\x01",hashlib.sha256).hexdigest())' "$1" "$2" "$3"
+}
+# wait_listen HOST PORT PID LOG WHAT: until HOST:PORT accepts connections (60 s), while PID lives
+wait_listen() { # HOST PORT PID LOG WHAT
+        local deadline=$((SECONDS + 60))
+        until connectable "$1" "$2"; do
+                kill -0 "$3" 2>/dev/null || fail "$5 exited: $(tail -n 5 "$4")"
+                [ $SECONDS -lt $deadline ] || fail "$5 does not listen on $1:$2: $(tail -n 5 "$4")"
+                sleep 0.05
+        done
+}
